@@ -1,0 +1,30 @@
+// Validation of user-supplied flattened device trees.
+#pragma once
+
+#include "base/error.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace svmkit::format {
+
+// libfdt needs 8-byte aligned input; this owns an aligned copy.
+class AlignedFdt {
+  public:
+    explicit AlignedFdt(std::span<const std::byte> bytes);
+    [[nodiscard]] const void* data() const { return words_.data(); }
+    [[nodiscard]] std::size_t size() const { return size_; }
+
+  private:
+    std::vector<std::uint64_t> words_;
+    std::size_t size_;
+};
+
+// The whole blob must be one valid device tree (fdt_check_full) whose
+// totalsize is the blob size. Errors: ExitCode::malformed naming `where`.
+Result<void> check_device_tree(std::span<const std::byte> bytes, const std::string& where);
+
+} // namespace svmkit::format

@@ -1,0 +1,249 @@
+#include "format/image_reader.hpp"
+
+#include "base/checked.hpp"
+#include "format/image_layout.hpp"
+#include "format/manifest_fdt.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <elf.h>
+#include <set>
+
+namespace svmkit::format {
+
+const ImageSection* SecureImage::section(std::string_view name) const {
+    for (const auto& s : sections)
+        if (s.name == name)
+            return &s;
+    return nullptr;
+}
+
+const ImageSection* SecureImage::section(ComponentKind kind) const {
+    return section(component_section(kind));
+}
+
+namespace {
+
+bool is_known_loaded_section(std::string_view name) {
+    if (name == kManifestSection)
+        return true;
+    for (ComponentKind k : kAllComponentKinds)
+        if (component_section(k) == name)
+            return true;
+    return false;
+}
+
+} // namespace
+
+Result<SecureImage> open_image(const std::string& path) {
+    SVM_TRY(opened, InputFile::open(path));
+    auto file = std::make_shared<const InputFile>(std::move(opened));
+    SecureImage img;
+    img.file = file;
+    const std::uint64_t fsize = file->size();
+
+    if (fsize < sizeof(Elf64_Ehdr))
+        return fail(ExitCode::malformed, "{}: truncated: {} bytes is smaller than an ELF header",
+                    path, fsize);
+    Elf64_Ehdr eh;
+    SVM_CHECK(file->read_at(0, std::as_writable_bytes(std::span(&eh, 1))));
+    if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0)
+        return fail(ExitCode::malformed, "{}: not an ELF file (bad magic)", path);
+    if (eh.e_ident[EI_CLASS] != ELFCLASS64)
+        return fail(ExitCode::malformed, "{}: not a 64-bit ELF file", path);
+    if (eh.e_ident[EI_DATA] != ELFDATA2LSB)
+        return fail(ExitCode::malformed, "{}: not a little-endian ELF file", path);
+    if (eh.e_ident[EI_VERSION] != EV_CURRENT || eh.e_version != EV_CURRENT)
+        return fail(ExitCode::malformed, "{}: unknown ELF version", path);
+    if (eh.e_type != ET_EXEC)
+        return fail(ExitCode::malformed, "{}: not an ELF executable", path);
+    if (eh.e_machine == EM_X86_64)
+        img.arch = Arch::x86_64;
+    else if (eh.e_machine == EM_PPC64)
+        img.arch = Arch::ppc64le;
+    else
+        return fail(ExitCode::malformed, "{}: unsupported ELF machine {}", path, eh.e_machine);
+    if (eh.e_ehsize != sizeof(Elf64_Ehdr) || eh.e_phentsize != sizeof(Elf64_Phdr) ||
+        eh.e_shentsize != sizeof(Elf64_Shdr))
+        return fail(ExitCode::malformed, "{}: unexpected ELF header or table entry sizes", path);
+    if (eh.e_phnum == 0 || eh.e_phnum > kMaxImageSegments)
+        return fail(ExitCode::malformed, "{}: {} program headers (expected 1..{})", path,
+                    eh.e_phnum, kMaxImageSegments);
+    if (eh.e_shnum == 0 || eh.e_shnum > kMaxImageSections)
+        return fail(ExitCode::malformed, "{}: {} section headers (expected 1..{})", path,
+                    eh.e_shnum, kMaxImageSections);
+    auto ph_end = checked_add(eh.e_phoff, std::uint64_t{eh.e_phnum} * sizeof(Elf64_Phdr));
+    if (!ph_end || *ph_end > fsize)
+        return fail(ExitCode::malformed,
+                    "{}: truncated: program headers run past the end of the file", path);
+    auto sh_end = checked_add(eh.e_shoff, std::uint64_t{eh.e_shnum} * sizeof(Elf64_Shdr));
+    if (!sh_end || *sh_end > fsize)
+        return fail(ExitCode::malformed,
+                    "{}: truncated: section headers run past the end of the file", path);
+    if (eh.e_shstrndx == SHN_UNDEF || eh.e_shstrndx >= eh.e_shnum)
+        return fail(ExitCode::malformed, "{}: bad section name table index {}", path,
+                    eh.e_shstrndx);
+
+    std::vector<Elf64_Phdr> phdrs(eh.e_phnum);
+    SVM_CHECK(file->read_at(eh.e_phoff, std::as_writable_bytes(std::span(phdrs))));
+    std::vector<Elf64_Shdr> shdrs(eh.e_shnum);
+    SVM_CHECK(file->read_at(eh.e_shoff, std::as_writable_bytes(std::span(shdrs))));
+
+    // ---- segments -------------------------------------------------------------
+    const std::uint64_t va_base = arch_link_va_base(img.arch);
+    for (std::size_t i = 0; i < phdrs.size(); ++i) {
+        const Elf64_Phdr& p = phdrs[i];
+        if (p.p_type == PT_NULL || p.p_type == PT_NOTE || p.p_type == PT_GNU_STACK)
+            continue;
+        if (p.p_type != PT_LOAD)
+            return fail(ExitCode::malformed, "{}: unexpected program header type {:#x} (entry {})",
+                        path, p.p_type, i);
+        if (p.p_flags & PF_W)
+            return fail(ExitCode::malformed,
+                        "{}: segment {} is writable; image segments are read-only", path, i);
+        if (p.p_filesz != p.p_memsz)
+            return fail(ExitCode::malformed, "{}: segment {} has file size {} but memory size {}",
+                        path, i, p.p_filesz, p.p_memsz);
+        auto fend = checked_add(p.p_offset, p.p_filesz);
+        if (!fend || *fend > fsize)
+            return fail(ExitCode::malformed,
+                        "{}: truncated: segment {} runs past the end of the file", path, i);
+        if (!checked_add(p.p_paddr, p.p_memsz) || !checked_add(p.p_vaddr, p.p_memsz) ||
+            p.p_vaddr - p.p_paddr != va_base)
+            return fail(ExitCode::malformed, "{}: segment {} has inconsistent addresses", path, i);
+        for (const ImageSegment& o : img.segments)
+            if (ranges_overlap(o.paddr, o.memsz, p.p_paddr, p.p_memsz))
+                return fail(ExitCode::malformed, "{}: segment {} overlaps another loaded segment",
+                            path, i);
+        img.segments.push_back(
+            ImageSegment{p.p_offset, p.p_filesz, p.p_memsz, p.p_paddr, p.p_vaddr, p.p_flags});
+    }
+    if (img.segments.empty())
+        return fail(ExitCode::malformed, "{}: no loadable segment", path);
+
+    // ---- section names --------------------------------------------------------
+    const Elf64_Shdr& strsh = shdrs[eh.e_shstrndx];
+    auto str_end = checked_add(strsh.sh_offset, strsh.sh_size);
+    if (strsh.sh_type != SHT_STRTAB || !str_end || *str_end > fsize || strsh.sh_size > 4096 ||
+        strsh.sh_size == 0)
+        return fail(ExitCode::malformed,
+                    "{}: section name table lies outside the file or is invalid", path);
+    std::vector<char> names(strsh.sh_size);
+    SVM_CHECK(file->read_at(strsh.sh_offset, std::as_writable_bytes(std::span(names))));
+    if (names.back() != '\0')
+        return fail(ExitCode::malformed, "{}: section name table is not terminated", path);
+
+    // ---- sections -------------------------------------------------------------
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < shdrs.size(); ++i) {
+        const Elf64_Shdr& s = shdrs[i];
+        if (i == 0) {
+            if (s.sh_type != SHT_NULL)
+                return fail(ExitCode::malformed, "{}: section 0 is not the null section", path);
+            continue;
+        }
+        if (s.sh_name >= names.size())
+            return fail(ExitCode::malformed, "{}: section {} name lies outside the name table",
+                        path, i);
+        std::string name(&names[s.sh_name]);
+        if (!seen.insert(name).second)
+            return fail(ExitCode::malformed, "{}: duplicate section '{}'", path, name);
+        if (i == eh.e_shstrndx)
+            continue;
+        if (!is_known_loaded_section(name))
+            return fail(ExitCode::malformed, "{}: unknown section '{}'", path, name);
+        if (s.sh_type != SHT_PROGBITS || !(s.sh_flags & SHF_ALLOC))
+            return fail(ExitCode::malformed, "{}: section '{}' is not loadable data", path, name);
+        if (s.sh_flags & SHF_WRITE)
+            return fail(ExitCode::malformed, "{}: section '{}' is writable", path, name);
+        auto end = checked_add(s.sh_offset, s.sh_size);
+        if (!end || *end > fsize)
+            return fail(ExitCode::malformed,
+                        "{}: truncated: section '{}' runs past the end of the file", path, name);
+        // Exactly one segment must carry this section at the same place.
+        const ImageSegment* carrier = nullptr;
+        for (const ImageSegment& seg : img.segments) {
+            if (s.sh_addr >= seg.vaddr && s.sh_addr - seg.vaddr <= seg.memsz &&
+                s.sh_size <= seg.memsz - (s.sh_addr - seg.vaddr) && s.sh_size > 0) {
+                if (carrier != nullptr)
+                    return fail(ExitCode::malformed, "{}: section '{}' lies in two segments", path,
+                                name);
+                carrier = &seg;
+            }
+        }
+        if (carrier == nullptr)
+            return fail(ExitCode::malformed, "{}: section '{}' is not inside a loadable segment",
+                        path, name);
+        if (s.sh_offset != carrier->offset + (s.sh_addr - carrier->vaddr))
+            return fail(ExitCode::malformed,
+                        "{}: section '{}' file offset disagrees with its segment", path, name);
+        const bool exec = (s.sh_flags & SHF_EXECINSTR) != 0;
+        if (exec != ((carrier->flags & PF_X) != 0) || (exec && name != ".text"))
+            return fail(ExitCode::malformed, "{}: section '{}' has the wrong executable flag", path,
+                        name);
+        ImageSection sec{name, s.sh_offset, s.sh_size,
+                         carrier->paddr + (s.sh_addr - carrier->vaddr), exec};
+        if (name == kManifestSection)
+            img.manifest_section = sec;
+        else
+            img.sections.push_back(sec);
+    }
+    for (const char* required : {".text", kManifestSection, ".kernel:vmlinux.strip"})
+        if (!seen.contains(required))
+            return fail(ExitCode::malformed, "{}: missing section '{}'", path, required);
+    std::sort(img.sections.begin(), img.sections.end(),
+              [](const ImageSection& a, const ImageSection& b) { return a.address < b.address; });
+
+    // Every loaded segment must carry a known section (no anonymous bytes).
+    for (const ImageSegment& seg : img.segments) {
+        bool carried = seg.paddr == img.manifest_section.address;
+        for (const ImageSection& s : img.sections)
+            carried = carried || s.address == seg.paddr;
+        if (!carried)
+            return fail(ExitCode::malformed, "{}: segment at {:#x} carries no known section", path,
+                        seg.paddr);
+    }
+
+    // ---- the manifest -----------------------------------------------------------
+    const ImageSection& ms = img.manifest_section;
+    if (ms.size > kMaxManifestSize)
+        return fail(ExitCode::malformed, "{}: manifest section is {} bytes, more than the {} limit",
+                    path, ms.size, kMaxManifestSize);
+    std::vector<std::byte> blob(ms.size);
+    SVM_CHECK(file->read_at(ms.offset, blob));
+    SVM_TRY(manifest, decode_manifest_fdt(blob, path));
+    blob.resize(manifest_fdt_size(blob));
+    img.manifest_blob = std::move(blob);
+    img.manifest = std::move(manifest);
+    img.entry_vaddr = eh.e_entry;
+
+    // ---- container and manifest agree ---------------------------------------------
+    const Manifest& m = img.manifest;
+    if (m.arch != img.arch)
+        return fail(ExitCode::malformed, "{}: manifest says {}, the ELF header says {}", path,
+                    arch_name(m.arch), arch_name(img.arch));
+    if (eh.e_entry != va_base + m.entry)
+        return fail(ExitCode::malformed, "{}: ELF entry point disagrees with the manifest", path);
+    for (const ImageSection& s : img.sections) {
+        const Component* c = nullptr;
+        for (ComponentKind k : kAllComponentKinds)
+            if (component_section(k) == s.name)
+                c = m.find(k);
+        if (c == nullptr)
+            return fail(ExitCode::malformed, "{}: section '{}' has no manifest entry", path,
+                        s.name);
+        if (c->address != s.address || c->size != s.size)
+            return fail(ExitCode::malformed,
+                        "{}: section '{}' is at {:#x} size {}, the manifest says {:#x} size {}",
+                        path, s.name, s.address, s.size, c->address, c->size);
+    }
+    for (const Component& c : m.components)
+        if (img.section(c.kind) == nullptr)
+            return fail(ExitCode::malformed, "{}: missing section '{}' for manifest component {}",
+                        path, component_section(c.kind), component_name(c.kind));
+    if (ms.address < m.image_base)
+        return fail(ExitCode::malformed, "{}: manifest section lies below the image base", path);
+    return img;
+}
+
+} // namespace svmkit::format

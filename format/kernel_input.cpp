@@ -1,0 +1,218 @@
+#include "format/kernel_input.hpp"
+
+#include "base/checked.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <elf.h>
+
+namespace svmkit::format {
+
+namespace {
+
+std::string machine_name(std::uint16_t machine) {
+    switch (machine) {
+    case EM_X86_64:
+        return "x86-64";
+    case EM_PPC64:
+        return "PowerPC64";
+    case EM_PPC:
+        return "PowerPC (32-bit)";
+    case EM_AARCH64:
+        return "AArch64";
+    case EM_386:
+        return "i386";
+    case EM_RISCV:
+        return "RISC-V";
+    case EM_S390:
+        return "s390";
+    default:
+        return fmt::format("machine {}", machine);
+    }
+}
+
+struct LoadSegment {
+    std::uint64_t offset, filesz, memsz, paddr, vaddr;
+};
+
+// Extents of allocated, file-backed sections at their load addresses
+// (image_offset holds the absolute load address here), sorted and disjoint.
+// Falls back to the segments when the file has no section headers.
+Result<std::vector<Extent>> section_extents(const InputFile& file, const Elf64_Ehdr& eh,
+                                            const std::vector<LoadSegment>& loads) {
+    const std::string& path = file.path();
+    std::vector<Extent> out;
+    if (eh.e_shnum == 0) {
+        for (const LoadSegment& s : loads)
+            if (s.filesz > 0)
+                out.push_back(Extent{s.offset, s.filesz, s.paddr});
+        return out;
+    }
+    if (eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shnum > kMaxKernelSections)
+        return fail(ExitCode::malformed,
+                    "{}: unexpected section header table ({} entries of {} bytes)", path,
+                    eh.e_shnum, eh.e_shentsize);
+    auto sh_end = checked_add(eh.e_shoff, std::uint64_t{eh.e_shnum} * sizeof(Elf64_Shdr));
+    if (!sh_end || *sh_end > file.size())
+        return fail(ExitCode::malformed, "{}: truncated ELF: section headers run past the end",
+                    path);
+    std::vector<Elf64_Shdr> shdrs(eh.e_shnum);
+    SVM_CHECK(file.read_at(eh.e_shoff, std::as_writable_bytes(std::span(shdrs))));
+    for (std::size_t i = 1; i < shdrs.size(); ++i) {
+        const Elf64_Shdr& sh = shdrs[i];
+        if (!(sh.sh_flags & SHF_ALLOC) || sh.sh_type == SHT_NOBITS || sh.sh_size == 0)
+            continue;
+        auto end = checked_add(sh.sh_offset, sh.sh_size);
+        if (!end || *end > file.size())
+            return fail(ExitCode::malformed, "{}: truncated ELF: section {} runs past the end",
+                        path, i);
+        const LoadSegment* seg = nullptr;
+        for (const LoadSegment& s : loads)
+            if (sh.sh_offset >= s.offset && *end <= s.offset + s.filesz)
+                seg = &s;
+        if (seg == nullptr)
+            return fail(ExitCode::malformed,
+                        "{}: allocated section {} is outside every loadable segment", path, i);
+        out.push_back(Extent{sh.sh_offset, sh.sh_size, seg->paddr + (sh.sh_offset - seg->offset)});
+    }
+    std::sort(out.begin(), out.end(),
+              [](const Extent& a, const Extent& b) { return a.image_offset < b.image_offset; });
+    for (std::size_t i = 1; i < out.size(); ++i)
+        if (out[i - 1].image_offset + out[i - 1].length > out[i].image_offset)
+            return fail(ExitCode::malformed, "{}: sections overlap at load address {:#x}", path,
+                        out[i].image_offset);
+    return out;
+}
+
+Result<KernelInput> analyze_elf(std::shared_ptr<const InputFile> file, Arch arch) {
+    const std::string& path = file->path();
+    unsigned char ident[EI_NIDENT];
+    SVM_CHECK(file->read_at(0, std::as_writable_bytes(std::span(ident))));
+    if (ident[EI_CLASS] != ELFCLASS64)
+        return fail(ExitCode::malformed, "{}: 32-bit ELF kernels are not supported", path);
+    if (ident[EI_DATA] != ELFDATA2LSB)
+        return fail(ExitCode::malformed,
+                    "{}: big-endian ELF kernel; svmkit wraps little-endian kernels", path);
+    if (file->size() < sizeof(Elf64_Ehdr))
+        return fail(ExitCode::malformed, "{}: truncated ELF header", path);
+    Elf64_Ehdr eh;
+    SVM_CHECK(file->read_at(0, std::as_writable_bytes(std::span(&eh, 1))));
+    if (eh.e_machine != arch_elf_machine(arch))
+        return fail(ExitCode::malformed, "{}: kernel is for {}, but the image is for {} (--arch)",
+                    path, machine_name(eh.e_machine), arch_name(arch));
+    if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN)
+        return fail(ExitCode::malformed, "{}: ELF kernel is not an executable (type {})", path,
+                    eh.e_type);
+    if (eh.e_phentsize != sizeof(Elf64_Phdr))
+        return fail(ExitCode::malformed, "{}: unexpected program header size {}", path,
+                    eh.e_phentsize);
+    if (eh.e_phnum == 0 || eh.e_phnum > kMaxKernelSegments)
+        return fail(ExitCode::malformed, "{}: {} program headers (expected 1..{})", path,
+                    eh.e_phnum, kMaxKernelSegments);
+    auto ph_end = checked_add(eh.e_phoff, std::uint64_t{eh.e_phnum} * sizeof(Elf64_Phdr));
+    if (!ph_end || *ph_end > file->size())
+        return fail(ExitCode::malformed, "{}: truncated ELF: program headers run past the end",
+                    path);
+    std::vector<Elf64_Phdr> phdrs(eh.e_phnum);
+    SVM_CHECK(file->read_at(eh.e_phoff, std::as_writable_bytes(std::span(phdrs))));
+
+    std::vector<LoadSegment> loads;
+    for (std::size_t i = 0; i < phdrs.size(); ++i) {
+        const Elf64_Phdr& p = phdrs[i];
+        if (p.p_type != PT_LOAD || p.p_memsz == 0)
+            continue;
+        if (p.p_filesz > p.p_memsz)
+            return fail(ExitCode::malformed, "{}: segment {} has file size > memory size", path, i);
+        auto fend = checked_add(p.p_offset, p.p_filesz);
+        if (!fend || *fend > file->size())
+            return fail(ExitCode::malformed,
+                        "{}: truncated ELF: segment {} needs bytes up to {} but the file has {}",
+                        path, i, fend ? *fend : ~0ull, file->size());
+        if (!checked_add(p.p_paddr, p.p_memsz) || !checked_add(p.p_vaddr, p.p_memsz))
+            return fail(ExitCode::malformed, "{}: segment {} address range overflows", path, i);
+        loads.push_back(LoadSegment{p.p_offset, p.p_filesz, p.p_memsz, p.p_paddr, p.p_vaddr});
+    }
+    if (loads.empty())
+        return fail(ExitCode::malformed, "{}: ELF kernel has no loadable segment", path);
+    std::sort(loads.begin(), loads.end(),
+              [](const LoadSegment& a, const LoadSegment& b) { return a.paddr < b.paddr; });
+    for (std::size_t i = 1; i < loads.size(); ++i)
+        if (loads[i - 1].paddr + loads[i - 1].memsz > loads[i].paddr)
+            return fail(ExitCode::malformed, "{}: loadable segments overlap at {:#x}", path,
+                        loads[i].paddr);
+
+    // The loadable image is what `objcopy -O binary -S` writes: the contents
+    // of every allocated section that has file bytes, placed at its load
+    // (physical) address, from the lowest such address to the end of the
+    // highest, gaps zero-filled. Program headers may also map the ELF headers,
+    // which are not part of it.
+    SVM_TRY(extents, section_extents(*file, eh, loads));
+    if (extents.empty())
+        return fail(ExitCode::malformed, "{}: ELF kernel has no bytes to load", path);
+    const std::uint64_t base = extents.front().image_offset; // absolute LMA until rebased
+    KernelInput k;
+    k.is_elf = true;
+    k.image.label = path;
+    k.image.file = file;
+    std::uint64_t mem_end = 0;
+    for (const LoadSegment& s : loads)
+        mem_end = std::max(mem_end, s.paddr + s.memsz);
+    for (Extent& e : extents)
+        e.image_offset -= base;
+    k.image.size = extents.back().image_offset + extents.back().length;
+    k.image.extents = std::move(extents);
+    k.placement.load_address = base;
+    k.placement.memory_size = std::max(mem_end - base, k.image.size);
+
+    // The entry point is a virtual address; find it in its segment.
+    bool found = false;
+    for (const LoadSegment& s : loads) {
+        if (eh.e_entry >= s.vaddr && eh.e_entry - s.vaddr < s.memsz &&
+            s.paddr + (eh.e_entry - s.vaddr) >= base) {
+            k.placement.entry_offset = s.paddr + (eh.e_entry - s.vaddr) - base;
+            found = true;
+            break;
+        }
+    }
+    if (!found)
+        return fail(ExitCode::malformed, "{}: entry point {:#x} is outside every loadable segment",
+                    path, eh.e_entry);
+    return k;
+}
+
+} // namespace
+
+Result<KernelInput> analyze_kernel(std::shared_ptr<const InputFile> file, Arch arch,
+                                   std::optional<std::uint64_t> load_address) {
+    if (file->size() == 0)
+        return fail(ExitCode::malformed, "{}: kernel file is empty", file->path());
+    unsigned char magic[4] = {};
+    bool is_elf = false;
+    if (file->size() >= 4) {
+        SVM_CHECK(file->read_at(0, std::as_writable_bytes(std::span(magic))));
+        is_elf = std::memcmp(magic, ELFMAG, SELFMAG) == 0;
+    }
+    if (is_elf) {
+        if (file->size() < EI_NIDENT)
+            return fail(ExitCode::malformed, "{}: truncated ELF header", file->path());
+        SVM_TRY(k, analyze_elf(file, arch));
+        if (load_address && *load_address != k.placement.load_address)
+            return fail(
+                ExitCode::usage,
+                "{}: --kernel-load-addr {:#x} contradicts the ELF kernel's load address {:#x}",
+                file->path(), *load_address, k.placement.load_address);
+        return k;
+    }
+    if (!load_address)
+        return fail(ExitCode::usage,
+                    "{}: not an ELF file; a raw kernel image needs --kernel-load-addr",
+                    file->path());
+    KernelInput k;
+    k.image = PayloadSource::from_file(file);
+    k.placement.load_address = *load_address;
+    k.placement.memory_size = file->size();
+    k.placement.entry_offset = 0;
+    return k;
+}
+
+} // namespace svmkit::format

@@ -1,0 +1,81 @@
+# Shared helpers for the end-to-end tests. Each test sources this file, runs in
+# its own temporary directory, and fails on the first broken expectation.
+set -euo pipefail
+: "${SVMKIT:?SVMKIT must point at the svmkit binary}"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+FAILURES=0
+CHECKS=0
+
+fail() {
+  echo "FAIL: $*" >&2
+  FAILURES=$((FAILURES + 1))
+}
+
+# expect_exit CODE CMD...: runs CMD, checks its exit code; output in $OUT/$ERR.
+expect_exit() {
+  local want=$1
+  shift
+  CHECKS=$((CHECKS + 1))
+  set +e
+  "$@" >"$WORK/.out" 2>"$WORK/.err"
+  local got=$?
+  set -e
+  OUT=$(cat "$WORK/.out")
+  ERR=$(cat "$WORK/.err")
+  if [ "$got" -ne "$want" ]; then
+    fail "expected exit $want, got $got: $*"
+    echo "  stdout: $OUT" >&2
+    echo "  stderr: $ERR" >&2
+    return 0
+  fi
+}
+
+# expect_error CODE PATTERN CMD...: exit code CODE and stderr matching PATTERN.
+expect_error() {
+  local code=$1 pattern=$2
+  shift 2
+  expect_exit "$code" "$@"
+  if ! grep -qE -- "$pattern" <<<"$ERR"; then
+    fail "stderr of '$*' does not match /$pattern/: $ERR"
+  fi
+}
+
+expect_contains() {
+  CHECKS=$((CHECKS + 1))
+  grep -qE -- "$2" <<<"$1" || fail "output does not match /$2/: $1"
+}
+
+expect_no_file() {
+  CHECKS=$((CHECKS + 1))
+  [ ! -e "$1" ] || fail "$1 exists but should not"
+  # Nor any temporary left beside it.
+  local leftovers
+  leftovers=$(ls -a "$(dirname "$1")" | grep -F ".$(basename "$1").svmkit-" || true)
+  [ -z "$leftovers" ] || fail "temporary files left behind: $leftovers"
+}
+
+same_files() {
+  CHECKS=$((CHECKS + 1))
+  cmp -s "$1" "$2" || fail "$1 and $2 differ"
+}
+
+# A small x86-64 ELF "kernel" made with the system toolchain.
+make_x86_kernel() {
+  local out=$1
+  cat > "$WORK/kern.c" <<'C'
+void _start(void) { for (;;) __asm__ volatile("hlt"); }
+const char banner[] = "svmkit test kernel";
+C
+  gcc -nostdlib -static -no-pie -fno-pic -O2 -Wl,-Ttext=0x200000 -Wl,--build-id=none \
+      -o "$out" "$WORK/kern.c"
+}
+
+finish() {
+  if [ "$FAILURES" -ne 0 ]; then
+    echo "$FAILURES of $CHECKS checks failed" >&2
+    exit 1
+  fi
+  echo "all $CHECKS checks passed"
+}

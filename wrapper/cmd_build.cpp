@@ -1,0 +1,165 @@
+// svmkit build: inputs -> one signed secure image.
+#include "wrapper/commands.hpp"
+
+#include "format/dtb.hpp"
+#include "format/image_writer.hpp"
+#include "format/kernel_input.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+namespace svmkit::cli {
+
+namespace {
+
+// Linux's COMMAND_LINE_SIZE on powerpc and x86 is 2048 including the NUL.
+constexpr std::size_t kMaxCmdline = 2047;
+
+Result<std::string> read_cmdline(const BuildOptions& o) {
+    std::string cmdline;
+    std::string where = "--cmdline";
+    if (o.cmdline) {
+        cmdline = *o.cmdline;
+    } else if (o.cmdline_file) {
+        where = *o.cmdline_file;
+        SVM_TRY(bytes, read_small_file(*o.cmdline_file, 1 << 20));
+        cmdline.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        // Files conventionally end with a newline; it is not part of the command line.
+        if (cmdline.ends_with("\r\n"))
+            cmdline.resize(cmdline.size() - 2);
+        else if (cmdline.ends_with('\n'))
+            cmdline.pop_back();
+    }
+    if (cmdline.find('\0') != std::string::npos)
+        return fail(ExitCode::malformed, "{}: the command line contains a NUL byte", where);
+    if (cmdline.size() > kMaxCmdline)
+        return fail(ExitCode::malformed,
+                    "{}: the command line is {} bytes; Linux accepts at most {}", where,
+                    cmdline.size(), kMaxCmdline);
+    return cmdline;
+}
+
+Result<std::vector<std::byte>> read_dtb(const std::string& path) {
+    SVM_TRY(bytes, read_small_file(path, 16u << 20));
+    SVM_CHECK(format::check_device_tree(bytes, path));
+    return bytes;
+}
+
+Result<std::uint64_t> creation_time() {
+    const char* epoch = std::getenv("SOURCE_DATE_EPOCH");
+    if (epoch == nullptr || *epoch == '\0')
+        return static_cast<std::uint64_t>(std::time(nullptr));
+    auto v = parse_u64(epoch, "SOURCE_DATE_EPOCH");
+    if (!v)
+        return fail(ExitCode::usage, "SOURCE_DATE_EPOCH='{}' is not a number of seconds", epoch);
+    return *v;
+}
+
+} // namespace
+
+Result<std::vector<signer::PrivateKey>> load_private_keys(const KeyOptions& k) {
+    signer::PassphraseSource pass{k.passphrase_env, k.passphrase_file};
+    std::vector<signer::PrivateKey> keys;
+    for (const std::string& path : k.keys) {
+        SVM_TRY(key, signer::PrivateKey::load(path, pass));
+        keys.push_back(std::move(key));
+    }
+    return keys;
+}
+
+Result<int> run_build(const BuildOptions& o) {
+    SVM_TRY(arch, format::parse_arch(o.arch));
+    auto hash = signer::parse_digest_name(o.hash);
+    if (!hash)
+        return fail(ExitCode::usage, "--hash: unknown digest '{}' (sha256, sha384 or sha512)",
+                    o.hash);
+    auto compression = format::parse_compression_name(o.compress);
+    if (!compression)
+        return fail(ExitCode::usage, "--compress: unknown compression '{}' (none or gzip)",
+                    o.compress);
+    SVM_TRY(swiotlb, parse_size(o.swiotlb_size, "--swiotlb-size"));
+    std::optional<std::uint64_t> load_addr;
+    if (o.kernel_load_addr) {
+        SVM_TRY(v, parse_u64(*o.kernel_load_addr, "--kernel-load-addr"));
+        load_addr = v;
+    }
+    if (o.unsigned_image && !o.key.keys.empty())
+        return fail(ExitCode::usage, "--unsigned and --key exclude each other");
+    if (!o.unsigned_image && o.key.keys.empty())
+        return fail(ExitCode::usage,
+                    "no signing key: give --key KEY (or --unsigned to sign later)");
+    SVM_TRY(when, creation_time());
+
+    // Keys first: a wrong passphrase should fail before minutes of hashing.
+    SVM_TRY(keys, load_private_keys(o.key));
+    SVM_TRY(stub, format::embedded_stub(arch));
+
+    format::ImageBuildRequest req;
+    req.arch = arch;
+    req.stub = std::move(stub);
+    req.security_version = o.security_version;
+    req.creation_time = when;
+    req.swiotlb_size = swiotlb;
+    req.hash = *hash;
+    req.output_path = o.output;
+    for (const auto& key : keys)
+        req.keys.push_back(&key);
+
+    SVM_TRY(kfile, InputFile::open(o.kernel));
+    auto kernel_file = std::make_shared<const InputFile>(std::move(kfile));
+    SVM_TRY(kernel, format::analyze_kernel(kernel_file, arch, load_addr));
+    format::ComponentInput kin;
+    kin.kind = format::ComponentKind::kernel;
+    kin.kernel = kernel.placement;
+    if (*compression == format::Compression::gzip) {
+        SVM_TRY(packed, format::gzip_payload(kernel.image, *hash));
+        kin.stored = std::move(packed.stored);
+        kin.compression = format::Compression::gzip;
+        kin.unpacked_size = kernel.image.size;
+        kin.unpacked_digest = std::move(packed.unpacked_digest);
+    } else {
+        kin.stored = std::move(kernel.image);
+    }
+    req.payloads.push_back(std::move(kin));
+
+    if (o.initrd) {
+        SVM_TRY(f, InputFile::open(*o.initrd));
+        if (f.size() == 0)
+            return fail(ExitCode::malformed, "{}: initrd file is empty", *o.initrd);
+        format::ComponentInput in;
+        in.kind = format::ComponentKind::initrd;
+        in.stored =
+            format::PayloadSource::from_file(std::make_shared<const InputFile>(std::move(f)));
+        req.payloads.push_back(std::move(in));
+    }
+    SVM_TRY(cmdline, read_cmdline(o));
+    if (!cmdline.empty()) {
+        format::ComponentInput in;
+        in.kind = format::ComponentKind::cmdline;
+        in.stored = format::PayloadSource::from_memory(
+            "command line",
+            std::vector<std::byte>(reinterpret_cast<const std::byte*>(cmdline.data()),
+                                   reinterpret_cast<const std::byte*>(cmdline.data()) +
+                                       cmdline.size()));
+        req.payloads.push_back(std::move(in));
+    }
+    if (o.dtb) {
+        SVM_TRY(dtb, read_dtb(*o.dtb));
+        format::ComponentInput in;
+        in.kind = format::ComponentKind::dtb;
+        in.stored = format::PayloadSource::from_memory(*o.dtb, std::move(dtb));
+        req.payloads.push_back(std::move(in));
+    }
+
+    SVM_TRY(built, format::build_image(req));
+    std::printf("wrote %s: %s image, %zu components, %zu signature%s, %llu bytes\n",
+                o.output.c_str(), std::string(format::arch_name(arch)).c_str(),
+                built.manifest.components.size(), built.manifest.signatures.size(),
+                built.manifest.signatures.size() == 1 ? "" : "s",
+                static_cast<unsigned long long>(built.file_size));
+    return 0;
+}
+
+} // namespace svmkit::cli

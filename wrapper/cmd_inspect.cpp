@@ -1,0 +1,156 @@
+// svmkit inspect: everything inside an image, for people and for scripts.
+#include "wrapper/commands.hpp"
+
+#include "format/image_layout.hpp"
+#include "format/image_reader.hpp"
+#include "format/verify.hpp"
+#include "wrapper/json.hpp"
+
+#include <cstdio>
+#include <ctime>
+
+namespace svmkit::cli {
+
+namespace {
+
+std::string iso_time(std::uint64_t t) {
+    std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+std::string hex_addr(std::uint64_t v) {
+    return fmt::format("{:#x}", v);
+}
+
+void inspect_json(const format::SecureImage& img) {
+    const format::Manifest& m = img.manifest;
+    JsonWriter j;
+    j.begin_object();
+    j.value("schema", "svmkit-inspect-v1");
+    j.value("file", img.path());
+    j.value("file_size", img.file->size());
+    j.value("arch", format::arch_name(m.arch));
+    j.begin_object("manifest");
+    j.value("format_version", std::uint64_t{m.format_version});
+    j.value("image_base", hex_addr(m.image_base));
+    j.value("entry", hex_addr(m.entry));
+    j.value("security_version", m.security_version);
+    j.value("creation_time", m.creation_time);
+    j.value("creation_time_utc", iso_time(m.creation_time));
+    j.value("swiotlb_size", m.swiotlb_size);
+    j.value("hash", signer::digest_name(m.hash));
+    j.value("section_address", hex_addr(img.manifest_section.address));
+    j.value("section_size", img.manifest_section.size);
+    j.value("blob_size", std::uint64_t{img.manifest_blob.size()});
+    j.end_object();
+    j.begin_array("components");
+    for (const format::Component& c : m.components) {
+        const format::ImageSection* s = img.section(c.kind);
+        j.begin_object();
+        j.value("name", format::component_name(c.kind));
+        j.value("section", s->name);
+        j.value("address", hex_addr(c.address));
+        j.value("file_offset", s->offset);
+        j.value("size", c.size);
+        j.value("compression", format::compression_name(c.compression));
+        j.value("digest", format::hex(c.digest));
+        if (c.unpacked_size)
+            j.value("unpacked_size", *c.unpacked_size);
+        if (c.unpacked_digest)
+            j.value("unpacked_digest", format::hex(*c.unpacked_digest));
+        if (c.kernel) {
+            j.value("load_address", hex_addr(c.kernel->load_address));
+            j.value("memory_size", c.kernel->memory_size);
+            j.value("entry_offset", hex_addr(c.kernel->entry_offset));
+        }
+        j.end_object();
+    }
+    j.end_array();
+    j.begin_array("signatures");
+    for (const format::Signature& s : m.signatures) {
+        j.begin_object();
+        j.value("algorithm", signer::algorithm_name(s.algorithm));
+        j.value("key_id", signer::key_id_hex(s.key_id));
+        j.value("value", format::hex(s.value));
+        j.end_object();
+    }
+    j.end_array();
+    j.end_object();
+    std::fputs(j.str().c_str(), stdout);
+}
+
+std::string human_size(std::uint64_t v) {
+    if (v >= (1ull << 20))
+        return fmt::format("{} ({:.1f} MiB)", v, static_cast<double>(v) / (1 << 20));
+    if (v >= (1ull << 10))
+        return fmt::format("{} ({:.1f} KiB)", v, static_cast<double>(v) / (1 << 10));
+    return std::to_string(v);
+}
+
+void inspect_text(const format::SecureImage& img) {
+    const format::Manifest& m = img.manifest;
+    std::string out;
+    out += fmt::format("image       {}\n", img.path());
+    out += fmt::format("arch        {}\n", format::arch_name(m.arch));
+    out += fmt::format("file size   {}\n", human_size(img.file->size()));
+    out += fmt::format("image base  {:#x}    entry {:#x}\n", m.image_base, m.entry);
+    out += fmt::format("manifest    format {}, {} at {:#x} (section {} bytes, blob {} bytes)\n",
+                       m.format_version, format::kManifestSection, img.manifest_section.address,
+                       img.manifest_section.size, img.manifest_blob.size());
+    out += fmt::format("created     {} ({})\n", iso_time(m.creation_time), m.creation_time);
+    out += fmt::format("security    version {}\n", m.security_version);
+    out += fmt::format("bounce pool {}\n", human_size(m.swiotlb_size));
+    out += fmt::format("hash        {}\n", signer::digest_name(m.hash));
+    out += "components\n";
+    for (const format::Component& c : m.components) {
+        const format::ImageSection* s = img.section(c.kind);
+        out += fmt::format("  {:<12} {:<22} at {:#010x} size {}{}\n",
+                           format::component_name(c.kind), s->name, c.address, human_size(c.size),
+                           c.compression == format::Compression::none
+                               ? std::string()
+                               : fmt::format(", {}", format::compression_name(c.compression)));
+        out +=
+            fmt::format("  {:<12} {} {}\n", "", signer::digest_name(m.hash), format::hex(c.digest));
+        if (c.unpacked_size)
+            out += fmt::format("  {:<12} unpacked {} {} {}\n", "", human_size(*c.unpacked_size),
+                               signer::digest_name(m.hash), format::hex(*c.unpacked_digest));
+        if (c.kernel)
+            out += fmt::format("  {:<12} load at {:#x}, memory {}, entry +{:#x}\n", "",
+                               c.kernel->load_address, human_size(c.kernel->memory_size),
+                               c.kernel->entry_offset);
+        if (c.kind == format::ComponentKind::cmdline) {
+            // The command line is small and the one component people read.
+            auto src = format::component_source(img, c.kind);
+            std::string text;
+            (void)format::stream_payload(
+                src, [&](std::span<const std::byte> chunk) -> Result<void> {
+                    text.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+                    return {};
+                });
+            out += fmt::format("  {:<12} \"{}\"\n", "", text);
+        }
+    }
+    out += fmt::format("signatures  {}\n", m.signatures.empty() ? "none (unsigned image)" : "");
+    for (std::size_t i = 0; i < m.signatures.size(); ++i)
+        out += fmt::format("  [{}] {:<18} key {}\n", i,
+                           signer::algorithm_name(m.signatures[i].algorithm),
+                           signer::key_id_hex(m.signatures[i].key_id));
+    std::fputs(out.c_str(), stdout);
+}
+
+} // namespace
+
+Result<int> run_inspect(const InspectOptions& o) {
+    SVM_TRY(img, format::open_image(o.image));
+    if (o.json)
+        inspect_json(img);
+    else
+        inspect_text(img);
+    return 0;
+}
+
+} // namespace svmkit::cli

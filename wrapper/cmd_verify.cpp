@@ -1,0 +1,132 @@
+// svmkit verify: digests and signatures against a policy.
+#include "wrapper/commands.hpp"
+
+#include "format/verify.hpp"
+#include "wrapper/json.hpp"
+
+#include <cstdio>
+
+namespace svmkit::cli {
+
+namespace {
+
+Result<format::VerifyPolicy> load_policy(const VerifyOptions& o) {
+    format::VerifyPolicy policy;
+    for (const std::string& path : o.trusted_keys) {
+        SVM_TRY(key, signer::PublicKey::load(path));
+        policy.trusted_keys.push_back(std::move(key));
+    }
+    for (const std::string& spec : o.revoked_keys) {
+        if (auto id = signer::parse_key_id_hex(spec)) {
+            policy.revoked_keys.push_back(*id);
+            continue;
+        }
+        SVM_TRY(key, signer::PublicKey::load(spec));
+        policy.revoked_keys.push_back(key.key_id());
+    }
+    if (o.require_signatures == 0)
+        return fail(ExitCode::usage, "--require-signatures must be at least 1");
+    std::size_t distinct_trusted = 0;
+    for (std::size_t i = 0; i < policy.trusted_keys.size(); ++i) {
+        bool dup = false;
+        for (std::size_t j = 0; j < i; ++j)
+            dup = dup || policy.trusted_keys[j].key_id() == policy.trusted_keys[i].key_id();
+        distinct_trusted += dup ? 0 : 1;
+    }
+    if (o.require_signatures > distinct_trusted)
+        return fail(
+            ExitCode::usage,
+            "--require-signatures {} is more than the {} distinct trusted keys given; no image "
+            "could pass",
+            o.require_signatures, distinct_trusted);
+    policy.required_signatures = o.require_signatures;
+    policy.min_security_version = o.min_security_version;
+    return policy;
+}
+
+void report_json(const format::SecureImage& img, const format::VerifyReport& r) {
+    const format::Manifest& m = img.manifest;
+    JsonWriter j;
+    j.begin_object();
+    j.value("schema", "svmkit-verify-v1");
+    j.value("file", img.path());
+    j.value("verified", r.ok());
+    j.value("security_version", m.security_version);
+    j.begin_array("components");
+    for (const auto& c : r.components) {
+        const format::Component* mc = m.find(c.kind);
+        j.begin_object();
+        j.value("name", format::component_name(c.kind));
+        j.value("digest_ok", c.stored_ok);
+        j.value("expected", format::hex(mc->digest));
+        j.value("actual", format::hex(c.stored_digest));
+        if (c.unpacked_ok)
+            j.value("unpacked_digest_ok", *c.unpacked_ok);
+        j.end_object();
+    }
+    j.end_array();
+    j.begin_array("signatures");
+    for (const auto& s : r.policy.signatures) {
+        j.begin_object();
+        j.value("key_id", signer::key_id_hex(s.key_id));
+        j.value("algorithm", signer::algorithm_name(s.algorithm));
+        j.value("key", format::signer_status_name(s.status));
+        j.value("valid", s.valid);
+        j.end_object();
+    }
+    j.end_array();
+    j.begin_object("policy");
+    j.value("ok", r.policy.ok());
+    j.value("trusted_signers", std::uint64_t{r.policy.good_signers});
+    j.value("failure", format::policy_failure_name(r.policy.failure));
+    j.value("message", r.policy.message);
+    j.end_object();
+    j.begin_array("failures");
+    for (const auto& f : r.failures)
+        j.element(f);
+    j.end_array();
+    j.end_object();
+    std::fputs(j.str().c_str(), stdout);
+}
+
+void report_text(const format::SecureImage& img, const format::VerifyReport& r) {
+    std::string out;
+    for (const auto& c : r.components) {
+        out += fmt::format("  {:<12} digest {}", format::component_name(c.kind),
+                           c.stored_ok ? "ok" : "MISMATCH");
+        if (c.unpacked_ok)
+            out += fmt::format(", unpacked digest {}", *c.unpacked_ok ? "ok" : "MISMATCH");
+        out += "\n";
+    }
+    for (const auto& s : r.policy.signatures)
+        out += fmt::format("  signature    {} {} key {}: {}\n", signer::algorithm_name(s.algorithm),
+                           format::signer_status_name(s.status), signer::key_id_hex(s.key_id),
+                           s.status == format::SignerStatus::unknown ? "not checked"
+                           : s.valid                                 ? "valid"
+                                                                     : "INVALID");
+    if (r.ok())
+        out += fmt::format("{}: verified ({} trusted signer{}, security version {})\n", img.path(),
+                           r.policy.good_signers, r.policy.good_signers == 1 ? "" : "s",
+                           img.manifest.security_version);
+    else {
+        out += fmt::format("{}: VERIFICATION FAILED\n", img.path());
+        for (const auto& f : r.failures)
+            out += fmt::format("  - {}\n", f);
+    }
+    std::fputs(out.c_str(), stdout);
+}
+
+} // namespace
+
+Result<int> run_verify(const VerifyOptions& o) {
+    SVM_TRY(policy, load_policy(o));
+    SVM_TRY(img, format::open_image(o.image));
+    SVM_TRY(report, format::verify_image(img, policy));
+    if (o.json)
+        report_json(img, report);
+    else
+        report_text(img, report);
+    return report.ok() ? 0 : static_cast<int>(ExitCode::verification_failed);
+}
+
+} // namespace svmkit::cli

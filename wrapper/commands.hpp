@@ -1,0 +1,74 @@
+// The svmkit subcommands. Each takes its parsed options and returns a Result;
+// main.cpp maps errors to the documented exit codes.
+#pragma once
+
+#include "base/error.hpp"
+#include "signer/signer.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace svmkit::cli {
+
+struct KeyOptions {
+    std::vector<std::string> keys; // files (PKCS#11 URIs come with the signing-pipeline work)
+    std::optional<std::string> passphrase_env;
+    std::optional<std::string> passphrase_file;
+};
+
+struct BuildOptions {
+    std::string kernel;
+    std::optional<std::string> initrd;
+    std::optional<std::string> cmdline;
+    std::optional<std::string> cmdline_file;
+    std::optional<std::string> dtb;
+    std::string arch = "host";
+    std::string compress = "none";
+    std::string hash = "sha256";
+    std::uint64_t security_version = 0;
+    std::string swiotlb_size = "64M";
+    std::optional<std::string> kernel_load_addr;
+    bool unsigned_image = false;
+    KeyOptions key;
+    std::string output;
+};
+Result<int> run_build(const BuildOptions& o);
+Result<std::vector<signer::PrivateKey>> load_private_keys(const KeyOptions& k);
+
+struct KeygenOptions {
+    std::string algo;
+    std::string out;
+    std::string pub;
+};
+Result<int> run_keygen(const KeygenOptions& o);
+
+struct InspectOptions {
+    std::string image;
+    bool json = false;
+};
+Result<int> run_inspect(const InspectOptions& o);
+
+struct VerifyOptions {
+    std::string image;
+    std::vector<std::string> trusted_keys;
+    std::vector<std::string> revoked_keys; // key ids (hex) or public key files
+    std::size_t require_signatures = 1;
+    std::uint64_t min_security_version = 0;
+    bool json = false;
+};
+Result<int> run_verify(const VerifyOptions& o);
+
+struct ExtractOptions {
+    std::string image;
+    std::string component;
+    std::string output;
+};
+Result<int> run_extract(const ExtractOptions& o);
+
+// "64M", "1G", "65536", "0x100000" -> bytes.
+Result<std::uint64_t> parse_size(const std::string& text, const std::string& option);
+Result<std::uint64_t> parse_u64(const std::string& text, const std::string& option);
+
+} // namespace svmkit::cli

@@ -1,0 +1,124 @@
+// svmkit: build, sign, inspect and verify secure images.
+#include "wrapper/commands.hpp"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fmt/format.h>
+
+#ifndef SVMKIT_VERSION
+#define SVMKIT_VERSION "0.0.0"
+#endif
+
+namespace {
+
+using namespace svmkit;
+using namespace svmkit::cli;
+
+void add_key_options(CLI::App* cmd, KeyOptions& k) {
+    cmd->add_option("--key", k.keys,
+                    "Private key file (PEM or DER); repeat for several signatures");
+    cmd->add_option("--key-passphrase-env", k.passphrase_env,
+                    "Environment variable holding the passphrase of an encrypted key");
+    cmd->add_option("--key-passphrase-file", k.passphrase_file,
+                    "File whose first line is the passphrase of an encrypted key");
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"svmkit: build, sign, inspect and verify secure VM images for POWER PEF"};
+    app.set_version_flag("--version", std::string("svmkit ") + SVMKIT_VERSION);
+    app.require_subcommand(1);
+
+    BuildOptions build;
+    auto* b = app.add_subcommand(
+        "build", "Package kernel, initrd, command line and dtb into a signed secure image");
+    b->add_option("--kernel", build.kernel, "Kernel: ELF vmlinux or raw image")->required();
+    b->add_option("--initrd", build.initrd, "Initial ramdisk (any file)");
+    auto* cl = b->add_option("--cmdline", build.cmdline, "Kernel command line");
+    auto* clf =
+        b->add_option("--cmdline-file", build.cmdline_file, "File holding the kernel command line");
+    cl->excludes(clf);
+    b->add_option("--dtb", build.dtb, "Flattened device tree to pass to the kernel");
+    b->add_option("--arch", build.arch, "Target: host (the simulated platform) or ppc64le")
+        ->capture_default_str();
+    b->add_option("--compress", build.compress, "Kernel compression: none or gzip")
+        ->capture_default_str();
+    b->add_option("--hash", build.hash, "Component digest: sha256, sha384 or sha512")
+        ->capture_default_str();
+    b->add_option("--security-version", build.security_version, "Anti-rollback security version")
+        ->capture_default_str();
+    b->add_option("--swiotlb-size", build.swiotlb_size, "Bounce-buffer pool size (e.g. 64M)")
+        ->capture_default_str();
+    b->add_option("--kernel-load-addr", build.kernel_load_addr,
+                  "Load address of a raw (non-ELF) kernel image");
+    b->add_flag("--unsigned", build.unsigned_image, "Build without signatures (sign later)");
+    add_key_options(b, build.key);
+    b->add_option("-o,--output", build.output, "Output image")->required();
+
+    KeygenOptions keygen;
+    auto* k = app.add_subcommand("keygen", "Generate a signing key pair");
+    k->add_option("--algo", keygen.algo, "ed25519, ecdsa-p256, ecdsa-p384, rsa-3072 or rsa-4096")
+        ->required();
+    k->add_option("--out", keygen.out, "Private key output (PEM, mode 0600)")->required();
+    k->add_option("--pub", keygen.pub, "Public key output (PEM)")->required();
+
+    InspectOptions inspect;
+    auto* in = app.add_subcommand("inspect", "Show everything inside an image");
+    in->add_option("image", inspect.image, "Secure image")->required();
+    in->add_flag("--json", inspect.json, "Machine-readable output");
+
+    VerifyOptions verify;
+    auto* v =
+        app.add_subcommand("verify", "Check an image's digests and signatures against a policy");
+    v->add_option("image", verify.image, "Secure image")->required();
+    v->add_option("--trusted-key", verify.trusted_keys,
+                  "Trusted public key or certificate (repeatable)")
+        ->required();
+    v->add_option("--revoked-key", verify.revoked_keys,
+                  "Revoked key: key id (hex) or public key file");
+    v->add_option("--require-signatures", verify.require_signatures,
+                  "Distinct trusted signers required")
+        ->capture_default_str();
+    v->add_option("--min-security-version", verify.min_security_version,
+                  "Refuse images with a lower security version")
+        ->capture_default_str();
+    v->add_flag("--json", verify.json, "Machine-readable report");
+
+    ExtractOptions extract;
+    auto* x = app.add_subcommand("extract", "Write one component's exact bytes to a file");
+    x->add_option("image", extract.image, "Secure image")->required();
+    x->add_option("--component", extract.component, "kernel, initrd, cmdline, dtb or manifest")
+        ->required();
+    x->add_option("-o,--output", extract.output, "Output file")->required();
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "svmkit: usage error: %s\nRun 'svmkit --help' for usage.\n", e.what());
+        return static_cast<int>(ExitCode::usage);
+    }
+
+    Result<int> result = 0;
+    if (b->parsed())
+        result = run_build(build);
+    else if (k->parsed())
+        result = run_keygen(keygen);
+    else if (in->parsed())
+        result = run_inspect(inspect);
+    else if (v->parsed())
+        result = run_verify(verify);
+    else if (x->parsed())
+        result = run_extract(extract);
+    if (!result) {
+        std::fprintf(stderr, "svmkit: error: %s\n", result.error().message.c_str());
+        return static_cast<int>(result.error().code);
+    }
+    return *result;
+}
