@@ -1,6 +1,7 @@
 #include "format/image_writer.hpp"
 
 #include "base/checked.hpp"
+#include "format/copy_pipeline.hpp"
 #include "format/elf_handle.hpp"
 #include "format/image_layout.hpp"
 #include "format/manifest_fdt.hpp"
@@ -236,8 +237,9 @@ Result<ImageBuildResult> build_image(const ImageBuildRequest& req) {
         std::vector<std::jthread> workers;
         for (std::size_t i = 0; i < placed.size(); ++i) {
             auto job = [&, i] {
-                digests[i] = copy_and_hash(placed[i].input.stored, req.hash, &out,
-                                           image_file_offset(m.image_base, placed[i].address));
+                digests[i] =
+                    copy_and_hash_pipelined(placed[i].input.stored, req.hash, out,
+                                            image_file_offset(m.image_base, placed[i].address));
             };
             if (placed[i].input.stored.size >= kParallelThreshold)
                 workers.emplace_back(job);

@@ -67,6 +67,23 @@ struct ExtractOptions {
 };
 Result<int> run_extract(const ExtractOptions& o);
 
+struct TbsOptions {
+    std::string image;
+    std::optional<std::string> output;
+    std::optional<std::string> digest; // sha256 | sha384 | sha512: only the digest
+    bool hex = false;                  // print hex to stdout instead of writing a file
+};
+Result<int> run_tbs(const TbsOptions& o);
+
+struct AttachOptions {
+    std::string image;
+    std::string signature;
+    std::string pubkey;
+    std::optional<std::string> algo;
+    std::string output;
+};
+Result<int> run_attach(const AttachOptions& o);
+
 // "64M", "1G", "65536", "0x100000" -> bytes.
 Result<std::uint64_t> parse_size(const std::string& text, const std::string& option);
 Result<std::uint64_t> parse_u64(const std::string& text, const std::string& option);

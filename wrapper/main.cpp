@@ -92,6 +92,25 @@ int main(int argc, char** argv) {
         ->required();
     x->add_option("-o,--output", extract.output, "Output file")->required();
 
+    TbsOptions tbs;
+    auto* t =
+        app.add_subcommand("tbs", "Write the to-be-signed bytes of an image, or their digest");
+    t->add_option("image", tbs.image, "Secure image")->required();
+    t->add_option("-o,--output", tbs.output, "Output file");
+    t->add_option("--digest", tbs.digest, "Only the digest: sha256, sha384 or sha512");
+    t->add_flag("--hex", tbs.hex, "Print hex to stdout instead of writing a file");
+
+    AttachOptions attach;
+    auto* a =
+        app.add_subcommand("attach", "Check a signature made elsewhere and add it to an image");
+    a->add_option("image", attach.image, "Secure image")->required();
+    a->add_option("--signature", attach.signature,
+                  "Signature file (raw Ed25519, DER ECDSA, RSA-PSS)")
+        ->required();
+    a->add_option("--pubkey", attach.pubkey, "The signer's public key or certificate")->required();
+    a->add_option("--algo", attach.algo, "Signature algorithm (default: the key's)");
+    a->add_option("-o,--output", attach.output, "Output image")->required();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -116,6 +135,10 @@ int main(int argc, char** argv) {
         result = run_verify(verify);
     else if (x->parsed())
         result = run_extract(extract);
+    else if (t->parsed())
+        result = run_tbs(tbs);
+    else if (a->parsed())
+        result = run_attach(attach);
     if (!result) {
         std::fprintf(stderr, "svmkit: error: %s\n", result.error().message.c_str());
         return static_cast<int>(result.error().code);
