@@ -466,6 +466,13 @@ Result<Manifest> decode_manifest_fdt(std::span<const std::byte> blob, const std:
     std::sort(m.components.begin(), m.components.end(),
               [](const Component& a, const Component& b) { return a.kind < b.kind; });
     SVM_CHECK(validate_manifest(m, where));
+    // One byte form per manifest: the blob must be exactly what the encoder
+    // writes for what it decodes to, so no structural byte (node order, NOPs,
+    // string table layout, header fields) can vary without being refused.
+    const std::vector<std::byte> canonical = encode_manifest_fdt(m);
+    if (canonical.size() != total || !std::equal(canonical.begin(), canonical.end(), blob.begin()))
+        return fail(ExitCode::malformed, "{}: manifest device tree is not in canonical form",
+                    where);
     return m;
 }
 

@@ -1,5 +1,6 @@
 #include "format/stub_image.hpp"
 
+#include "base/checked.hpp"
 #include "format/elf_handle.hpp"
 #include "guest/layout.h"
 
@@ -71,10 +72,13 @@ Result<StubImage> parse_stub_elf(std::span<const std::byte> bytes, Arch arch,
         if (ph.p_vaddr < link_address)
             return fail(ExitCode::malformed, "{}: segment {} lies below the link address", where,
                         i);
+        auto seg_end = checked_add(ph.p_vaddr, ph.p_memsz);
+        if (!seg_end)
+            return fail(ExitCode::malformed, "{}: segment {} address range overflows", where, i);
         std::vector<std::byte> data(bytes.begin() + static_cast<std::ptrdiff_t>(ph.p_offset),
                                     bytes.begin() +
                                         static_cast<std::ptrdiff_t>(ph.p_offset + ph.p_filesz));
-        highest_end = std::max(highest_end, ph.p_vaddr + ph.p_memsz);
+        highest_end = std::max(highest_end, *seg_end);
         if (ph.p_flags & PF_X) {
             if (have_text || ph.p_vaddr != link_address)
                 return fail(ExitCode::malformed,
@@ -91,6 +95,8 @@ Result<StubImage> parse_stub_elf(std::span<const std::byte> bytes, Arch arch,
     }
     if (!have_text || stub.text.empty())
         return fail(ExitCode::malformed, "{}: no code segment", where);
+    if (!stub.rodata.empty() && stub.rodata_address < stub.base + stub.text.size())
+        return fail(ExitCode::malformed, "{}: the read-only data segment overlaps the code", where);
     if (eh.e_entry != link_address)
         return fail(ExitCode::malformed, "{}: entry point is not the first byte of the code",
                     where);
