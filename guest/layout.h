@@ -8,7 +8,9 @@
  * the Linux pseries zImage uses too. On the simulated platform guest RAM sits
  * at a fixed host virtual base, and guest code is linked for
  * SVMKIT_SIM_GUEST_VA_BASE + guest-physical address (like a kernel linked for
- * its linear map). On ppc64le the stub is position independent and linked at
+ * its linear map). The base lies above AddressSanitizer's shadow memory on
+ * x86-64 (which ends at 0x10007fff7fff), so sanitizer builds can map it too.
+ * On ppc64le the stub is position independent and linked at
  * virtual = physical.
  */
 #ifndef SVMKIT_GUEST_LAYOUT_H
@@ -20,7 +22,7 @@
 
 #define SVMKIT_IMAGE_BASE 0x4000000
 
-#define SVMKIT_SIM_GUEST_VA_BASE 0x100000000000
+#define SVMKIT_SIM_GUEST_VA_BASE 0x200000000000
 
 /* Link (virtual) address of the stub's first byte, per target. */
 #define SVMKIT_STUB_LINK_ADDRESS_SIM (SVMKIT_SIM_GUEST_VA_BASE + SVMKIT_IMAGE_BASE)
