@@ -91,6 +91,7 @@ Result<SecureImage> open_image(const std::string& path) {
 
     // ---- segments -------------------------------------------------------------
     const std::uint64_t va_base = arch_link_va_base(img.arch);
+    std::vector<std::size_t> segment_index; // program header index of each img.segments entry
     for (std::size_t i = 0; i < phdrs.size(); ++i) {
         const Elf64_Phdr& p = phdrs[i];
         if (p.p_type == PT_NULL || p.p_type == PT_NOTE || p.p_type == PT_GNU_STACK)
@@ -111,12 +112,17 @@ Result<SecureImage> open_image(const std::string& path) {
         if (!checked_add(p.p_paddr, p.p_memsz) || !checked_add(p.p_vaddr, p.p_memsz) ||
             p.p_vaddr - p.p_paddr != va_base)
             return fail(ExitCode::malformed, "{}: segment {} has inconsistent addresses", path, i);
-        for (const ImageSegment& o : img.segments)
+        for (std::size_t j = 0; j < img.segments.size(); ++j) {
+            const ImageSegment& o = img.segments[j];
             if (ranges_overlap(o.paddr, o.memsz, p.p_paddr, p.p_memsz))
-                return fail(ExitCode::malformed, "{}: segment {} overlaps another loaded segment",
-                            path, i);
+                return fail(ExitCode::malformed,
+                            "{}: segment {} [{:#x}, {:#x}) overlaps segment {} [{:#x}, {:#x})",
+                            path, i, p.p_paddr, p.p_paddr + p.p_memsz, segment_index[j], o.paddr,
+                            o.paddr + o.memsz);
+        }
         img.segments.push_back(
             ImageSegment{p.p_offset, p.p_filesz, p.p_memsz, p.p_paddr, p.p_vaddr, p.p_flags});
+        segment_index.push_back(i);
     }
     if (img.segments.empty())
         return fail(ExitCode::malformed, "{}: no loadable segment", path);

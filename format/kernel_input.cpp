@@ -31,6 +31,11 @@ std::string machine_name(std::uint16_t machine) {
     }
 }
 
+// The loadable image is written out in full, gaps zero-filled; segments placed
+// far apart (a corrupt or hostile header) must not turn a small file into
+// gigabytes of output. Real kernels load well under this.
+constexpr std::uint64_t kMaxKernelImageSize = 1ull << 30;
+
 struct LoadSegment {
     std::uint64_t offset, filesz, memsz, paddr, vaddr;
 };
@@ -160,6 +165,11 @@ Result<KernelInput> analyze_elf(std::shared_ptr<const InputFile> file, Arch arch
     for (Extent& e : extents)
         e.image_offset -= base;
     k.image.size = extents.back().image_offset + extents.back().length;
+    if (k.image.size > kMaxKernelImageSize)
+        return fail(ExitCode::malformed,
+                    "{}: the loadable image spans {} bytes ({:#x} to {:#x}), more than the {} "
+                    "bytes svmkit accepts; are the load addresses of its segments right?",
+                    path, k.image.size, base, base + k.image.size, kMaxKernelImageSize);
     k.image.extents = std::move(extents);
     k.placement.load_address = base;
     k.placement.memory_size = std::max(mem_end - base, k.image.size);

@@ -126,7 +126,14 @@ Result<int> run_verify(const VerifyOptions& o) {
         report_json(img, report);
     else
         report_text(img, report);
-    return report.ok() ? 0 : static_cast<int>(ExitCode::verification_failed);
+    if (report.ok())
+        return 0;
+    // The report above is for reading or parsing; the failure itself goes to
+    // stderr like every other error.
+    std::string why;
+    for (const auto& f : report.failures)
+        why += (why.empty() ? "" : "; ") + f;
+    return fail(ExitCode::verification_failed, "{}: verification failed: {}", img.path(), why);
 }
 
 } // namespace svmkit::cli

@@ -1,0 +1,45 @@
+/* The POWER ultravisor and hypervisor call ABI, as far as svmkit uses it.
+ * Numbers and return codes from ../shared/reference/pef-ultravisor.md (Linux
+ * arch/powerpc/include/asm/ultravisor-api.h, hvcall.h). Plain C so freestanding
+ * guest code, the stub and the host platform share it. */
+#ifndef SVMKIT_GUEST_UV_ABI_H
+#define SVMKIT_GUEST_UV_ABI_H
+
+/* Ultracalls: `sc 2`, r3 = number. */
+#define UV_WRITE_PATE 0xF104
+#define UV_RESTRICTED_SPR_WRITE 0xF108
+#define UV_RESTRICTED_SPR_READ 0xF10C
+#define UV_ESM 0xF110 /* r4 = kbase, r5 = FDT */
+#define UV_READ_SCOM 0xF114
+#define UV_WRITE_SCOM 0xF118
+#define UV_RETURN 0xF11C
+#define UV_REGISTER_MEM_SLOT 0xF120
+#define UV_UNREGISTER_MEM_SLOT 0xF124
+#define UV_PAGE_IN 0xF128
+#define UV_PAGE_OUT 0xF12C
+#define UV_SHARE_PAGE 0xF130   /* r4 = pfn, r5 = number of pages */
+#define UV_UNSHARE_PAGE 0xF134 /* r4 = pfn, r5 = number of pages */
+#define UV_PAGE_INVAL 0xF138
+#define UV_SVM_TERMINATE 0xF13C
+#define UV_UNSHARE_ALL_PAGES 0xF140
+#define UV_READ_MEM 0xF144
+#define UV_WRITE_MEM 0xF148
+#define UV_ESMB_GET_FILE 0xF14C
+
+/* Return codes (same values as the hypervisor's H_*). */
+#define U_SUCCESS 0
+#define U_FUNCTION (-2)
+#define U_PARAMETER (-4)
+#define U_RETRY (-5)
+#define U_PERMISSION (-11)
+#define U_P2 (-55)
+#define U_P3 (-56)
+#define U_P4 (-57)
+#define U_P5 (-58)
+#define U_BAD_MODE (-59)
+#define U_STATE (-75)
+
+/* Hypercalls used by svmkit guests: `sc 1`, r3 = number. */
+#define H_PUT_TERM_CHAR 0x58
+
+#endif

@@ -1,0 +1,78 @@
+// The simulated ultravisor's enter-secure-mode check (UV_ESM).
+//
+// Order matters and follows the real ultravisor: every guest page is moved
+// to secure backing FIRST, then everything is verified on the secure copy, so
+// nothing the hypervisor changes after the call can affect the outcome (no
+// time-of-check/time-of-use gap).
+#pragma once
+
+#include "base/error.hpp"
+#include "format/manifest.hpp"
+#include "format/verify.hpp"
+#include "platform/guest_memory.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace svmkit::platform {
+
+// Why ESM failed: one cause each, finer than the public ultravisor's single
+// U_PARAMETER (its own known-issues list asks for this).
+enum class EsmFailure {
+    none,
+    already_secure,       // ESM called twice, or by a secure guest
+    bad_fdt,              // the FDT passed in r5 is missing or malformed
+    blob_missing,         // no /chosen linux,esm-blob-start/end
+    blob_malformed,       // the blob is not a valid svmkit manifest
+    no_signature,         // the manifest carries no signature
+    no_trusted_signature, // no signature by a platform-trusted key
+    bad_signature,        // a trusted key's signature does not verify
+    revoked_key,          // a revoked key signed
+    too_few_signatures,   // fewer distinct trusted signers than required
+    rollback,             // security version below the platform minimum
+    wrong_arch,           // the manifest is for another machine
+    image_out_of_range,   // a component lies outside guest RAM at this kbase
+    stub_digest_mismatch, // stub code or data
+    kernel_digest_mismatch,
+    initrd_digest_mismatch,
+    cmdline_digest_mismatch,
+    dtb_digest_mismatch,
+    bootargs_mismatch, // /chosen/bootargs differs from the signed command line
+};
+std::string_view esm_failure_name(EsmFailure f);
+// The ultracall return code the guest sees for a failure (the VM is then terminated).
+long esm_failure_code(EsmFailure f);
+
+struct DigestCheck {
+    format::ComponentKind kind{};
+    std::uint64_t address = 0; // where it was hashed (guest-physical)
+    std::uint64_t size = 0;
+    std::vector<std::byte> digest; // computed on the secure copy
+    bool ok = false;
+};
+
+struct EsmResult {
+    EsmFailure failure = EsmFailure::none;
+    std::string message;
+    std::uint64_t pages_secured = 0;
+    std::vector<DigestCheck> digests;
+    std::vector<signer::KeyId> trusted_signers;
+    format::Manifest manifest;
+    // Where the guest resumes on success: r3 = fdt, r4 = kbase, r5 = 0.
+    std::uint64_t resume_pc = 0;
+    [[nodiscard]] bool ok() const { return failure == EsmFailure::none; }
+};
+
+struct EsmPolicy {
+    format::VerifyPolicy verify;
+    format::Arch machine_arch = format::host_arch();
+};
+
+// UV_ESM(kbase, fdt). Errors are platform faults (I/O); verification
+// failures are in the result.
+Result<EsmResult> enter_secure_mode(GuestMemory& memory, std::uint64_t kbase, std::uint64_t fdt,
+                                    const EsmPolicy& policy);
+
+} // namespace svmkit::platform
