@@ -9,6 +9,7 @@
 #include "signer/signer.hpp"
 
 #include "base/file.hpp"
+#include "signer/pkcs11_internal.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -41,6 +42,7 @@ struct FreeWith {
 
 using BioPtr = std::unique_ptr<BIO, FreeWith<BIO, BIO_free_all>>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, FreeWith<EVP_MD_CTX, EVP_MD_CTX_free>>;
+using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, FreeWith<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
 using X509Ptr = std::unique_ptr<X509, FreeWith<X509, X509_free>>;
 using BignumPtr = std::unique_ptr<BIGNUM, FreeWith<BIGNUM, BN_clear_free>>;
 
@@ -363,10 +365,16 @@ PkeyPtr parse_private_forms(std::span<const std::byte> data, bool pem, Passphras
 
 // ---- signing parameters ------------------------------------------------------------
 
+// Keys from the pkcs11 engine get a legacy (ENGINE) EVP_PKEY_CTX, which takes
+// the MGF1 digest only as an EVP_MD: setting it by name fails there.
 bool configure_pss(EVP_PKEY_CTX* pctx, const char* md_name, int salt_len) {
-    return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0 &&
-           EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, salt_len) > 0 &&
-           EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, md_name, nullptr) > 0;
+    if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, salt_len) <= 0)
+        return false;
+    if (EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, md_name, nullptr) > 0)
+        return true;
+    const EVP_MD* md = EVP_get_digestbyname(md_name);
+    return md != nullptr && EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) > 0;
 }
 
 } // namespace
@@ -681,7 +689,10 @@ Result<void> PublicKey::verify(SignatureAlgorithm algo, std::span<const std::byt
 
 // ---- PrivateKey ----------------------------------------------------------------------------
 
-Result<PrivateKey> PrivateKey::load(const std::string& path, const PassphraseSource& passphrase) {
+Result<PrivateKey> PrivateKey::load(const std::string& path, const PassphraseSource& passphrase,
+                                    const Pkcs11Options& pkcs11) {
+    if (is_pkcs11_uri(path))
+        return load_pkcs11(path, pkcs11);
     ErrorQueueGuard guard;
     SVM_TRY(data, read_small_file(path, key_file_limit));
     const bool pem = looks_like_pem(data);
@@ -722,6 +733,16 @@ Result<PrivateKey> PrivateKey::load(const std::string& path, const PassphraseSou
     result.public_ = std::move(pub);
     result.origin_ = path;
     return result;
+}
+
+PrivateKey& PrivateKey::operator=(PrivateKey&& other) noexcept {
+    if (this != &other) {
+        key_ = std::move(other.key_); // frees our old key while its session still lives
+        token_session_ = std::move(other.token_session_);
+        public_ = std::move(other.public_);
+        origin_ = std::move(other.origin_);
+    }
+    return *this;
 }
 
 Result<PrivateKey> PrivateKey::generate(KeyType type) {
@@ -765,12 +786,22 @@ Result<std::vector<std::byte>> PrivateKey::sign(SignatureAlgorithm algo,
     if (!public_.supports(algo))
         return fail(ExitCode::usage, "algorithm {} does not fit {} key in {}", algorithm_name(algo),
                     public_.description(), origin_);
+    // For a key in a token, the engine's key context; ctx uses but does not
+    // own it, so it is declared first to outlive ctx.
+    PkeyCtxPtr token_ctx;
     MdCtxPtr ctx(EVP_MD_CTX_new());
     if (!ctx)
         throw std::bad_alloc();
+    if (token_session_) {
+        token_ctx.reset(detail::token_pkey_ctx(token_session_, key_.get()));
+        if (!token_ctx)
+            return fail(ExitCode::malformed, "{}: cannot start signing: {}", origin_,
+                        openssl_reason());
+        EVP_MD_CTX_set_pkey_ctx(ctx.get(), token_ctx.get());
+    }
     auto prehash = algorithm_prehash(algo);
     const char* md_name = prehash ? openssl_digest_name(*prehash) : nullptr;
-    EVP_PKEY_CTX* pctx = nullptr; // owned by ctx
+    EVP_PKEY_CTX* pctx = nullptr; // owned by ctx (or token_ctx)
     if (EVP_DigestSignInit_ex(ctx.get(), &pctx, md_name, nullptr, nullptr, key_.get(), nullptr) !=
         1)
         return fail(ExitCode::malformed, "{}: cannot start signing: {}", origin_, openssl_reason());
@@ -787,6 +818,8 @@ Result<std::vector<std::byte>> PrivateKey::sign(SignatureAlgorithm algo,
 }
 
 std::string PrivateKey::pem() const {
+    if (in_token())
+        throw std::logic_error(origin_ + ": a private key in a PKCS#11 token cannot be exported");
     // BIO_s_secmem clears its buffer when freed.
     BioPtr bio(BIO_new(BIO_s_secmem()));
     if (!bio)

@@ -23,9 +23,9 @@ namespace svmkit::signer {
 
 enum class DigestAlgorithm { sha256, sha384, sha512 };
 
-std::string_view digest_name(DigestAlgorithm algo);                   // "sha256", ...
+std::string_view digest_name(DigestAlgorithm algo);                      // "sha256", ...
 std::optional<DigestAlgorithm> parse_digest_name(std::string_view name); // exact names only
-std::size_t digest_size(DigestAlgorithm algo);                          // 32, 48, 64
+std::size_t digest_size(DigestAlgorithm algo);                           // 32, 48, 64
 
 // Streaming hash. Owns its EVP_MD_CTX.
 class Hasher {
@@ -123,14 +123,58 @@ struct PassphraseSource {
     std::optional<std::string> file;    // a file whose first line is the passphrase
 };
 
+// How to reach a private key held in a PKCS#11 token. The PIN never comes
+// from argv: see PrivateKey::load.
+struct Pkcs11Options {
+    // The PKCS#11 module (.so). Unset: $SVMKIT_PKCS11_MODULE, else
+    // $PKCS11_MODULE_PATH.
+    std::optional<std::string> module;
+    // Name of an environment variable holding the user PIN. Unset:
+    // $SVMKIT_PKCS11_PIN.
+    std::optional<std::string> pin_env;
+};
+
+// True when `path` is a PKCS#11 URI (RFC 7512), i.e. starts with "pkcs11:"
+// (in any case), rather than a file name.
+bool is_pkcs11_uri(std::string_view path);
+
 class PrivateKey {
   public:
+    PrivateKey() = default;
+    PrivateKey(PrivateKey&&) noexcept = default;
+    // Releases the old key before the token session it came from.
+    PrivateKey& operator=(PrivateKey&& other) noexcept;
+    ~PrivateKey() = default;
+
     // Loads a PEM (optionally encrypted) or DER private key file. Errors:
     // ExitCode::io (unreadable file); ExitCode::usage (encrypted and no
     // passphrase source given, or the named variable/file missing);
     // ExitCode::malformed (not a private key, a public key given where a
     // private one is needed, wrong passphrase, unsupported key type/size).
-    static Result<PrivateKey> load(const std::string& path, const PassphraseSource& passphrase);
+    //
+    // A `path` that is a PKCS#11 URI ("pkcs11:token=T;object=K", RFC 7512)
+    // names a key inside a token instead; it is used through the OpenSSL
+    // "pkcs11" engine (libengine-pkcs11-openssl) and never leaves the token.
+    // `passphrase` does not apply to it. The URI may carry token,
+    // manufacturer, serial, model, object, id, type=private and
+    // pin-source=file:PATH. The user PIN comes from, in order: the URI's
+    // pin-source (first line of the file), the variable named by
+    // pkcs11.pin_env (which must then be set), $SVMKIT_PKCS11_PIN; a
+    // pin-value is refused. A token that needs no PIN (or has a PIN pad)
+    // works without. Keys from one PKCS#11 module at a time: loading from a
+    // second module while a key from the first exists fails (usage); the
+    // module is finalised when its last key is destroyed.
+    // Errors, as for files: ExitCode::usage for what
+    // the caller must fix in options or environment (no module configured, a
+    // pin-value in the URI, no PIN available, an unset PIN variable, an
+    // unsupported or ambiguous URI); ExitCode::io when something cannot be
+    // read or loaded (module or pin-source file missing or unreadable, the
+    // engine not installed); ExitCode::malformed when the token does not hold
+    // what the URI asks for or refuses it (no such token, no such private
+    // key, "PIN rejected by the token", PIN locked, unsupported key type).
+    // Messages name the URI, never a PIN.
+    static Result<PrivateKey> load(const std::string& path, const PassphraseSource& passphrase,
+                                   const Pkcs11Options& pkcs11 = {});
     static Result<PrivateKey> generate(KeyType type);
 
     [[nodiscard]] const PublicKey& public_key() const { return public_; }
@@ -140,10 +184,21 @@ class PrivateKey {
     Result<std::vector<std::byte>> sign(SignatureAlgorithm algo,
                                         std::span<const std::byte> message) const;
 
-    // Unencrypted PKCS#8 PEM.
+    // True for a key that lives in a PKCS#11 token.
+    [[nodiscard]] bool in_token() const { return token_session_ != nullptr; }
+
+    // Unencrypted PKCS#8 PEM. Throws std::logic_error for a key in a token
+    // (its private half cannot leave the token).
     [[nodiscard]] std::string pem() const;
 
   private:
+    // Defined in pkcs11.cpp.
+    static Result<PrivateKey> load_pkcs11(const std::string& uri, const Pkcs11Options& options);
+
+    // For a key in a token: the engine instance (and so the PKCS#11 module
+    // and its login) the key lives in, shared by every key from that module.
+    // Declared before key_ so that it is destroyed after it.
+    std::shared_ptr<void> token_session_;
     PkeyPtr key_;
     PublicKey public_;
     std::string origin_;

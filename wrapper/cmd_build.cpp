@@ -61,9 +61,10 @@ Result<std::uint64_t> creation_time() {
 
 Result<std::vector<signer::PrivateKey>> load_private_keys(const KeyOptions& k) {
     signer::PassphraseSource pass{k.passphrase_env, k.passphrase_file};
+    signer::Pkcs11Options pkcs11{k.pkcs11_module, k.pkcs11_pin_env};
     std::vector<signer::PrivateKey> keys;
     for (const std::string& path : k.keys) {
-        SVM_TRY(key, signer::PrivateKey::load(path, pass));
+        SVM_TRY(key, signer::PrivateKey::load(path, pass, pkcs11));
         keys.push_back(std::move(key));
     }
     return keys;

@@ -13,9 +13,11 @@
 namespace svmkit::cli {
 
 struct KeyOptions {
-    std::vector<std::string> keys; // files (PKCS#11 URIs come with the signing-pipeline work)
+    std::vector<std::string> keys; // key files, or PKCS#11 URIs ("pkcs11:token=...;object=...")
     std::optional<std::string> passphrase_env;
     std::optional<std::string> passphrase_file;
+    std::optional<std::string> pkcs11_module;  // else $SVMKIT_PKCS11_MODULE / $PKCS11_MODULE_PATH
+    std::optional<std::string> pkcs11_pin_env; // else $SVMKIT_PKCS11_PIN (or the URI's pin-source)
 };
 
 struct BuildOptions {

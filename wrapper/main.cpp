@@ -16,11 +16,15 @@ using namespace svmkit::cli;
 
 void add_key_options(CLI::App* cmd, KeyOptions& k) {
     cmd->add_option("--key", k.keys,
-                    "Private key file (PEM or DER); repeat for several signatures");
+                    "Private key file (PEM or DER) or PKCS#11 URI; repeat for several signatures");
     cmd->add_option("--key-passphrase-env", k.passphrase_env,
                     "Environment variable holding the passphrase of an encrypted key");
     cmd->add_option("--key-passphrase-file", k.passphrase_file,
                     "File whose first line is the passphrase of an encrypted key");
+    cmd->add_option("--pkcs11-module", k.pkcs11_module,
+                    "PKCS#11 module for pkcs11: keys (default: $SVMKIT_PKCS11_MODULE)");
+    cmd->add_option("--pkcs11-pin-env", k.pkcs11_pin_env,
+                    "Environment variable holding the token PIN (default: SVMKIT_PKCS11_PIN)");
 }
 
 } // namespace
