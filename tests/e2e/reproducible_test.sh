@@ -17,6 +17,15 @@ export SOURCE_DATE_EPOCH=1700000000
    --compress gzip --key key -o "$WORK/two.img" >/dev/null)
 same_files one.img two.img
 
+# Unsigned images and their to-be-signed bytes are reproducible too (any key type).
+(cd a/deep/dir && "$SVMKIT" build --kernel vmlinux --initrd rd --cmdline "root=/dev/vda" --unsigned \
+   -o ../../../u1.img >/dev/null)
+(cd b && "$SVMKIT" build --kernel k --initrd i --cmdline "root=/dev/vda" --unsigned -o ../u2.img >/dev/null)
+same_files u1.img u2.img
+"$SVMKIT" tbs u1.img -o t1.bin 2>/dev/null
+"$SVMKIT" tbs u2.img -o t2.bin 2>/dev/null
+same_files t1.bin t2.bin
+
 expect_exit 0 "$SVMKIT" inspect one.img --json
 expect_contains "$OUT" '"creation_time": 1700000000'
 # No path of the build anywhere in the file.
