@@ -19,7 +19,7 @@ namespace {
 class BufferRing {
   public:
     static constexpr std::size_t kBuffers = 4;
-    static constexpr std::size_t kBufferSize = 4u << 20;
+    static constexpr std::size_t kBufferSize = 2u << 20;
 
     BufferRing() {
         for (std::size_t i = 0; i < kBuffers; ++i) {

@@ -38,6 +38,8 @@
 
 #include "signer/signer.hpp"
 
+#include "signer/openssl_util.hpp"
+
 #include "base/file.hpp"
 #include "signer/pkcs11_internal.hpp"
 
@@ -70,23 +72,8 @@ namespace {
 
 // ---- OpenSSL helpers ------------------------------------------------------------
 
-// Clears the OpenSSL error queue when the entry point returns.
-struct ErrorQueueGuard {
-    ErrorQueueGuard() = default;
-    ErrorQueueGuard(const ErrorQueueGuard&) = delete;
-    ErrorQueueGuard& operator=(const ErrorQueueGuard&) = delete;
-    ~ErrorQueueGuard() { ERR_clear_error(); }
-};
-
-std::string openssl_reason() {
-    unsigned long code = ERR_peek_last_error();
-    if (code == 0)
-        return "unknown OpenSSL error";
-    const char* reason = ERR_reason_error_string(code);
-    if (reason != nullptr)
-        return reason;
-    return fmt::format("OpenSSL error {:#x}", code);
-}
+using detail::ErrorQueueGuard;
+using detail::openssl_reason;
 
 // A PIN: wiped when it goes out of scope. Neither copied nor moved, so no
 // stray copies of it are left in freed memory.

@@ -8,6 +8,8 @@
 // error queue is cleared when every public entry point returns.
 #include "signer/signer.hpp"
 
+#include "signer/openssl_util.hpp"
+
 #include "base/file.hpp"
 #include "signer/pkcs11_internal.hpp"
 
@@ -46,25 +48,8 @@ using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, FreeWith<EVP_PKEY_CTX, EVP_PKEY
 using X509Ptr = std::unique_ptr<X509, FreeWith<X509, X509_free>>;
 using BignumPtr = std::unique_ptr<BIGNUM, FreeWith<BIGNUM, BN_clear_free>>;
 
-// Clears the OpenSSL error queue when a public entry point returns, so stale
-// errors from probing or handled failures never show up in later messages.
-struct ErrorQueueGuard {
-    ErrorQueueGuard() = default;
-    ErrorQueueGuard(const ErrorQueueGuard&) = delete;
-    ErrorQueueGuard& operator=(const ErrorQueueGuard&) = delete;
-    ~ErrorQueueGuard() { ERR_clear_error(); }
-};
-
-// The reason of the most recent OpenSSL error, or a fallback.
-std::string openssl_reason() {
-    unsigned long code = ERR_peek_last_error();
-    if (code == 0)
-        return "unknown OpenSSL error";
-    const char* reason = ERR_reason_error_string(code);
-    if (reason != nullptr)
-        return reason;
-    return fmt::format("OpenSSL error {:#x}", code);
-}
+using detail::ErrorQueueGuard;
+using detail::openssl_reason;
 
 const unsigned char* uchar_data(std::span<const std::byte> data) {
     return reinterpret_cast<const unsigned char*>(data.data());

@@ -3,6 +3,7 @@
 #include "signer/signer.hpp"
 
 #include "base/file.hpp"
+#include "test_support.hpp"
 
 #include <doctest/doctest.h>
 
@@ -20,28 +21,7 @@ using namespace svmkit::signer;
 
 namespace {
 
-// A fresh directory under $TMPDIR (or /tmp), removed with its contents.
-class TempDir {
-  public:
-    TempDir() {
-        const char* base = std::getenv("TMPDIR");
-        std::string tmpl = std::string(base != nullptr ? base : "/tmp") + "/svmkit-signer-XXXXXX";
-        std::vector<char> buf(tmpl.begin(), tmpl.end());
-        buf.push_back('\0');
-        REQUIRE(::mkdtemp(buf.data()) != nullptr);
-        path_ = buf.data();
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    [[nodiscard]] std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-  private:
-    std::string path_;
-};
+using test::TempDir;
 
 std::string read_text(const std::string& path);
 
