@@ -3,10 +3,11 @@
 // Every failure that can reach a user carries the exit code the CLI documents
 // (README "Exit codes") and a message that names the file and the problem.
 // Functions that can fail on untrusted or user-supplied input return
-// Result<T> instead of throwing, so the failure path is visible at each call.
+// Result<T> (base/result.hpp) instead of throwing, so the failure path is visible at each call.
 #pragma once
 
-#include <expected>
+#include "base/result.hpp"
+
 #include <fmt/format.h>
 #include <string>
 #include <utility>
@@ -28,13 +29,13 @@ struct Error {
 };
 
 template <typename T>
-using Result = std::expected<T, Error>;
+using Result = BasicResult<T, Error>;
 
 // Builds an unexpected Error with a formatted message.
 template <typename... Args>
-[[nodiscard]] std::unexpected<Error> fail(ExitCode code, fmt::format_string<Args...> format,
-                                          Args&&... args) {
-    return std::unexpected(Error{code, fmt::format(format, std::forward<Args>(args)...)});
+[[nodiscard]] Unexpected<Error> fail(ExitCode code, fmt::format_string<Args...> format,
+                                     Args&&... args) {
+    return Unexpected<Error>(Error{code, fmt::format(format, std::forward<Args>(args)...)});
 }
 
 // Prefixes the message of an error with context ("while reading X: ...").
@@ -50,7 +51,7 @@ inline Error with_context(Error e, const std::string& context) {
 #define SVM_TRY(var, expr)                                                                         \
     auto var##_result_ = (expr);                                                                   \
     if (!var##_result_)                                                                            \
-        return std::unexpected(std::move(var##_result_.error()));                                  \
+        return ::svmkit::unexpected(std::move(var##_result_.error()));                             \
     auto var = std::move(*var##_result_)
 
 #define SVM_CONCAT_INNER_(a, b) a##b
@@ -60,5 +61,5 @@ inline Error with_context(Error e, const std::string& context) {
     do {                                                                                           \
         auto name = (expr);                                                                        \
         if (!name)                                                                                 \
-            return std::unexpected(std::move(name.error()));                                       \
+            return ::svmkit::unexpected(std::move(name.error()));                                  \
     } while (0)

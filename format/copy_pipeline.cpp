@@ -153,7 +153,7 @@ Result<std::vector<std::byte>> copy_and_hash_pipelined(const PayloadSource& sour
     }
     io.join();
     if (auto err = ring.error())
-        return std::unexpected(std::move(*err));
+        return svmkit::unexpected(std::move(*err));
     return hasher.finish();
 }
 

@@ -249,7 +249,7 @@ Result<ImageBuildResult> build_image(const ImageBuildRequest& req) {
     }
     for (std::size_t i = 0; i < placed.size(); ++i) {
         if (!digests[i])
-            return std::unexpected(digests[i].error());
+            return svmkit::unexpected(digests[i].error());
         const ComponentInput& in = placed[i].input;
         m.components.push_back(Component{in.kind, placed[i].address, in.stored.size, in.compression,
                                          std::move(*digests[i]), in.unpacked_size,

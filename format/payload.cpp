@@ -147,7 +147,7 @@ Result<CompressedPayload> gzip_payload(const PayloadSource& source, signer::Dige
 
     auto file = InputFile::open(fmt::format("/proc/self/fd/{}", fd.get()));
     if (!file)
-        return std::unexpected(file.error());
+        return svmkit::unexpected(file.error());
     auto shared = std::make_shared<const InputFile>(std::move(*file));
     CompressedPayload result;
     result.stored = PayloadSource::from_file(shared);

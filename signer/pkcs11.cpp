@@ -319,7 +319,7 @@ Result<void> resolve_pin(const UriInfo& info, const Pkcs11Options& options, Pin&
         if (!content) {
             Error e = content.error();
             e.code = ExitCode::io;
-            return std::unexpected(with_context(std::move(e), info.display + ": pin-source"));
+            return svmkit::unexpected(with_context(std::move(e), info.display + ": pin-source"));
         }
         std::string_view text(reinterpret_cast<const char*>(content->data()), content->size());
         std::string line = first_line(text);
@@ -798,7 +798,7 @@ Result<PrivateKey> PrivateKey::load_pkcs11(const std::string& uri, const Pkcs11O
     PkeyPtr key(
         ENGINE_load_private_key(session->engine(), info.engine_uri.c_str(), refusing_ui(), &ui));
     if (!key)
-        return std::unexpected(explain_failure(info, *session, pin.has_value(), ui));
+        return svmkit::unexpected(explain_failure(info, *session, pin.has_value(), ui));
     // libp11 caches the EVP_PKEY until the engine finishes, and makes it hold
     // a functional reference to the engine (EVP_PKEY_set1_engine, i.e. its
     // pmeth_engine). Together that is a cycle: the engine would never finish,

@@ -691,7 +691,7 @@ Result<PrivateKey> PrivateKey::load(const std::string& path, const PassphraseSou
     PkeyPtr key = parse_private_forms(data, pem, state);
     if (!key) {
         if (state.error)
-            return std::unexpected(std::move(*state.error));
+            return svmkit::unexpected(std::move(*state.error));
         if (state.asked && !state.supplied)
             return fail(ExitCode::usage,
                         "{}: the private key is encrypted; pass --key-passphrase-env VAR or "

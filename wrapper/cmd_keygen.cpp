@@ -29,7 +29,7 @@ Result<int> run_keygen(const KeygenOptions& o) {
     SVM_CHECK(pub.commit());
     if (auto r = priv.commit(); !r) {
         ::unlink(o.pub.c_str());
-        return std::unexpected(std::move(r.error()));
+        return svmkit::unexpected(std::move(r.error()));
     }
     std::printf("%s key %s\n  private: %s\n  public:  %s\n",
                 std::string(signer::key_type_name(*type)).c_str(),

@@ -51,7 +51,7 @@ Result<int> run_attach(const AttachOptions& o) {
     SVM_TRY(signature, read_small_file(o.signature, 64 * 1024));
     auto signed_manifest = format::add_checked_signature(img.manifest, key, algo, signature);
     if (!signed_manifest)
-        return std::unexpected(with_context(signed_manifest.error(), o.signature));
+        return svmkit::unexpected(with_context(signed_manifest.error(), o.signature));
     SVM_CHECK(format::write_with_manifest(img, *signed_manifest, o.output));
     std::printf("wrote %s: attached %s signature by key %s (%zu signature%s)\n", o.output.c_str(),
                 std::string(signer::algorithm_name(algo)).c_str(),

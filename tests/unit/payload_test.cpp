@@ -46,7 +46,7 @@ Result<Bytes> collect(const PayloadSource& src) {
         return {};
     });
     if (!r)
-        return std::unexpected(r.error());
+        return svmkit::unexpected(r.error());
     return out;
 }
 
@@ -57,7 +57,7 @@ Result<Bytes> gunzip_all(const PayloadSource& src, std::uint64_t max_output) {
         return {};
     });
     if (!n)
-        return std::unexpected(n.error());
+        return svmkit::unexpected(n.error());
     CHECK(*n == out.size());
     return out;
 }
