@@ -345,7 +345,7 @@ Result<Manifest> decode_manifest_fdt(std::span<const std::byte> blob, const std:
         if (blob[i] != std::byte{0})
             return fail(ExitCode::malformed,
                         "{}: manifest: non-zero bytes after the device tree (offset {})", where, i);
-    if (int err = fdt_check_full(fdt, total); err != 0)
+    if (int err = fdt_check_full_strict(fdt, total); err != 0)
         return fail(ExitCode::malformed, "{}: manifest device tree is malformed: {}", where,
                     fdt_strerror(err));
     if (fdt_num_mem_rsv(fdt) != 0)

@@ -144,7 +144,7 @@ Result<EsmResult> enter_secure_mode(GuestMemory& memory, std::uint64_t kbase, st
     if (!memory.read(fdt_gpa, fdt_bytes))
         return refuse(EsmFailure::bad_fdt, "the device tree runs past the end of guest RAM");
     const format::AlignedFdt fdt(fdt_bytes);
-    if (int err = fdt_check_full(fdt.data(), fdt.size()); err != 0)
+    if (int err = format::fdt_check_full_strict(fdt.data(), fdt.size()); err != 0)
         return refuse(EsmFailure::bad_fdt,
                       fmt::format("malformed device tree: {}", fdt_strerror(err)));
     const int chosen = fdt_path_offset(fdt.data(), "/chosen");

@@ -166,7 +166,10 @@ TEST_CASE("policy: the manifest changed after signing") {
              x.signatures[0].algorithm = signer::SignatureAlgorithm::ecdsa_p256_sha256;
          }},
     };
-    for (const auto& [label, change] : tamper) {
+    for (const auto& entry : tamper) {
+        // Not a structured binding: clang 14 cannot capture those in CAPTURE's lambda.
+        const auto& label = entry.first;
+        const auto& change = entry.second;
         CAPTURE(label);
         Manifest t = m;
         change(t);
