@@ -40,6 +40,29 @@
 #define U_STATE (-75)
 
 /* Hypercalls used by svmkit guests: `sc 1`, r3 = number. */
-#define H_PUT_TERM_CHAR 0x58
+#define H_PUT_TERM_CHAR                                                                            \
+    0x58 /* r4 = vterm, r5 = length <= 16, bytes in r6..r7 (big-endian packed) */
+
+/* Hypercall return codes (PAPR). */
+#define H_SUCCESS 0
+#define H_HARDWARE (-1)
+#define H_FUNCTION (-2)
+#define H_PARAMETER (-4)
+
+/* The console of the simulated platform is virtual terminal 0 (QEMU's
+ * pseries console has unit address 0x71000000 instead). */
+#define SVMKIT_VTERM 0
+
+/* Platform-specific hypercalls of the simulated platform. PAPR leaves
+ * 0xF000..0xFFFC to the platform; QEMU uses 0xF000..0xF00C (KVMPPC_H_*), Linux
+ * 0xF800..0xF80C (nested KVM). svmkit takes 0xFF00 upwards, clear of both and
+ * of the ultracall numbers 0xF104..0xF14C. Hypercall numbers are multiples of 4. */
+#define H_SVMKIT_EXIT 0xFF00  /* r4 = exit status: the VM stops, the status is its result */
+#define H_SVMKIT_TRACE 0xFF04 /* r4 = event, r5..r7 = event data (boot report) */
+
+/* H_SVMKIT_TRACE events. */
+#define SVMKIT_TRACE_KERNEL_ENTRY 1 /* r5 = entry (gpa), r6 = FDT (gpa), r7 = stack top (gpa) */
+#define SVMKIT_TRACE_INITRD 2       /* r5 = start, r6 = end (gpa): where the initrd was placed */
+#define SVMKIT_TRACE_KERNEL 3       /* r5 = load address, r6 = unpacked size, r7 = 1 if inflated */
 
 #endif

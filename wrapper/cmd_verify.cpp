@@ -11,37 +11,8 @@ namespace svmkit::cli {
 namespace {
 
 Result<format::VerifyPolicy> load_policy(const VerifyOptions& o) {
-    format::VerifyPolicy policy;
-    for (const std::string& path : o.trusted_keys) {
-        SVM_TRY(key, signer::PublicKey::load(path));
-        policy.trusted_keys.push_back(std::move(key));
-    }
-    for (const std::string& spec : o.revoked_keys) {
-        if (auto id = signer::parse_key_id_hex(spec)) {
-            policy.revoked_keys.push_back(*id);
-            continue;
-        }
-        SVM_TRY(key, signer::PublicKey::load(spec));
-        policy.revoked_keys.push_back(key.key_id());
-    }
-    if (o.require_signatures == 0)
-        return fail(ExitCode::usage, "--require-signatures must be at least 1");
-    std::size_t distinct_trusted = 0;
-    for (std::size_t i = 0; i < policy.trusted_keys.size(); ++i) {
-        bool dup = false;
-        for (std::size_t j = 0; j < i; ++j)
-            dup = dup || policy.trusted_keys[j].key_id() == policy.trusted_keys[i].key_id();
-        distinct_trusted += dup ? 0 : 1;
-    }
-    if (o.require_signatures > distinct_trusted)
-        return fail(
-            ExitCode::usage,
-            "--require-signatures {} is more than the {} distinct trusted keys given; no image "
-            "could pass",
-            o.require_signatures, distinct_trusted);
-    policy.required_signatures = o.require_signatures;
-    policy.min_security_version = o.min_security_version;
-    return policy;
+    return load_verify_policy(o.trusted_keys, o.revoked_keys, o.require_signatures,
+                              o.min_security_version);
 }
 
 void report_json(const format::SecureImage& img, const format::VerifyReport& r) {

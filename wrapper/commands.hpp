@@ -10,6 +10,10 @@
 #include <string>
 #include <vector>
 
+namespace svmkit::format {
+struct VerifyPolicy;
+}
+
 namespace svmkit::cli {
 
 struct KeyOptions {
@@ -85,6 +89,34 @@ struct AttachOptions {
     std::string output;
 };
 Result<int> run_attach(const AttachOptions& o);
+
+// The verification policy shared by `verify` and `boot` (wrapper/policy_options.cpp):
+// trusted keys (files), revoked keys (key ids in hex or public key files),
+// distinct trusted signers required (>= 1, at most the distinct trusted keys),
+// minimum security version.
+Result<format::VerifyPolicy> load_verify_policy(const std::vector<std::string>& trusted_keys,
+                                                const std::vector<std::string>& revoked_keys,
+                                                std::size_t require_signatures,
+                                                std::uint64_t min_security_version);
+
+// svmkit boot (wrapper/cmd_boot.cpp): boots an image on the simulated machine.
+struct BootOptions {
+    std::string image;
+    std::vector<std::string> trusted_keys; // the platform's trust store
+    std::vector<std::string> revoked_keys;
+    std::size_t require_signatures = 1;
+    std::uint64_t min_security_version = 0;
+    std::string memory = "1G";
+    std::uint64_t timeout_seconds = 60; // 0: no limit
+    bool json = false;
+    bool quiet = false; // do not stream the guest console
+};
+// Exit codes of `boot` beyond the common ones (README "Exit codes").
+// 5: the ultravisor refused the image, or the guest terminated the VM.
+inline constexpr int kExitVmTerminated = 5;
+// 6: guest code faulted, hung or returned from its entry.
+inline constexpr int kExitGuestCrashed = 6;
+Result<int> run_boot(const BootOptions& o);
 
 // "64M", "1G", "65536", "0x100000" -> bytes.
 Result<std::uint64_t> parse_size(const std::string& text, const std::string& option);

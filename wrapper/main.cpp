@@ -115,6 +115,30 @@ int main(int argc, char** argv) {
     a->add_option("--algo", attach.algo, "Signature algorithm (default: the key's)");
     a->add_option("-o,--output", attach.output, "Output image")->required();
 
+    // ---- boot (the simulated machine) ----
+    BootOptions boot;
+    auto* bt = app.add_subcommand(
+        "boot", "Boot a secure image on the simulated PEF machine and report each stage");
+    bt->add_option("image", boot.image, "Secure image")->required();
+    bt->add_option("--trusted-key", boot.trusted_keys,
+                   "Public key or certificate the ultravisor trusts (repeatable)")
+        ->required();
+    bt->add_option("--revoked-key", boot.revoked_keys,
+                   "Revoked key: key id (hex) or public key file");
+    bt->add_option("--require-signatures", boot.require_signatures,
+                   "Distinct trusted signers the ultravisor requires")
+        ->capture_default_str();
+    bt->add_option("--min-security-version", boot.min_security_version,
+                   "The ultravisor refuses images with a lower security version")
+        ->capture_default_str();
+    bt->add_option("--memory", boot.memory, "Guest RAM (e.g. 512M, 1G)")->capture_default_str();
+    bt->add_option("--timeout", boot.timeout_seconds,
+                   "Stop a guest running longer (seconds; 0: never)")
+        ->capture_default_str();
+    bt->add_flag("--json", boot.json, "Machine-readable report (the console goes to stderr)");
+    bt->add_flag("--quiet", boot.quiet, "Do not stream the guest console");
+    // ---- end boot ----
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -143,6 +167,8 @@ int main(int argc, char** argv) {
         result = run_tbs(tbs);
     else if (a->parsed())
         result = run_attach(attach);
+    if (bt->parsed())
+        result = run_boot(boot);
     if (!result) {
         std::fprintf(stderr, "svmkit: error: %s\n", result.error().message.c_str());
         return static_cast<int>(result.error().code);

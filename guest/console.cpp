@@ -1,0 +1,63 @@
+#include "guest/console.h"
+
+#include <string.h>
+
+namespace svmkit::guest {
+
+Console& Console::write(const char* s, size_t n) {
+    while (n > 0) {
+        const size_t chunk = n < 16 ? n : 16;
+        uint64_t packed[2] = {0, 0};
+        for (size_t i = 0; i < chunk; ++i)
+            packed[i / 8] |= static_cast<uint64_t>(static_cast<unsigned char>(s[i]))
+                             << (56 - 8 * (i % 8));
+        calls_.hcall(H_PUT_TERM_CHAR, SVMKIT_VTERM, chunk, packed[0], packed[1]);
+        s += chunk;
+        n -= chunk;
+    }
+    return *this;
+}
+
+Console& Console::str(const char* s) {
+    return write(s, strlen(s));
+}
+
+Console& Console::hex(uint64_t v) {
+    char buf[18];
+    size_t i = sizeof(buf);
+    do {
+        buf[--i] = "0123456789abcdef"[v & 0xf];
+        v >>= 4;
+    } while (v != 0);
+    buf[--i] = 'x';
+    buf[--i] = '0';
+    return write(buf + i, sizeof(buf) - i);
+}
+
+Console& Console::dec(uint64_t v) {
+    char buf[20];
+    size_t i = sizeof(buf);
+    do {
+        buf[--i] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return write(buf + i, sizeof(buf) - i);
+}
+
+Console& Console::sdec(int64_t v) {
+    if (v < 0) {
+        write("-", 1);
+        return dec(static_cast<uint64_t>(-(v + 1)) + 1);
+    }
+    return dec(static_cast<uint64_t>(v));
+}
+
+Console& Console::bytes_hex(const uint8_t* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+        const char two[2] = {"0123456789abcdef"[p[i] >> 4], "0123456789abcdef"[p[i] & 0xf]};
+        write(two, 2);
+    }
+    return *this;
+}
+
+} // namespace svmkit::guest

@@ -1,0 +1,71 @@
+// Ultracalls, hypercalls and the MSR for freestanding guest code.
+//
+// On the simulated platform these go through the gates the platform passes at
+// entry (guest/gates.h); on POWER they would be `sc 2`, `sc 1` and `mfmsr`.
+// Guest code calls only these wrappers, so a ppc64le port replaces this file's
+// bodies and nothing else.
+#pragma once
+
+#include "guest/gates.h"
+#include "guest/uv_abi.h"
+
+#include <stdint.h>
+
+namespace svmkit::guest {
+
+class Calls {
+  public:
+    explicit Calls(const svmkit_gates* gates) : gates_(gates) {}
+
+    // Ultracall `number` with up to four arguments in r4..r7. The full
+    // register file (outputs in r4..r12) is left in `regs` when given.
+    long ucall(uint64_t number, uint64_t r4 = 0, uint64_t r5 = 0, uint64_t r6 = 0, uint64_t r7 = 0,
+               svmkit_regs* regs = nullptr) const {
+        svmkit_regs local{};
+        svmkit_regs& r = regs != nullptr ? *regs : local;
+        set(r, number, r4, r5, r6, r7);
+        return gates_->ucall(&r);
+    }
+
+    long hcall(uint64_t number, uint64_t r4 = 0, uint64_t r5 = 0, uint64_t r6 = 0, uint64_t r7 = 0,
+               svmkit_regs* regs = nullptr) const {
+        svmkit_regs local{};
+        svmkit_regs& r = regs != nullptr ? *regs : local;
+        set(r, number, r4, r5, r6, r7);
+        return gates_->hcall(&r);
+    }
+
+    uint64_t mfmsr() const { return gates_->mfmsr(); }
+    bool secure() const { return (mfmsr() & SVMKIT_MSR_S) != 0; }
+    const svmkit_gates* gates() const { return gates_; }
+
+    // Stops the VM: UV_SVM_TERMINATE, and should the ultravisor return, the
+    // platform's exit hypercall with `status`; never returns.
+    [[noreturn]] void terminate(uint64_t status) const {
+        ucall(UV_SVM_TERMINATE);
+        hcall(H_SVMKIT_EXIT, status);
+        for (;;)
+            __builtin_trap();
+    }
+
+    // Ends the VM with an exit status (the sample kernel's normal end).
+    [[noreturn]] void exit(uint64_t status) const {
+        hcall(H_SVMKIT_EXIT, status);
+        for (;;)
+            __builtin_trap();
+    }
+
+  private:
+    static void set(svmkit_regs& r, uint64_t number, uint64_t r4, uint64_t r5, uint64_t r6,
+                    uint64_t r7) {
+        r.r[3] = number;
+        r.r[4] = r4;
+        r.r[5] = r5;
+        r.r[6] = r6;
+        r.r[7] = r7;
+    }
+
+    const svmkit_gates* gates_;
+};
+
+} // namespace svmkit::guest

@@ -1,0 +1,458 @@
+#include "platform/machine.hpp"
+
+#include "guest/layout.h"
+#include "guest/uv_abi.h"
+#include "platform/gates.hpp"
+#include "platform/platform_fdt.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <exception>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+namespace svmkit::platform {
+
+namespace {
+
+// The running machine, for the gate and signal handlers. One at a time: guest
+// RAM sits at a fixed address.
+Machine* g_machine = nullptr;
+
+// What guest code calls (guest/gates.h): the trampolines of gates_x86_64.S.
+const svmkit_gates kGates = {svmkit_gate_ucall, svmkit_gate_hcall, svmkit_gate_mfmsr};
+
+constexpr std::size_t kGateStackSize = 1u << 20;
+constexpr std::size_t kSignalStackSize = 256u << 10;
+constexpr int kFaultSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP};
+
+std::uint64_t since(std::chrono::steady_clock::time_point origin,
+                    std::chrono::steady_clock::time_point t) {
+    if (t < origin)
+        return 0;
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(t - origin).count());
+}
+
+// An anonymous mapping with a PROT_NONE guard page below it (stacks grow down).
+class StackMapping {
+  public:
+    static Result<StackMapping> create(std::size_t size) {
+        const std::size_t guard = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+        void* p = ::mmap(nullptr, size + guard, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (p == MAP_FAILED)
+            return fail(ExitCode::io, "cannot allocate a stack: {}", std::strerror(errno));
+        ::mprotect(p, guard, PROT_NONE);
+        StackMapping m;
+        m.base_ = static_cast<std::byte*>(p);
+        m.size_ = size + guard;
+        m.guard_ = guard;
+        return m;
+    }
+    StackMapping(StackMapping&& o) noexcept
+        : base_(std::exchange(o.base_, nullptr)), size_(o.size_), guard_(o.guard_) {}
+    StackMapping& operator=(StackMapping&&) = delete;
+    ~StackMapping() {
+        if (base_ != nullptr)
+            ::munmap(base_, size_);
+    }
+    [[nodiscard]] std::byte* bottom() const { return base_ + guard_; }
+    [[nodiscard]] std::size_t usable() const { return size_ - guard_; }
+    // 16-byte aligned, as the SysV ABI wants before a call.
+    [[nodiscard]] std::uint64_t top() const {
+        return reinterpret_cast<std::uint64_t>(base_ + size_) & ~std::uint64_t{15};
+    }
+
+  private:
+    StackMapping() = default;
+    std::byte* base_ = nullptr;
+    std::size_t size_ = 0;
+    std::size_t guard_ = 0;
+};
+
+std::uint64_t pc_of(void* context) {
+    return static_cast<std::uint64_t>(
+        static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RIP]);
+}
+
+void set_pc(void* context, void (*to)()) {
+    static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RIP] =
+        static_cast<greg_t>(reinterpret_cast<std::uintptr_t>(to));
+}
+
+// A fault in guest code leaves guest code (svmkit_gate_fault_exit) instead of
+// killing the process; a fault anywhere else is svmkit's own and goes to
+// whoever handled the signal before (the default action, or a sanitizer).
+struct sigaction g_previous[NSIG];
+
+void on_fault(int sig, siginfo_t* info, void* context) {
+    const std::uint64_t pc = pc_of(context);
+    if (g_machine != nullptr && g_machine->in_guest_code(pc)) {
+        // si_addr is the faulting address only for these codes (a privileged
+        // instruction, for one, raises SIGSEGV with SI_KERNEL and no address).
+        const bool has_address =
+            (sig == SIGSEGV && (info->si_code == SEGV_MAPERR || info->si_code == SEGV_ACCERR)) ||
+            (sig == SIGBUS && info->si_code > 0);
+        g_machine->note_fault(sig, pc,
+                              has_address ? reinterpret_cast<std::uint64_t>(info->si_addr) : 0);
+        set_pc(context, svmkit_gate_fault_exit);
+        return;
+    }
+    // Returning re-runs the faulting instruction under the previous handler.
+    ::sigaction(sig, &g_previous[sig], nullptr);
+}
+
+void on_timeout(int, siginfo_t*, void* context) {
+    if (g_machine == nullptr)
+        return;
+    const std::uint64_t pc = pc_of(context);
+    g_machine->note_fault(0, pc, 0);
+    if (g_machine->in_guest_code(pc)) {
+        set_pc(context, svmkit_gate_fault_exit);
+        return;
+    }
+    // In the platform (a gate handler): leave when the handler returns.
+    svmkit_gate_ctx.leave = 1;
+}
+
+// Installs the fault and timeout handlers on an alternate stack for the
+// duration of a run, and restores what was there before.
+class SignalScope {
+  public:
+    static Result<std::unique_ptr<SignalScope>> install(std::chrono::milliseconds timeout) {
+        auto scope = std::unique_ptr<SignalScope>(new SignalScope());
+        SVM_TRY(stack, StackMapping::create(kSignalStackSize));
+        scope->stack_.emplace(std::move(stack));
+        stack_t ss{};
+        ss.ss_sp = scope->stack_->bottom();
+        ss.ss_size = scope->stack_->usable();
+        if (::sigaltstack(&ss, &scope->old_stack_) != 0)
+            return fail(ExitCode::io, "sigaltstack: {}", std::strerror(errno));
+        scope->stack_set_ = true;
+        struct sigaction sa {};
+        sa.sa_sigaction = on_fault;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        for (int sig : kFaultSignals)
+            if (::sigaction(sig, &sa, &g_previous[sig]) == 0)
+                scope->installed_.push_back(sig);
+        if (timeout.count() > 0) {
+            sa.sa_sigaction = on_timeout;
+            sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+            if (::sigaction(SIGALRM, &sa, &g_previous[SIGALRM]) == 0)
+                scope->installed_.push_back(SIGALRM);
+            sigevent ev{};
+            ev.sigev_notify = SIGEV_THREAD_ID;
+            ev.sigev_signo = SIGALRM;
+            ev._sigev_un._tid = static_cast<pid_t>(::syscall(SYS_gettid));
+            if (::timer_create(CLOCK_MONOTONIC, &ev, &scope->timer_) != 0)
+                return fail(ExitCode::io, "timer_create: {}", std::strerror(errno));
+            scope->timer_set_ = true;
+            itimerspec its{};
+            its.it_value.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+            its.it_value.tv_nsec = static_cast<long>((timeout.count() % 1000) * 1000000);
+            ::timer_settime(scope->timer_, 0, &its, nullptr);
+        }
+        return scope;
+    }
+    ~SignalScope() {
+        if (timer_set_)
+            ::timer_delete(timer_);
+        for (int sig : installed_)
+            ::sigaction(sig, &g_previous[sig], nullptr);
+        if (stack_set_)
+            ::sigaltstack(&old_stack_, nullptr);
+    }
+    SignalScope(const SignalScope&) = delete;
+    SignalScope& operator=(const SignalScope&) = delete;
+
+  private:
+    SignalScope() = default;
+    std::optional<StackMapping> stack_;
+    stack_t old_stack_{};
+    bool stack_set_ = false;
+    std::vector<int> installed_;
+    timer_t timer_{};
+    bool timer_set_ = false;
+};
+
+const char* signal_name(int sig) {
+    switch (sig) {
+    case SIGSEGV:
+        return "SIGSEGV (bad memory access)";
+    case SIGBUS:
+        return "SIGBUS (bad memory access)";
+    case SIGILL:
+        return "SIGILL (illegal instruction or trap)";
+    case SIGFPE:
+        return "SIGFPE (arithmetic fault)";
+    case SIGTRAP:
+        return "SIGTRAP (breakpoint)";
+    default:
+        return "signal";
+    }
+}
+
+} // namespace
+
+std::string_view boot_outcome_name(BootOutcome o) {
+    switch (o) {
+    case BootOutcome::exited:
+        return "exited";
+    case BootOutcome::refused:
+        return "refused";
+    case BootOutcome::terminated:
+        return "terminated";
+    case BootOutcome::faulted:
+        return "faulted";
+    case BootOutcome::returned:
+        return "returned";
+    case BootOutcome::timed_out:
+        return "timed-out";
+    }
+    return "?";
+}
+
+Machine::Machine(MachineConfig config, GuestMemory memory)
+    : config_(std::move(config)), memory_(std::move(memory)),
+      origin_(config_.origin.value_or(std::chrono::steady_clock::now())) {
+    uv_ = std::make_unique<Ultravisor>(memory_, std::move(config_.policy));
+    hv_ = std::make_unique<InProcessHypervisor>(config_.console_echo);
+}
+
+Machine::~Machine() {
+    if (g_machine == this)
+        g_machine = nullptr;
+}
+
+Result<std::unique_ptr<Machine>> Machine::create(MachineConfig config) {
+    if (config.memory_size < kGuestStackTop + kGuestPageSize)
+        return fail(ExitCode::usage,
+                    "guest memory of {} bytes is too small: the image is loaded "
+                    "at {:#x}",
+                    config.memory_size, std::uint64_t{SVMKIT_IMAGE_BASE});
+    SVM_TRY(memory, GuestMemory::create(config.memory_size));
+    return std::unique_ptr<Machine>(new Machine(std::move(config), std::move(memory)));
+}
+
+Result<void> Machine::load(const format::SecureImage& image) {
+    if (loaded_)
+        return fail(ExitCode::usage, "the machine is already loaded");
+    if (image.arch != format::host_arch())
+        return fail(ExitCode::malformed,
+                    "{}: the image is for {}; the simulated machine runs {} guests", image.path(),
+                    format::arch_name(image.arch), format::arch_name(format::host_arch()));
+    SVM_TRY(placed, place_image(memory_, image, SVMKIT_IMAGE_BASE));
+    PlatformFdtSpec spec;
+    spec.memory_size = memory_.size();
+    spec.reserved = {{kFirmwareFdtAddress, kPlatformFdtMaxSize},
+                     {kGuestStackBase, kGuestStackTop - kGuestStackBase}};
+    spec.virtio_mmio_nodes = config_.virtio_mmio_nodes;
+    SVM_TRY(fdt, build_platform_fdt(spec));
+    SVM_CHECK(memory_.write(kFirmwareFdtAddress, fdt));
+    report_.image = image.path();
+    report_.memory_size = memory_.size();
+    report_.placed = placed;
+    report_.fdt = kFirmwareFdtAddress;
+    report_.stack_base = kGuestStackBase;
+    report_.stack_top = kGuestStackTop;
+    loaded_ = true;
+    loaded_at_ = std::chrono::steady_clock::now();
+    return {};
+}
+
+bool Machine::in_guest_code(std::uint64_t pc) const {
+    const std::uint64_t base = SVMKIT_SIM_GUEST_VA_BASE;
+    return pc >= base && pc - base < memory_.size();
+}
+
+void Machine::note_fault(int signal, std::uint64_t pc, std::uint64_t address) noexcept {
+    if (signal == 0) {
+        timed_out_ = true;
+        return;
+    }
+    fault_signal_ = signal;
+    fault_pc_ = pc;
+    fault_address_ = address;
+}
+
+void Machine::leave_guest(Stop why) noexcept {
+    stop_ = why;
+    svmkit_gate_ctx.leave = 1;
+}
+
+long Machine::on_ucall(svmkit_regs& regs) noexcept {
+    try {
+        auto r = uv_->ucall(regs);
+        if (!r) {
+            platform_error_ = r.error();
+            leave_guest(Stop::platform_error);
+            return U_FUNCTION;
+        }
+        if (r->leave_guest)
+            leave_guest(uv_->terminated() ? Stop::terminated : Stop::esm_resume);
+        return static_cast<long>(regs.r[3]);
+    } catch (const std::exception& e) {
+        platform_error_ = Error{ExitCode::io, fmt::format("ultracall: {}", e.what())};
+        leave_guest(Stop::platform_error);
+        return U_FUNCTION;
+    }
+}
+
+long Machine::on_hcall(svmkit_regs& regs) noexcept {
+    try {
+        const HcallResult r = hv_->hcall(regs);
+        regs.r[3] = static_cast<std::uint64_t>(r.ret);
+        if (r.exit_status) {
+            report_.exit_status = *r.exit_status;
+            leave_guest(Stop::exited);
+        }
+        return r.ret;
+    } catch (const std::exception& e) {
+        platform_error_ = Error{ExitCode::io, fmt::format("hypercall: {}", e.what())};
+        leave_guest(Stop::platform_error);
+        return H_HARDWARE;
+    }
+}
+
+std::uint64_t Machine::on_mfmsr() noexcept {
+    return SVMKIT_MSR_SF | SVMKIT_MSR_LE | (uv_->secure() ? SVMKIT_MSR_S : 0);
+}
+
+Result<void> Machine::run() {
+    if (!loaded_)
+        return fail(ExitCode::usage, "nothing is loaded");
+    if (g_machine != nullptr)
+        return fail(ExitCode::usage, "another machine is running");
+    SVM_TRY(gate_stack, StackMapping::create(kGateStackSize));
+    // The guest stack grows down from the image base; host_address() takes an
+    // address inside RAM, so translate the last 16 bytes below the top.
+    SVM_TRY(below_stack_top, memory_.host_address(kGuestStackTop - 16));
+    const std::uint64_t stack_top = below_stack_top + 16; // 64 KiB aligned, so 16-byte aligned
+    SVM_TRY(signals, SignalScope::install(config_.timeout));
+    g_machine = this;
+    svmkit_gate_ctx.gate_stack_top = gate_stack.top();
+
+    const auto entered = std::chrono::steady_clock::now();
+    std::uint64_t pc = report_.placed.entry;
+    std::uint64_t r3 = report_.fdt;
+    std::uint64_t r4 = report_.placed.kbase;
+    long how = SVMKIT_GUEST_RETURNED;
+    for (;;) {
+        stop_ = Stop::none;
+        auto pc_va = memory_.host_address(pc);
+        if (!pc_va) {
+            platform_error_ = pc_va.error();
+            break;
+        }
+        // r5 = 0: kexec-style, there is no Open Firmware (docs/platform.md).
+        // A fresh stack at each entry (the ESM resume included).
+        how = svmkit_guest_enter(*pc_va, r3, r4, 0, &kGates, stack_top);
+        if (how == SVMKIT_GUEST_LEFT && !timed_out_ && stop_ == Stop::esm_resume) {
+            const EsmResume& resume = *uv_->resume();
+            pc = resume.pc;
+            r3 = resume.r3;
+            r4 = resume.r4;
+            continue;
+        }
+        break;
+    }
+    const auto stopped = std::chrono::steady_clock::now();
+    g_machine = nullptr;
+    signals.reset();
+
+    if (platform_error_)
+        return svmkit::unexpected(*platform_error_);
+    if (timed_out_) {
+        report_.outcome = BootOutcome::timed_out;
+        report_.message =
+            fmt::format("the guest did not finish within {} ms; stopped", config_.timeout.count());
+    } else if (how == SVMKIT_GUEST_FAULTED) {
+        report_.outcome = BootOutcome::faulted;
+        const std::uint64_t base = SVMKIT_SIM_GUEST_VA_BASE;
+        report_.message = fmt::format("guest code faulted: {} at guest address {:#x}",
+                                      signal_name(fault_signal_), fault_pc_ - base);
+        if (fault_address_ != 0 && in_guest_code(fault_address_))
+            report_.message += fmt::format(" accessing guest address {:#x}", fault_address_ - base);
+        else if (fault_address_ != 0)
+            report_.message += fmt::format(" accessing {:#x}, outside guest RAM", fault_address_);
+    } else if (how == SVMKIT_GUEST_RETURNED) {
+        report_.outcome = BootOutcome::returned;
+        report_.message = "guest code returned from its entry point";
+    } else if (uv_->esm() && !uv_->esm()->ok()) {
+        report_.outcome = BootOutcome::refused;
+        report_.message = fmt::format("the ultravisor refused the image: {}: {}",
+                                      esm_failure_name(uv_->esm()->failure), uv_->esm()->message);
+    } else if (stop_ == Stop::exited) {
+        report_.outcome = BootOutcome::exited;
+    } else {
+        report_.outcome = BootOutcome::terminated;
+        report_.message = "the guest terminated the VM (UV_SVM_TERMINATE)";
+    }
+    finish_report(entered, stopped);
+    return {};
+}
+
+void Machine::finish_report(std::chrono::steady_clock::time_point entered,
+                            std::chrono::steady_clock::time_point stopped) {
+    BootReport& r = report_;
+    r.console = hv_->console();
+    r.shares = uv_->shares();
+    r.pages_shared_at_end = memory_.count(PageState::shared);
+    if (uv_->esm()) {
+        r.esm = *uv_->esm();
+        r.esm_return_code = uv_->esm_return_code();
+    }
+    std::optional<std::chrono::steady_clock::time_point> kernel_at;
+    for (const TraceEvent& e : hv_->events()) {
+        switch (e.event) {
+        case SVMKIT_TRACE_KERNEL:
+            r.kernel = KernelUnpacked{e.args[0], e.args[1], e.args[2] != 0};
+            break;
+        case SVMKIT_TRACE_INITRD:
+            r.initrd = std::pair{e.args[0], e.args[1]};
+            break;
+        case SVMKIT_TRACE_KERNEL_ENTRY:
+            r.kernel_entry = KernelEntry{e.args[0], e.args[1], e.args[2]};
+            kernel_at = e.when;
+            break;
+        default:
+            break;
+        }
+    }
+    auto stage = [&](std::string name, std::chrono::steady_clock::time_point from,
+                     std::chrono::steady_clock::time_point to) {
+        r.stages.push_back(BootStage{std::move(name), since(origin_, from), since(from, to)});
+    };
+    stage("load", origin_, loaded_at_);
+    if (uv_->esm()) {
+        stage("stub", entered, uv_->esm_start());
+        stage("esm", uv_->esm_start(), uv_->esm_end());
+        if (uv_->secure())
+            stage("stub-secure", uv_->esm_end(), kernel_at.value_or(stopped));
+    } else {
+        stage("stub", entered, stopped);
+    }
+    if (kernel_at)
+        stage("kernel", *kernel_at, stopped);
+    r.total_us = since(origin_, stopped);
+}
+
+} // namespace svmkit::platform
+
+extern "C" long svmkit_ucall_handler(svmkit_regs* regs) {
+    return svmkit::platform::g_machine->on_ucall(*regs);
+}
+
+extern "C" long svmkit_hcall_handler(svmkit_regs* regs) {
+    return svmkit::platform::g_machine->on_hcall(*regs);
+}
+
+extern "C" std::uint64_t svmkit_mfmsr_handler() {
+    return svmkit::platform::g_machine->on_mfmsr();
+}

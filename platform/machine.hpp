@@ -1,0 +1,153 @@
+// The simulated machine: guest RAM, firmware-style loading of a secure image,
+// and running its guest code natively with the ultravisor and the hypervisor
+// behind the gates (guest/gates.h, platform/gates_x86_64.S).
+//
+// Boot sequence (docs/platform.md):
+//   1. firmware: the image's loaded sections at SVMKIT_IMAGE_BASE (as QEMU's
+//      -kernel would), a device tree at kFirmwareFdtAddress, a stack below the
+//      image; both recorded in the FDT's /memreserve/ table;
+//   2. the stub is entered kexec-style: r3 = FDT, r4 = kbase, r5 = 0 (there is
+//      no Open Firmware on this platform);
+//   3. ultracalls and hypercalls are served until the guest exits
+//      (H_SVMKIT_EXIT), the VM is terminated (UV_SVM_TERMINATE), or guest
+//      code faults; a successful UV_ESM re-enters the guest at the stub on a
+//      fresh stack (r3 = FDT, r4 = kbase, r5 = 0), now secure.
+#pragma once
+
+#include "base/error.hpp"
+#include "format/image_reader.hpp"
+#include "platform/guest_memory.hpp"
+#include "platform/hypervisor.hpp"
+#include "platform/image_loader.hpp"
+#include "platform/ultracalls.hpp"
+#include "platform/ultravisor.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace svmkit::platform {
+
+inline constexpr std::uint64_t kDefaultMemorySize = 1ull << 30;
+// Firmware placement (guest-physical), below the image base.
+inline constexpr std::uint64_t kFirmwareFdtAddress = 0x3e00000;
+inline constexpr std::uint64_t kGuestStackBase = 0x3f00000;
+inline constexpr std::uint64_t kGuestStackTop = 0x4000000; // == SVMKIT_IMAGE_BASE
+
+struct MachineConfig {
+    std::uint64_t memory_size = kDefaultMemorySize;
+    EsmPolicy policy;
+    std::FILE* console_echo = nullptr; // where the guest console streams, as it comes
+    unsigned virtio_mmio_nodes = 0;    // placeholder virtio nodes in the FDT (tests)
+    // Stop a guest that has not finished after this long (0: never).
+    std::chrono::milliseconds timeout{0};
+    // Time zero of the report's stage timings (default: when the machine is created).
+    std::optional<std::chrono::steady_clock::time_point> origin;
+};
+
+enum class BootOutcome {
+    exited,     // H_SVMKIT_EXIT with a status
+    refused,    // UV_ESM refused the image; the guest then stopped
+    terminated, // UV_SVM_TERMINATE (or a stop) without a refused ESM
+    faulted,    // guest code crashed (a trap, a bad access)
+    returned,   // guest code returned from its entry point
+    timed_out,  // the guest ran longer than MachineConfig::timeout
+};
+std::string_view boot_outcome_name(BootOutcome o);
+
+struct BootStage {
+    std::string name;
+    std::uint64_t start_us = 0; // since the origin
+    std::uint64_t duration_us = 0;
+};
+
+struct KernelEntry {
+    std::uint64_t entry = 0; // guest-physical
+    std::uint64_t fdt = 0;
+    std::uint64_t stack_top = 0;
+};
+
+struct KernelUnpacked {
+    std::uint64_t load_address = 0;
+    std::uint64_t size = 0;
+    bool inflated = false;
+};
+
+struct BootReport {
+    std::string image;
+    std::uint64_t memory_size = 0;
+    std::vector<BootStage> stages;
+    // Load.
+    PlacedImage placed;
+    std::uint64_t fdt = 0;
+    std::uint64_t stack_base = 0, stack_top = 0;
+    // ESM (when the guest called it).
+    std::optional<EsmResult> esm;
+    long esm_return_code = 0;
+    // Pages shared and unshared, in call order.
+    std::vector<ShareRecord> shares;
+    std::uint64_t pages_shared_at_end = 0;
+    // What the stub reported (H_SVMKIT_TRACE).
+    std::optional<KernelUnpacked> kernel;
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> initrd; // [start, end)
+    std::optional<KernelEntry> kernel_entry;
+    // How it ended.
+    BootOutcome outcome = BootOutcome::returned;
+    std::optional<std::uint64_t> exit_status;
+    std::string message; // why it ended, for everything but a clean exit
+    std::uint64_t total_us = 0;
+    std::string console;
+};
+
+class Machine {
+  public:
+    static Result<std::unique_ptr<Machine>> create(MachineConfig config);
+    ~Machine();
+    Machine(const Machine&) = delete;
+    Machine& operator=(const Machine&) = delete;
+
+    // Firmware: places the image and the FDT. Once, before run().
+    Result<void> load(const format::SecureImage& image);
+    // Runs the guest until the VM stops. Errors are platform faults; how the
+    // guest ended (including refusals) is in report().
+    Result<void> run();
+
+    [[nodiscard]] const BootReport& report() const { return report_; }
+    GuestMemory& memory() { return memory_; }
+
+    // Gate handlers (called from platform/gates_x86_64.S via the extern "C"
+    // handlers, on the gate stack).
+    long on_ucall(svmkit_regs& regs) noexcept;
+    long on_hcall(svmkit_regs& regs) noexcept;
+    std::uint64_t on_mfmsr() noexcept;
+    // From the signal handlers: a fault or the timeout in guest code.
+    [[nodiscard]] bool in_guest_code(std::uint64_t pc) const;
+    void note_fault(int signal, std::uint64_t pc, std::uint64_t address) noexcept;
+
+  private:
+    Machine(MachineConfig config, GuestMemory memory);
+    enum class Stop { none, esm_resume, exited, terminated, platform_error };
+    void leave_guest(Stop why) noexcept;
+    void finish_report(std::chrono::steady_clock::time_point entered,
+                       std::chrono::steady_clock::time_point stopped);
+
+    MachineConfig config_;
+    GuestMemory memory_;
+    std::chrono::steady_clock::time_point origin_;
+    std::chrono::steady_clock::time_point loaded_at_;
+    bool loaded_ = false;
+    std::unique_ptr<Ultravisor> uv_;
+    std::unique_ptr<InProcessHypervisor> hv_;
+    Stop stop_ = Stop::none;
+    std::optional<Error> platform_error_;
+    int fault_signal_ = 0;
+    std::uint64_t fault_pc_ = 0, fault_address_ = 0;
+    bool timed_out_ = false;
+    BootReport report_;
+};
+
+} // namespace svmkit::platform

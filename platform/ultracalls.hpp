@@ -1,0 +1,83 @@
+// The simulated ultravisor as the guest sees it: what `sc 2` reaches.
+//
+// Numbers, arguments and return codes are those of the POWER ultravisor
+// (guest/uv_abi.h, ../shared/reference/pef-ultravisor.md):
+//   UV_ESM(r4 = kbase, r5 = FDT)        only once, only from a non-secure guest;
+//                                       on success the guest does not return
+//                                       from the call but resumes at kbase
+//                                       (r3 = FDT, r4 = kbase, r5 = 0), secure
+//   UV_SHARE_PAGE(r4 = pfn, r5 = count)   secure guests only
+//   UV_UNSHARE_PAGE(r4 = pfn, r5 = count) secure guests only
+//   UV_UNSHARE_ALL_PAGES                  secure guests only
+//   UV_SVM_TERMINATE                      the VM stops
+//   anything else                         U_FUNCTION
+// Share calls from a guest that is not secure get U_PERMISSION; a page range
+// outside guest RAM or pages in the wrong state get U_PARAMETER.
+#pragma once
+
+#include "base/error.hpp"
+#include "guest/gates.h"
+#include "platform/guest_memory.hpp"
+#include "platform/ultravisor.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace svmkit::platform {
+
+struct ShareRecord {
+    bool share = true; // false: UV_UNSHARE_PAGE / UV_UNSHARE_ALL_PAGES
+    std::uint64_t pfn = 0;
+    std::uint64_t pages = 0;
+    long ret = 0;
+};
+
+// Where a guest resumes after a successful UV_ESM.
+struct EsmResume {
+    std::uint64_t pc = 0;
+    std::uint64_t r3 = 0; // FDT
+    std::uint64_t r4 = 0; // kbase
+};
+
+struct UcallResult {
+    bool leave_guest = false; // the guest does not return from the call (ESM resume, terminate)
+};
+
+// Invariants: secure() is true exactly after a UV_ESM that succeeded; esm()
+// holds the outcome of the one UV_ESM that ran (later ones are refused
+// without running); after a refused UV_ESM only UV_SVM_TERMINATE is served.
+class Ultravisor {
+  public:
+    Ultravisor(GuestMemory& memory, EsmPolicy policy)
+        : memory_(memory), policy_(std::move(policy)) {}
+
+    // Serves one ultracall; sets r3. Platform faults (I/O) are errors.
+    Result<UcallResult> ucall(svmkit_regs& regs);
+
+    [[nodiscard]] bool secure() const { return secure_; }
+    [[nodiscard]] bool terminated() const { return terminated_; }
+    [[nodiscard]] const std::optional<EsmResult>& esm() const { return esm_; }
+    [[nodiscard]] long esm_return_code() const { return esm_code_; }
+    [[nodiscard]] std::chrono::steady_clock::time_point esm_start() const { return esm_start_; }
+    [[nodiscard]] std::chrono::steady_clock::time_point esm_end() const { return esm_end_; }
+    [[nodiscard]] const std::optional<EsmResume>& resume() const { return resume_; }
+    [[nodiscard]] const std::vector<ShareRecord>& shares() const { return shares_; }
+
+  private:
+    Result<UcallResult> esm(svmkit_regs& regs);
+    Result<long> share(bool share, std::uint64_t pfn, std::uint64_t count);
+
+    GuestMemory& memory_;
+    EsmPolicy policy_;
+    bool secure_ = false;
+    bool terminated_ = false;
+    std::optional<EsmResult> esm_;
+    long esm_code_ = 0;
+    std::chrono::steady_clock::time_point esm_start_, esm_end_;
+    std::optional<EsmResume> resume_;
+    std::vector<ShareRecord> shares_;
+};
+
+} // namespace svmkit::platform

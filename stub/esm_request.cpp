@@ -1,0 +1,117 @@
+// The stub's first run: not yet secure. Builds the FDT the kernel will see,
+// outside the image, and asks the ultravisor to verify the image and make the
+// VM secure (UV_ESM). Writes nothing inside the image.
+#include "stub/stub.h"
+
+#include "guest/fdt_util.h"
+
+#include <libfdt.h>
+#include <string.h>
+
+namespace svmkit::stub {
+
+namespace {
+
+// An ultracall return code's name (guest/uv_abi.h).
+const char* uv_error_name(long code) {
+    switch (code) {
+    case U_SUCCESS:
+        return "U_SUCCESS";
+    case U_FUNCTION:
+        return "U_FUNCTION";
+    case U_PARAMETER:
+        return "U_PARAMETER";
+    case U_RETRY:
+        return "U_RETRY";
+    case U_PERMISSION:
+        return "U_PERMISSION";
+    case U_P2:
+        return "U_P2";
+    case U_P3:
+        return "U_P3";
+    case U_P4:
+        return "U_P4";
+    case U_P5:
+        return "U_P5";
+    case U_BAD_MODE:
+        return "U_BAD_MODE";
+    case U_STATE:
+        return "U_STATE";
+    default:
+        return "unknown";
+    }
+}
+
+void check(Stub& s, int err, const char* what) {
+    if (err >= 0)
+        return;
+    s.say("error: ").str(what).str(": ").str(fdt_error_name(err));
+    s.con.nl();
+    s.stop();
+}
+
+void set_u64(Stub& s, void* fdt, int node, const char* name, uint64_t v) {
+    check(s, fdt_setprop_u64(fdt, node, name, v), name);
+}
+
+} // namespace
+
+void request_esm(Stub& s, uint64_t platform_fdt) {
+    // The platform's device tree is untrusted: checked whole before any use.
+    const void* in = checked_fdt(s, platform_fdt, "from the platform");
+    if (fdt_totalsize(in) > kMaxFdtSize)
+        s.fatal("the platform's device tree is larger than 1 MiB");
+    RegionAllocator alloc(ram_from_fdt(s, in));
+    reserve_fixed(s, alloc, in, platform_fdt);
+
+    // A copy with room for what this run and the secure run add.
+    uint64_t size = 0;
+    Range buf;
+    if (!align_up(fdt_totalsize(in) + kFdtHeadroom, kPageSize, &size) ||
+        !alloc.allocate(size, kPageSize, &buf))
+        s.fatal("no room for the device tree");
+    void* fdt = gpa_ptr<void>(buf.base);
+    check(s, fdt_open_into(in, fdt, static_cast<int>(buf.size)), "copying the device tree");
+    // The kernel must not reuse the FDT's memory before it has read it.
+    check(s, fdt_add_mem_rsv(fdt, buf.base, buf.size), "reserving the device tree");
+
+    int chosen = fdt_path_offset(fdt, "/chosen");
+    if (chosen == -FDT_ERR_NOTFOUND)
+        chosen = fdt_add_subnode(fdt, 0, "chosen");
+    check(s, chosen, "/chosen");
+
+    // bootargs: the signed command line (the ultravisor compares them), as a
+    // NUL-terminated string; empty without a command line.
+    const Range cmdline =
+        s.manifest.get(ComponentId::cmdline).present ? s.placed(ComponentId::cmdline) : Range{};
+    if (cmdline.size > kMaxFdtSize)
+        s.fatal("the command line is too long");
+    void* args = nullptr;
+    check(
+        s,
+        fdt_setprop_placeholder(fdt, chosen, "bootargs", static_cast<int>(cmdline.size + 1), &args),
+        "bootargs");
+    if (cmdline.size != 0)
+        memcpy(args, gpa_ptr<void>(cmdline.base), cmdline.size);
+    static_cast<char*>(args)[cmdline.size] = '\0';
+
+    // Where the ultravisor finds the manifest (the ESM blob).
+    set_u64(s, fdt, chosen, "linux,esm-blob-start", s.blob.base);
+    set_u64(s, fdt, chosen, "linux,esm-blob-end", s.blob.end());
+    // The initrd where it lies in the image; the secure run moves it.
+    if (s.manifest.get(ComponentId::initrd).present) {
+        const Range initrd = s.placed(ComponentId::initrd);
+        set_u64(s, fdt, chosen, "linux,initrd-start", initrd.base);
+        set_u64(s, fdt, chosen, "linux,initrd-end", initrd.end());
+    }
+
+    s.say("entering secure mode: UV_ESM kbase ").hex(s.kbase).str(" fdt ").hex(buf.base);
+    s.con.nl();
+    const long rc = s.calls.ucall(UV_ESM, s.kbase, buf.base);
+    // UV_ESM returns only when it refused: never continue insecure.
+    s.say("error: UV_ESM failed: ").sdec(rc).str(" (").str(uv_error_name(rc));
+    s.con.str("); the image was not accepted, stopping").nl();
+    s.stop();
+}
+
+} // namespace svmkit::stub

@@ -1,0 +1,208 @@
+// The stub's second run: resumed by the ultravisor, secure, on a verified
+// image. Unpacks the kernel, places the initrd, shares the bounce pool,
+// describes it in the FDT and enters the kernel kexec-style.
+#include "stub/stub.h"
+
+#include "guest/cmdline.h"
+#include "guest/fdt_util.h"
+
+#include <libfdt.h>
+#include <string.h>
+
+namespace svmkit::stub {
+
+namespace {
+
+// Linux's restricted-dma-pool needs at least this much; svmkit build
+// enforces the same minimum (format/manifest.hpp kMinSwiotlbSize).
+constexpr uint64_t kMinPoolSize = 1u << 20;
+
+void check(Stub& s, int err, const char* what) {
+    if (err >= 0)
+        return;
+    s.say("error: ").str(what).str(": ").str(fdt_error_name(err));
+    s.con.nl();
+    s.stop();
+}
+
+int chosen(Stub& s, void* fdt) {
+    const int node = fdt_path_offset(fdt, "/chosen");
+    check(s, node, "/chosen");
+    return node;
+}
+
+// Copies the initrd out of the image (the kernel may reuse the image's memory)
+// and points /chosen at the copy.
+void place_initrd(Stub& s, RegionAllocator& alloc, void* fdt) {
+    if (!s.manifest.get(ComponentId::initrd).present) {
+        // Nothing before ESM can add one: the properties are the stub's own.
+        fdt_delprop(fdt, chosen(s, fdt), "linux,initrd-start");
+        fdt_delprop(fdt, chosen(s, fdt), "linux,initrd-end");
+        return;
+    }
+    const Range from = s.placed(ComponentId::initrd);
+    uint64_t size = 0;
+    Range to;
+    if (!align_up(from.size, kPageSize, &size) || !alloc.allocate(size, kPageSize, &to))
+        s.fatal("no room for the initrd");
+    memcpy(gpa_ptr(to.base), gpa_ptr(from.base), from.size);
+    check(s, fdt_setprop_u64(fdt, chosen(s, fdt), "linux,initrd-start", to.base),
+          "linux,initrd-start");
+    check(s, fdt_setprop_u64(fdt, chosen(s, fdt), "linux,initrd-end", to.base + from.size),
+          "linux,initrd-end");
+    s.say("initrd ").dec(from.size).str(" bytes at ").hex(to.base).nl();
+    s.calls.hcall(H_SVMKIT_TRACE, SVMKIT_TRACE_INITRD, to.base, to.base + from.size);
+}
+
+// The bounce pool's size: the manifest's swiotlb-size, or `swiotlb=<bytes>`
+// (K/M/G suffixes) from the signed command line; rounded up to 64 KiB.
+uint64_t pool_size(Stub& s) {
+    uint64_t size = s.manifest.swiotlb_size;
+    if (s.manifest.get(ComponentId::cmdline).present) {
+        const Range cmdline = s.placed(ComponentId::cmdline);
+        const char* value = nullptr;
+        size_t len = 0;
+        if (cmdline_param(gpa_ptr<const char>(cmdline.base), cmdline.size, "swiotlb", &value,
+                          &len) &&
+            !parse_size(value, len, &size))
+            s.fatal("swiotlb= on the command line is not a size (bytes, with an optional K, M "
+                    "or G suffix)");
+    }
+    if (!align_up(size, kPageSize, &size) || size < kMinPoolSize)
+        s.fatal("the bounce pool must be at least 1 MiB");
+    return size;
+}
+
+// Reserves the bounce pool and shares it with the hypervisor (UV_SHARE_PAGE):
+// the only guest memory devices may reach.
+Range share_bounce_pool(Stub& s, RegionAllocator& alloc) {
+    Range pool;
+    if (!alloc.allocate(pool_size(s), kPageSize, &pool))
+        s.fatal("no room for the bounce pool");
+    const long rc = s.calls.ucall(UV_SHARE_PAGE, pool.base >> kPageShift, pool.size >> kPageShift);
+    if (rc != U_SUCCESS) {
+        s.say("error: UV_SHARE_PAGE of the bounce pool failed: ").sdec(rc).nl();
+        s.stop();
+    }
+    s.say("bounce pool ").hex(pool.base).str("..").hex(pool.end()).str(" shared (");
+    s.con.dec(pool.size >> kPageShift).str(" pages)").nl();
+    return pool;
+}
+
+// "svmkit-bounce-pool@<base in hex>"
+void pool_node_name(uint64_t base, char (&name)[40]) {
+    const char prefix[] = "svmkit-bounce-pool@";
+    size_t n = sizeof(prefix) - 1;
+    memcpy(name, prefix, n);
+    char digits[16];
+    size_t d = 0;
+    do {
+        digits[d++] = "0123456789abcdef"[base & 0xf];
+        base >>= 4;
+    } while (base != 0);
+    while (d > 0)
+        name[n++] = digits[--d];
+    name[n] = '\0';
+}
+
+// /reserved-memory/svmkit-bounce-pool@<base>: compatible = "restricted-dma-pool",
+// reg = <base size> (2 + 2 cells), a phandle that every virtio device's
+// memory-region points at; /chosen records that virtio devices must offer
+// VIRTIO_F_ACCESS_PLATFORM. Returns the number of virtio device nodes.
+int describe_pool(Stub& s, void* fdt, const Range& pool) {
+    int rm = fdt_path_offset(fdt, "/reserved-memory");
+    if (rm == -FDT_ERR_NOTFOUND) {
+        rm = fdt_add_subnode(fdt, 0, "reserved-memory");
+        check(s, rm, "/reserved-memory");
+        check(s, fdt_setprop_u32(fdt, rm, "#address-cells", 2), "/reserved-memory");
+        check(s, fdt_setprop_u32(fdt, rm, "#size-cells", 2), "/reserved-memory");
+        check(s, fdt_setprop(fdt, rm, "ranges", nullptr, 0), "/reserved-memory");
+    } else {
+        check(s, rm, "/reserved-memory");
+        int ac = 0;
+        int sc = 0;
+        if (!fdt_cells(fdt, rm, &ac, &sc) || ac != 2 || sc != 2 ||
+            fdt_getprop(fdt, rm, "#size-cells", nullptr) == nullptr)
+            s.fatal("/reserved-memory must have #address-cells = <2> and #size-cells = <2>");
+    }
+    char name[40];
+    pool_node_name(pool.base, name);
+    const int node = fdt_add_subnode(fdt, rm, name);
+    check(s, node, "the bounce pool node");
+    check(s, fdt_setprop_string(fdt, node, "compatible", "restricted-dma-pool"),
+          "the bounce pool node");
+    uint8_t reg[16];
+    put_be64(reg, pool.base);
+    put_be64(reg + 8, pool.size);
+    check(s, fdt_setprop(fdt, node, "reg", reg, sizeof reg), "the bounce pool node");
+    uint32_t phandle = 0;
+    check(s, fdt_generate_phandle(fdt, &phandle), "a phandle for the bounce pool");
+    check(s, fdt_setprop_u32(fdt, node, "phandle", phandle), "the bounce pool node");
+
+    int devices = 0;
+    for (int dev = fdt_node_offset_by_compatible(fdt, -1, "virtio,mmio"); dev >= 0;
+         dev = fdt_node_offset_by_compatible(fdt, dev, "virtio,mmio")) {
+        check(s, fdt_setprop_u32(fdt, dev, "memory-region", phandle), "memory-region");
+        ++devices;
+    }
+    // Without VIRTIO_F_ACCESS_PLATFORM a device bypasses the DMA API and so the
+    // bounce pool, and could only work on secure memory it cannot read: the
+    // kernel must refuse such devices (docs/platform.md).
+    check(s, fdt_setprop(fdt, chosen(s, fdt), "svmkit,virtio-require-access-platform", nullptr, 0),
+          "/chosen");
+    return devices;
+}
+
+[[noreturn]] void enter_kernel(uint64_t entry, uint64_t r3, uint64_t r4, uint64_t r5,
+                               const svmkit_gates* gates, uint64_t stack_top) {
+#if defined(__x86_64__)
+    // The C-call form of POWER's kexec entry (guest/gates.h), on a stack of the
+    // kernel's own; a kernel that returns faults on ud2.
+    asm volatile("mov %[stack], %%rsp\n\t"
+                 "xor %%ebp, %%ebp\n\t"
+                 "call *%[entry]\n\t"
+                 "ud2"
+                 :
+                 : [stack] "r"(gpa_ptr<void>(stack_top)), [entry] "r"(gpa_ptr<void>(entry)),
+                   "D"(r3), "S"(r4), "d"(r5), "c"(gates)
+                 : "memory");
+    __builtin_unreachable();
+#else
+#error "enter_kernel: only the simulated platform (x86-64) is implemented"
+#endif
+}
+
+} // namespace
+
+void boot_secure(Stub& s, uint64_t fdt_gpa) {
+    s.say("resumed secure by the ultravisor").nl();
+    // Our own FDT, but written before ESM while the hypervisor could reach it:
+    // checked again, now that it is in secure memory.
+    void* fdt = checked_fdt(s, fdt_gpa, "passed by the ultravisor");
+    RegionAllocator alloc(ram_from_fdt(s, fdt));
+    reserve_fixed(s, alloc, fdt, fdt_gpa);
+
+    unpack_kernel(s, alloc);
+    place_initrd(s, alloc, fdt);
+    const Range pool = share_bounce_pool(s, alloc);
+    const int devices = describe_pool(s, fdt, pool);
+    s.say("restricted-dma-pool described for ").dec(static_cast<uint64_t>(devices));
+    s.con.str(" virtio device(s)").nl();
+
+    Range stack;
+    if (!alloc.allocate(kKernelStackSize, kPageSize, &stack))
+        s.fatal("no room for the kernel's stack");
+    check(s, fdt_add_mem_rsv(fdt, stack.base, stack.size), "reserving the kernel's stack");
+
+    const ComponentView& k = s.manifest.get(ComponentId::kernel);
+    if (k.entry_offset >= k.memory_size)
+        s.fatal("the kernel's entry point lies outside its image");
+    const uint64_t entry = k.load_address + k.entry_offset;
+    s.say("entering the kernel at ").hex(entry).str(" (r3 = fdt ").hex(fdt_gpa).str(")").nl();
+    s.calls.hcall(H_SVMKIT_TRACE, SVMKIT_TRACE_KERNEL_ENTRY, entry, fdt_gpa, stack.end());
+    // kexec-style, as Linux's ppc64 entry expects it: r3 = FDT, r4 = the
+    // kernel's physical start, r5 = 0 (no Open Firmware).
+    enter_kernel(entry, fdt_gpa, k.load_address, 0, s.calls.gates(), stack.end());
+}
+
+} // namespace svmkit::stub

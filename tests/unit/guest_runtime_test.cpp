@@ -1,0 +1,94 @@
+// Portable parts of the freestanding guest runtime, compiled here from the
+// same sources the stub links: command-line parameters and sizes (`swiotlb=`)
+// and the stub's top-down placement in guest RAM.
+#include "guest/cmdline.cpp"      // NOLINT(bugprone-suspicious-include)
+#include "guest/region_alloc.cpp" // NOLINT(bugprone-suspicious-include)
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <optional>
+#include <string>
+
+using namespace svmkit::guest;
+
+namespace {
+
+std::optional<std::string> param(const std::string& cmdline, const char* name) {
+    const char* value = nullptr;
+    std::size_t len = 0;
+    if (!cmdline_param(cmdline.data(), cmdline.size(), name, &value, &len))
+        return std::nullopt;
+    return std::string(value, len);
+}
+
+std::optional<std::uint64_t> size_of(const std::string& s) {
+    std::uint64_t v = 0;
+    if (!parse_size(s.data(), s.size(), &v))
+        return std::nullopt;
+    return v;
+}
+
+} // namespace
+
+TEST_CASE("guest cmdline: parameters are whole words, the last one counts") {
+    CHECK(param("console=hvc0 swiotlb=8M svm=on", "swiotlb") == "8M");
+    CHECK(param("swiotlb=8M", "swiotlb") == "8M");
+    CHECK(param("a swiotlb=1M\tb swiotlb=2M", "swiotlb") == "2M");
+    CHECK(param("xswiotlb=8M", "swiotlb") == std::nullopt);
+    CHECK(param("swiotlb", "swiotlb") == std::nullopt);
+    CHECK(param("swiotlbx=1", "swiotlb") == std::nullopt);
+    CHECK(param("swiotlb=", "swiotlb") == "");
+    CHECK(param("", "swiotlb") == std::nullopt);
+}
+
+TEST_CASE("guest cmdline: sizes in bytes with K, M or G") {
+    CHECK(size_of("65536") == 65536u);
+    CHECK(size_of("64K") == 65536u);
+    CHECK(size_of("8m") == 8u << 20);
+    CHECK(size_of("2G") == 2ull << 30);
+    CHECK(size_of("") == std::nullopt);
+    CHECK(size_of("M") == std::nullopt);
+    CHECK(size_of("0x100000") == std::nullopt);
+    CHECK(size_of("8MB") == std::nullopt);
+    CHECK(size_of("-1") == std::nullopt);
+    CHECK(size_of("18446744073709551615") == ~0ull);
+    CHECK(size_of("18446744073709551616") == std::nullopt);
+    CHECK(size_of("17179869184G") == std::nullopt); // 2^64
+}
+
+TEST_CASE("guest placement: top-down, aligned, around every reserved range") {
+    RegionAllocator a(Range{0, 64u << 20});
+    REQUIRE(a.reserve(Range{60u << 20, 4u << 20})); // the top 4 MiB
+    REQUIRE(a.reserve(Range{0x3800000, 0x10000}));  // a hole-maker at 56 MiB
+    Range r;
+    REQUIRE(a.allocate(0x20000, 0x10000, &r));
+    CHECK(r.base == (60u << 20) - 0x20000);
+    CHECK(r.size == 0x20000u);
+    // Too big to fit between 56 MiB + 64 KiB and the last allocation: goes below 56 MiB.
+    REQUIRE(a.allocate(4u << 20, 0x10000, &r));
+    CHECK(r.end() <= 0x3800000u);
+    CHECK(r.base % 0x10000 == 0);
+    CHECK_FALSE(a.collides(Range{0x3800000 + 0x10000, (60u << 20) - 0x20000 - 0x3810000}));
+    // Nothing left that big.
+    CHECK_FALSE(a.allocate(60u << 20, 0x10000, &r));
+    CHECK_FALSE(a.allocate(0, 0x10000, &r));
+    CHECK_FALSE(a.allocate(0x10000, 3, &r));
+    // Everything allocated is reserved, so no two overlap.
+    Range x;
+    Range y;
+    REQUIRE(a.allocate(0x10000, 0x10000, &x));
+    REQUIRE(a.allocate(0x10000, 0x10000, &y));
+    CHECK_FALSE(x.overlaps(y));
+}
+
+TEST_CASE("guest ranges: overflow is refused, overlap is exact") {
+    Range r;
+    CHECK_FALSE(make_range(~0ull - 1, 2, &r));
+    CHECK(make_range(~0ull - 1, 1, &r));
+    CHECK(Range{0, 16}.overlaps(Range{15, 1}));
+    CHECK_FALSE(Range{0, 16}.overlaps(Range{16, 1}));
+    CHECK_FALSE(Range{0, 16}.overlaps(Range{8, 0}));
+    CHECK(Range{0, 16}.contains(Range{4, 12}));
+    CHECK_FALSE(Range{0, 16}.contains(Range{4, 13}));
+}

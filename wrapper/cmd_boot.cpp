@@ -1,0 +1,271 @@
+// svmkit boot: boots a secure image on the simulated machine and reports each
+// stage (docs/platform.md; JSON schema svmkit-boot-v1).
+#include "wrapper/commands.hpp"
+
+#include "format/image_reader.hpp"
+#include "format/verify.hpp"
+#include "guest/uv_abi.h"
+#include "platform/machine.hpp"
+#include "wrapper/json.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+namespace svmkit::cli {
+
+namespace {
+
+using platform::BootOutcome;
+using platform::BootReport;
+
+std::string hex_address(std::uint64_t v) {
+    return fmt::format("{:#x}", v);
+}
+
+std::string_view uv_code_name(long code) {
+    switch (code) {
+    case U_SUCCESS:
+        return "U_SUCCESS";
+    case U_FUNCTION:
+        return "U_FUNCTION";
+    case U_PARAMETER:
+        return "U_PARAMETER";
+    case U_PERMISSION:
+        return "U_PERMISSION";
+    case U_P2:
+        return "U_P2";
+    case U_P3:
+        return "U_P3";
+    case U_P4:
+        return "U_P4";
+    case U_P5:
+        return "U_P5";
+    case U_BAD_MODE:
+        return "U_BAD_MODE";
+    case U_STATE:
+        return "U_STATE";
+    default:
+        return "U_?";
+    }
+}
+
+std::string millis(std::uint64_t us) {
+    return fmt::format("{:.3f} ms", static_cast<double>(us) / 1e3);
+}
+
+std::string result_line(const BootReport& r) {
+    switch (r.outcome) {
+    case BootOutcome::exited:
+        return fmt::format("exited with status {}", r.exit_status.value_or(0));
+    case BootOutcome::refused:
+        return "REFUSED: " + r.message;
+    default:
+        return fmt::format("{}: {}", boot_outcome_name(r.outcome), r.message);
+    }
+}
+
+void report_text(const BootReport& r) {
+    std::string out =
+        fmt::format("\nsvmkit boot report: {} (memory {} MiB)\n", r.image, r.memory_size >> 20);
+    for (const platform::BootStage& s : r.stages) {
+        out += fmt::format("  {:<12} at {:>12}  took {:>12}\n", s.name, millis(s.start_us),
+                           millis(s.duration_us));
+        if (s.name == "load")
+            out += fmt::format("      image {:#x}..{:#x}, entry {:#x}; fdt {:#x}; guest stack "
+                               "{:#x}..{:#x}\n",
+                               r.placed.kbase, r.placed.end, r.placed.entry, r.fdt, r.stack_base,
+                               r.stack_top);
+        if (s.name == "esm" && r.esm) {
+            const platform::EsmResult& e = *r.esm;
+            out += fmt::format("      {} pages secured\n", e.pages_secured);
+            for (const signer::KeyId& id : e.trusted_signers)
+                out += fmt::format("      signature by trusted key {}\n", signer::key_id_hex(id));
+            for (const platform::DigestCheck& d : e.digests)
+                out += fmt::format("      {:<12} {:#x} +{:<10} {} {} {}\n",
+                                   format::component_name(d.kind), d.address, d.size,
+                                   signer::digest_name(e.manifest.hash), format::hex(d.digest),
+                                   d.ok ? "ok" : "MISMATCH");
+            if (!e.ok())
+                out += fmt::format("      refused: {} ({} {}): {}\n",
+                                   platform::esm_failure_name(e.failure),
+                                   uv_code_name(r.esm_return_code), r.esm_return_code, e.message);
+        }
+        if (s.name == "stub-secure") {
+            if (r.kernel)
+                out += fmt::format("      kernel {} bytes at {:#x} ({}), digest checked by the "
+                                   "stub\n",
+                                   r.kernel->size, r.kernel->load_address,
+                                   r.kernel->inflated ? "inflated" : "copied");
+            if (r.initrd)
+                out +=
+                    fmt::format("      initrd {:#x}..{:#x}\n", r.initrd->first, r.initrd->second);
+            for (const platform::ShareRecord& sh : r.shares)
+                out += fmt::format("      {} {:#x}..{:#x} ({} pages): {}\n",
+                                   sh.share ? "shared" : "unshared", sh.pfn << 16,
+                                   (sh.pfn + sh.pages) << 16, sh.pages, uv_code_name(sh.ret));
+        }
+        if (s.name == "kernel" && r.kernel_entry)
+            out +=
+                fmt::format("      entered at {:#x} (r3 = fdt {:#x}, stack top {:#x})\n",
+                            r.kernel_entry->entry, r.kernel_entry->fdt, r.kernel_entry->stack_top);
+    }
+    out += fmt::format("  result       {} (total {})\n", result_line(r), millis(r.total_us));
+    std::fputs(out.c_str(), stdout);
+}
+
+void report_json(const BootReport& r) {
+    JsonWriter j;
+    j.begin_object();
+    j.value("schema", "svmkit-boot-v1");
+    j.value("image", r.image);
+    j.value("memory_size", r.memory_size);
+    j.begin_object("result");
+    j.value("outcome", platform::boot_outcome_name(r.outcome));
+    if (r.exit_status)
+        j.value("exit_status", *r.exit_status);
+    else
+        j.null("exit_status");
+    j.value("message", r.message);
+    j.value("total_us", r.total_us);
+    j.end_object();
+    j.begin_array("stages");
+    for (const platform::BootStage& s : r.stages) {
+        j.begin_object();
+        j.value("name", s.name);
+        j.value("start_us", s.start_us);
+        j.value("duration_us", s.duration_us);
+        j.end_object();
+    }
+    j.end_array();
+    j.begin_object("load");
+    j.value("kbase", hex_address(r.placed.kbase));
+    j.value("entry", hex_address(r.placed.entry));
+    j.value("image_end", hex_address(r.placed.end));
+    j.value("manifest_start", hex_address(r.placed.manifest_start));
+    j.value("manifest_end", hex_address(r.placed.manifest_end));
+    j.value("fdt", hex_address(r.fdt));
+    j.value("stack_base", hex_address(r.stack_base));
+    j.value("stack_top", hex_address(r.stack_top));
+    j.end_object();
+    if (r.esm) {
+        const platform::EsmResult& e = *r.esm;
+        j.begin_object("esm");
+        j.value("ok", e.ok());
+        j.value("failure", platform::esm_failure_name(e.failure));
+        j.value("message", e.message);
+        j.value("return_code", uv_code_name(r.esm_return_code));
+        j.value("pages_secured", e.pages_secured);
+        j.value("hash", signer::digest_name(e.manifest.hash));
+        j.value("security_version", e.manifest.security_version);
+        j.begin_array("signers");
+        for (const signer::KeyId& id : e.trusted_signers)
+            j.element(signer::key_id_hex(id));
+        j.end_array();
+        j.begin_array("digests");
+        for (const platform::DigestCheck& d : e.digests) {
+            j.begin_object();
+            j.value("component", format::component_name(d.kind));
+            j.value("address", hex_address(d.address));
+            j.value("size", d.size);
+            j.value("digest", format::hex(d.digest));
+            j.value("ok", d.ok);
+            j.end_object();
+        }
+        j.end_array();
+        j.end_object();
+    } else {
+        j.null("esm");
+    }
+    j.begin_object("pool");
+    j.begin_array("calls");
+    for (const platform::ShareRecord& sh : r.shares) {
+        j.begin_object();
+        j.value("call", sh.share ? "UV_SHARE_PAGE" : "UV_UNSHARE_PAGE");
+        j.value("base", hex_address(sh.pfn << 16));
+        j.value("size", sh.pages << 16);
+        j.value("pages", sh.pages);
+        j.value("return_code", uv_code_name(sh.ret));
+        j.end_object();
+    }
+    j.end_array();
+    j.value("pages_shared", r.pages_shared_at_end);
+    j.end_object();
+    if (r.kernel) {
+        j.begin_object("kernel");
+        j.value("load_address", hex_address(r.kernel->load_address));
+        j.value("size", r.kernel->size);
+        j.value("inflated", r.kernel->inflated);
+        j.end_object();
+    } else {
+        j.null("kernel");
+    }
+    if (r.initrd) {
+        j.begin_object("initrd");
+        j.value("start", hex_address(r.initrd->first));
+        j.value("end", hex_address(r.initrd->second));
+        j.end_object();
+    } else {
+        j.null("initrd");
+    }
+    if (r.kernel_entry) {
+        j.begin_object("kernel_entry");
+        j.value("entry", hex_address(r.kernel_entry->entry));
+        j.value("fdt", hex_address(r.kernel_entry->fdt));
+        j.value("stack_top", hex_address(r.kernel_entry->stack_top));
+        j.end_object();
+    } else {
+        j.null("kernel_entry");
+    }
+    j.value("console", r.console);
+    j.end_object();
+    std::fputs(j.str().c_str(), stdout);
+}
+
+} // namespace
+
+Result<int> run_boot(const BootOptions& o) {
+    const auto start = std::chrono::steady_clock::now();
+    SVM_TRY(policy, load_verify_policy(o.trusted_keys, o.revoked_keys, o.require_signatures,
+                                       o.min_security_version));
+    SVM_TRY(memory, parse_size(o.memory, "--memory"));
+    if (memory == 0 || memory % platform::kGuestPageSize != 0)
+        return fail(ExitCode::usage, "--memory {} must be a non-zero multiple of 64K", o.memory);
+    if (o.timeout_seconds > 24 * 3600)
+        return fail(ExitCode::usage, "--timeout {} is longer than a day", o.timeout_seconds);
+    SVM_TRY(image, format::open_image(o.image));
+
+    platform::MachineConfig config;
+    config.memory_size = memory;
+    config.policy.verify = std::move(policy);
+    // With --json the console streams to stderr, so stdout stays one JSON document.
+    config.console_echo = o.quiet ? nullptr : (o.json ? stderr : stdout);
+    config.timeout = std::chrono::seconds(o.timeout_seconds);
+    config.origin = start;
+    SVM_TRY(machine, platform::Machine::create(std::move(config)));
+    SVM_CHECK(machine->load(image));
+    SVM_CHECK(machine->run());
+    const BootReport& r = machine->report();
+    if (o.json)
+        report_json(r);
+    else
+        report_text(r);
+    std::fflush(stdout);
+
+    switch (r.outcome) {
+    case BootOutcome::exited:
+        return static_cast<int>(std::min<std::uint64_t>(*r.exit_status, 255));
+    case BootOutcome::refused:
+    case BootOutcome::terminated:
+        std::fprintf(stderr, "svmkit: error: %s: %s\n", o.image.c_str(), r.message.c_str());
+        return kExitVmTerminated;
+    case BootOutcome::faulted:
+    case BootOutcome::returned:
+    case BootOutcome::timed_out:
+        std::fprintf(stderr, "svmkit: error: %s: %s\n", o.image.c_str(), r.message.c_str());
+        return kExitGuestCrashed;
+    }
+    return kExitGuestCrashed;
+}
+
+} // namespace svmkit::cli
