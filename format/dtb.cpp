@@ -1,6 +1,8 @@
 #include "format/dtb.hpp"
 
+#include "guest/fdt_walk.h"
 #include <cstring>
+
 #include <libfdt.h>
 
 namespace svmkit::format {
@@ -20,6 +22,8 @@ int fdt_check_full_strict(const void* fdt, std::size_t size) {
     // every current tool writes; 17 adds size_dt_struct.
     if (fdt_version(fdt) < 16 || fdt_version(fdt) > 17 || fdt_last_comp_version(fdt) > 16)
         return -FDT_ERR_BADVERSION;
+    if (int err = fdtwalk::fdt_walk_strict(fdt, size); err != 0)
+        return err;
     return fdt_check_full(fdt, size);
 }
 

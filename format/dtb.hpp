@@ -23,10 +23,11 @@ class AlignedFdt {
     std::size_t size_;
 };
 
-// fdt_check_full, but first refusing device-tree versions before 16: libfdt
-// 1.6.1's fdt_check_full dereferences NULL on some version < 16 trees (found
-// by tests/fuzz; reproducers in tests/fuzz/regressions/). Returns 0 or a
-// negative libfdt error.
+// fdt_check_full, but first refusing device-tree versions before 16 (libfdt
+// 1.6.1's fdt_check_full dereferences NULL on some) and walking the structure
+// block with bounded steps (a huge property length makes it loop forever);
+// both found by tests/fuzz, reproducers in tests/fuzz/regressions/. Returns 0
+// or a negative libfdt error.
 int fdt_check_full_strict(const void* fdt, std::size_t size);
 
 // The whole blob must be one valid device tree (fdt_check_full) whose

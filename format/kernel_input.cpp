@@ -89,7 +89,7 @@ Result<std::vector<Extent>> section_extents(const InputFile& file, const Elf64_E
     return out;
 }
 
-Result<KernelInput> analyze_elf(std::shared_ptr<const InputFile> file, Arch arch) {
+Result<KernelInput> analyze_elf(const std::shared_ptr<const InputFile>& file, Arch arch) {
     const std::string& path = file->path();
     unsigned char ident[EI_NIDENT];
     SVM_CHECK(file->read_at(0, std::as_writable_bytes(std::span(ident))));
@@ -192,7 +192,7 @@ Result<KernelInput> analyze_elf(std::shared_ptr<const InputFile> file, Arch arch
 
 } // namespace
 
-Result<KernelInput> analyze_kernel(std::shared_ptr<const InputFile> file, Arch arch,
+Result<KernelInput> analyze_kernel(const std::shared_ptr<const InputFile>& file, Arch arch,
                                    std::optional<std::uint64_t> load_address) {
     if (file->size() == 0)
         return fail(ExitCode::malformed, "{}: kernel file is empty", file->path());

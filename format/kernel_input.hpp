@@ -27,7 +27,7 @@ inline constexpr std::size_t kMaxKernelSections = 4096;
 // big-endian ELF, a machine other than `arch`, truncated or overlapping
 // segments all give ExitCode::malformed (a missing load address for a raw
 // image gives ExitCode::usage). Messages name the file.
-Result<KernelInput> analyze_kernel(std::shared_ptr<const InputFile> file, Arch arch,
+Result<KernelInput> analyze_kernel(const std::shared_ptr<const InputFile>& file, Arch arch,
                                    std::optional<std::uint64_t> load_address);
 
 } // namespace svmkit::format

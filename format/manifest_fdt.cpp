@@ -21,7 +21,7 @@ constexpr const char* kManifestNode = "svmkit-manifest";
 // Sequential-write FDT builder that grows its buffer when libfdt runs out of room.
 class FdtBuilder {
   public:
-    FdtBuilder() : buf_(16 * 1024) { check(fdt_create(buf_.data(), size())); }
+    FdtBuilder() : buf_(16ull * 1024) { check(fdt_create(buf_.data(), size())); }
 
     void begin(const char* name) {
         retry([&] { return fdt_begin_node(buf_.data(), name); });

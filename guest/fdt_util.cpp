@@ -1,5 +1,7 @@
 #include "guest/fdt_util.h"
 
+#include "guest/fdt_walk.h"
+
 #include <libfdt.h>
 
 namespace svmkit::guest {
@@ -11,6 +13,8 @@ int fdt_check_full_strict(const void* fdt, uint32_t size) {
         return -FDT_ERR_BADMAGIC;
     if (fdt_version(fdt) < 16 || fdt_version(fdt) > 17 || fdt_last_comp_version(fdt) > 16)
         return -FDT_ERR_BADVERSION;
+    if (int err = fdtwalk::fdt_walk_strict(fdt, size); err != 0)
+        return err;
     return fdt_check_full(fdt, size);
 }
 

@@ -56,6 +56,11 @@ class GuestMemory {
     Result<std::span<std::byte>> range(std::uint64_t gpa, std::uint64_t len);
     Result<void> write(std::uint64_t gpa, std::span<const std::byte> data);
     Result<void> read(std::uint64_t gpa, std::span<std::byte> out);
+    // Copies `len` bytes of file `fd` at `offset` to guest-physical `gpa` of a
+    // normal (pre-ESM) guest, inside the kernel: no page faults, no bounce
+    // through user memory. What firmware loading an image does.
+    Result<void> write_from_file(std::uint64_t gpa, int fd, std::uint64_t offset,
+                                 std::uint64_t len);
     // Host virtual address of a guest-physical address (for entering guest code).
     Result<std::uintptr_t> host_address(std::uint64_t gpa) const;
 

@@ -13,6 +13,8 @@ packages=(
   openssl elfutils binutils device-tree-compiler u-boot-tools cpio time python3
   # libFuzzer with ASan+UBSan (scripts/fuzz.sh)
   clang-14 libclang-rt-14-dev
+  # static analysis (scripts/lint.sh)
+  clang-tidy-14 cppcheck
   # PKCS#11 tokens for the signing-pipeline tests
   softhsm2 opensc libengine-pkcs11-openssl
 )

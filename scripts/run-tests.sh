@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh Debian 12 machine: installs dependencies, fetches
 # the Debian ppc64le test kernel, builds svmkit normally and with
-# ASan+UBSan, runs the whole ctest suite on both builds, then runs every
+# ASan+UBSan, runs the whole ctest suite on both builds, checks the host code
+# with cppcheck and clang-tidy (scripts/lint.sh), then runs every
 # libFuzzer target for a bounded time ($SVMKIT_FUZZ_SECONDS each, default 60).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,4 +17,5 @@ SVMKIT_DEBIAN_KERNEL=$("$root/samples/fetch-debian-kernel.sh")
 (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --output-on-failure -j2)
 
+"$root/scripts/lint.sh" "$root/build-lint"
 "$root/scripts/fuzz.sh" "${SVMKIT_FUZZ_SECONDS:-60}" "$root/build-fuzz"

@@ -315,7 +315,7 @@ Result<void> resolve_pin(const UriInfo& info, const Pkcs11Options& options, Pin&
         std::string path(source);
         if (path.empty())
             return fail(ExitCode::usage, "{}: pin-source names no file", info.display);
-        auto content = read_small_file(path, 64 * 1024);
+        auto content = read_small_file(path, 64ull * 1024);
         if (!content) {
             Error e = content.error();
             e.code = ExitCode::io;

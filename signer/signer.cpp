@@ -264,7 +264,7 @@ struct PassphraseState {
             return;
         }
         if (source->file) {
-            auto content = read_small_file(*source->file, 64 * 1024);
+            auto content = read_small_file(*source->file, 64ull * 1024);
             if (!content) {
                 error = content.error();
                 return;
@@ -296,7 +296,9 @@ int passphrase_callback(char* buf, int size, int /*rwflag*/, void* user) noexcep
                                                               *state->key_path, size)};
             return -1;
         }
-        std::memcpy(buf, state->passphrase->data(), state->passphrase->size());
+        // OpenSSL takes the length returned, not a terminator.
+        std::memcpy(buf, state->passphrase->data(), // NOLINT(bugprone-not-null-terminated-result)
+                    state->passphrase->size());
         state->supplied = true;
         return static_cast<int>(state->passphrase->size());
     } catch (...) {

@@ -231,7 +231,7 @@ Result<int> run_boot(const BootOptions& o) {
     SVM_TRY(memory, parse_size(o.memory, "--memory"));
     if (memory == 0 || memory % platform::kGuestPageSize != 0)
         return fail(ExitCode::usage, "--memory {} must be a non-zero multiple of 64K", o.memory);
-    if (o.timeout_seconds > 24 * 3600)
+    if (o.timeout_seconds > 24ull * 3600)
         return fail(ExitCode::usage, "--timeout {} is longer than a day", o.timeout_seconds);
     SVM_TRY(image, format::open_image(o.image));
 

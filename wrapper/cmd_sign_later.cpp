@@ -48,7 +48,7 @@ Result<int> run_attach(const AttachOptions& o) {
                         *o.algo);
         algo = *parsed;
     }
-    SVM_TRY(signature, read_small_file(o.signature, 64 * 1024));
+    SVM_TRY(signature, read_small_file(o.signature, 64ull * 1024));
     auto signed_manifest = format::add_checked_signature(img.manifest, key, algo, signature);
     if (!signed_manifest)
         return svmkit::unexpected(with_context(signed_manifest.error(), o.signature));

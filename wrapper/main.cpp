@@ -173,5 +173,11 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "svmkit: error: %s\n", result.error().message.c_str());
         return static_cast<int>(result.error().code);
     }
+    // Reports go to stdout through stdio; a full disk or closed pipe shows up
+    // here once rather than at every printf (why cert-err33-c is off).
+    if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+        std::fprintf(stderr, "svmkit: error: writing the output failed\n");
+        return static_cast<int>(ExitCode::io);
+    }
     return *result;
 }
