@@ -3,7 +3,8 @@
 # the Debian ppc64le test kernel, builds svmkit normally and with
 # ASan+UBSan, runs the whole ctest suite on both builds, checks the host code
 # with cppcheck and clang-tidy (scripts/lint.sh), then runs every
-# libFuzzer target for a bounded time ($SVMKIT_FUZZ_SECONDS each, default 60).
+# libFuzzer target for a bounded, reproducible number of executions (set
+# SVMKIT_FUZZ_SECONDS to fuzz for that many seconds per target instead).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -18,4 +19,4 @@ SVMKIT_DEBIAN_KERNEL=$("$root/samples/fetch-debian-kernel.sh")
     ctest --output-on-failure -j2)
 
 "$root/scripts/lint.sh" "$root/build-lint"
-"$root/scripts/fuzz.sh" "${SVMKIT_FUZZ_SECONDS:-60}" "$root/build-fuzz"
+"$root/scripts/fuzz.sh" "${SVMKIT_FUZZ_SECONDS:-ci}" "$root/build-fuzz"
