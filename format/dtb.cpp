@@ -14,17 +14,7 @@ AlignedFdt::AlignedFdt(std::span<const std::byte> bytes)
 }
 
 int fdt_check_full_strict(const void* fdt, std::size_t size) {
-    if (size < sizeof(fdt_header))
-        return -FDT_ERR_TRUNCATED;
-    if (fdt_magic(fdt) != FDT_MAGIC)
-        return -FDT_ERR_BADMAGIC;
-    // Version 16 is the oldest whose node names are not full paths, the form
-    // every current tool writes; 17 adds size_dt_struct.
-    if (fdt_version(fdt) < 16 || fdt_version(fdt) > 17 || fdt_last_comp_version(fdt) > 16)
-        return -FDT_ERR_BADVERSION;
-    if (int err = fdtwalk::fdt_walk_strict(fdt, size); err != 0)
-        return err;
-    return fdt_check_full(fdt, size);
+    return fdtwalk::fdt_check_full_strict(fdt, size);
 }
 
 Result<void> check_device_tree(std::span<const std::byte> bytes, const std::string& where) {

@@ -7,15 +7,7 @@
 namespace svmkit::guest {
 
 int fdt_check_full_strict(const void* fdt, uint32_t size) {
-    if (size < sizeof(fdt_header))
-        return -FDT_ERR_TRUNCATED;
-    if (fdt_magic(fdt) != FDT_MAGIC)
-        return -FDT_ERR_BADMAGIC;
-    if (fdt_version(fdt) < 16 || fdt_version(fdt) > 17 || fdt_last_comp_version(fdt) > 16)
-        return -FDT_ERR_BADVERSION;
-    if (int err = fdtwalk::fdt_walk_strict(fdt, size); err != 0)
-        return err;
-    return fdt_check_full(fdt, size);
+    return fdtwalk::fdt_check_full_strict(fdt, size);
 }
 
 const char* fdt_error_name(int err) {

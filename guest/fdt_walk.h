@@ -22,6 +22,9 @@ inline uint32_t be32_at(const unsigned char* p) {
 inline int fdt_walk_strict(const void* fdt, uint64_t size) {
     if (size < sizeof(fdt_header) || fdt_magic(fdt) != FDT_MAGIC)
         return -FDT_ERR_BADMAGIC;
+    /* Version 16 is the oldest whose node names are not full paths (the form
+     * every current tool writes; libfdt 1.6.1's fdt_check_full dereferences
+     * NULL on some older trees); 17 adds size_dt_struct. */
     if (fdt_version(fdt) < 16 || fdt_version(fdt) > 17 || fdt_last_comp_version(fdt) > 16)
         return -FDT_ERR_BADVERSION;
     const uint64_t total = fdt_totalsize(fdt);
@@ -77,6 +80,16 @@ inline int fdt_walk_strict(const void* fdt, uint64_t size) {
         if (off > s_size)
             return -FDT_ERR_TRUNCATED;
     }
+}
+
+/* The one way svmkit checks an untrusted tree: the bounded walk above, then
+ * libfdt's own complete check. 0, or a negative libfdt error. */
+inline int fdt_check_full_strict(const void* fdt, uint64_t size) {
+    if (size < sizeof(fdt_header))
+        return -FDT_ERR_TRUNCATED;
+    if (int err = fdt_walk_strict(fdt, size); err != 0)
+        return err;
+    return fdt_check_full(fdt, static_cast<size_t>(size));
 }
 
 } // namespace svmkit::fdtwalk
