@@ -39,6 +39,24 @@
 #define U_BAD_MODE (-59)
 #define U_STATE (-75)
 
+/* A return code's name, for messages (guest console and host reports). */
+static inline const char* svmkit_uv_code_name(long code) {
+    switch (code) {
+    case U_SUCCESS: return "U_SUCCESS";
+    case U_FUNCTION: return "U_FUNCTION";
+    case U_PARAMETER: return "U_PARAMETER";
+    case U_RETRY: return "U_RETRY";
+    case U_PERMISSION: return "U_PERMISSION";
+    case U_P2: return "U_P2";
+    case U_P3: return "U_P3";
+    case U_P4: return "U_P4";
+    case U_P5: return "U_P5";
+    case U_BAD_MODE: return "U_BAD_MODE";
+    case U_STATE: return "U_STATE";
+    default: return "unknown";
+    }
+}
+
 /* Hypercalls used by svmkit guests: `sc 1`, r3 = number. */
 #define H_PUT_TERM_CHAR                                                                            \
     0x58 /* r4 = vterm, r5 = length <= 16, bytes in r6..r7 (big-endian packed) */

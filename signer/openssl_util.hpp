@@ -27,4 +27,15 @@ inline std::string openssl_reason() {
     return fmt::format("OpenSSL error {:#x}", code);
 }
 
+// The value of one hex digit, or -1.
+inline int hex_nibble(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 } // namespace svmkit::signer::detail

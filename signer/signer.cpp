@@ -478,15 +478,7 @@ std::optional<KeyId> parse_key_id_hex(std::string_view hex) {
     KeyId id{};
     if (hex.size() != id.size() * 2)
         return std::nullopt;
-    auto nibble = [](char c) -> int {
-        if (c >= '0' && c <= '9')
-            return c - '0';
-        if (c >= 'a' && c <= 'f')
-            return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-            return c - 'A' + 10;
-        return -1;
-    };
+    const auto nibble = detail::hex_nibble;
     for (std::size_t i = 0; i < id.size(); ++i) {
         int hi = nibble(hex[2 * i]);
         int lo = nibble(hex[2 * i + 1]);

@@ -12,36 +12,6 @@ namespace svmkit::stub {
 
 namespace {
 
-// An ultracall return code's name (guest/uv_abi.h).
-const char* uv_error_name(long code) {
-    switch (code) {
-    case U_SUCCESS:
-        return "U_SUCCESS";
-    case U_FUNCTION:
-        return "U_FUNCTION";
-    case U_PARAMETER:
-        return "U_PARAMETER";
-    case U_RETRY:
-        return "U_RETRY";
-    case U_PERMISSION:
-        return "U_PERMISSION";
-    case U_P2:
-        return "U_P2";
-    case U_P3:
-        return "U_P3";
-    case U_P4:
-        return "U_P4";
-    case U_P5:
-        return "U_P5";
-    case U_BAD_MODE:
-        return "U_BAD_MODE";
-    case U_STATE:
-        return "U_STATE";
-    default:
-        return "unknown";
-    }
-}
-
 void check(Stub& s, int err, const char* what) {
     if (err >= 0)
         return;
@@ -109,7 +79,7 @@ void request_esm(Stub& s, uint64_t platform_fdt) {
     s.con.nl();
     const long rc = s.calls.ucall(UV_ESM, s.kbase, buf.base);
     // UV_ESM returns only when it refused: never continue insecure.
-    s.say("error: UV_ESM failed: ").sdec(rc).str(" (").str(uv_error_name(rc));
+    s.say("error: UV_ESM failed: ").sdec(rc).str(" (").str(svmkit_uv_code_name(rc));
     s.con.str("); the image was not accepted, stopping").nl();
     s.stop();
 }

@@ -23,33 +23,6 @@ std::string hex_address(std::uint64_t v) {
     return fmt::format("{:#x}", v);
 }
 
-std::string_view uv_code_name(long code) {
-    switch (code) {
-    case U_SUCCESS:
-        return "U_SUCCESS";
-    case U_FUNCTION:
-        return "U_FUNCTION";
-    case U_PARAMETER:
-        return "U_PARAMETER";
-    case U_PERMISSION:
-        return "U_PERMISSION";
-    case U_P2:
-        return "U_P2";
-    case U_P3:
-        return "U_P3";
-    case U_P4:
-        return "U_P4";
-    case U_P5:
-        return "U_P5";
-    case U_BAD_MODE:
-        return "U_BAD_MODE";
-    case U_STATE:
-        return "U_STATE";
-    default:
-        return "U_?";
-    }
-}
-
 std::string millis(std::uint64_t us) {
     return fmt::format("{:.3f} ms", static_cast<double>(us) / 1e3);
 }
@@ -87,9 +60,9 @@ void report_text(const BootReport& r) {
                                    signer::digest_name(e.manifest.hash), format::hex(d.digest),
                                    d.ok ? "ok" : "MISMATCH");
             if (!e.ok())
-                out += fmt::format("      refused: {} ({} {}): {}\n",
-                                   platform::esm_failure_name(e.failure),
-                                   uv_code_name(r.esm_return_code), r.esm_return_code, e.message);
+                out += fmt::format(
+                    "      refused: {} ({} {}): {}\n", platform::esm_failure_name(e.failure),
+                    svmkit_uv_code_name(r.esm_return_code), r.esm_return_code, e.message);
         }
         if (s.name == "stub-secure") {
             if (r.kernel)
@@ -101,9 +74,9 @@ void report_text(const BootReport& r) {
                 out +=
                     fmt::format("      initrd {:#x}..{:#x}\n", r.initrd->first, r.initrd->second);
             for (const platform::ShareRecord& sh : r.shares)
-                out += fmt::format("      {} {:#x}..{:#x} ({} pages): {}\n",
-                                   sh.share ? "shared" : "unshared", sh.pfn << 16,
-                                   (sh.pfn + sh.pages) << 16, sh.pages, uv_code_name(sh.ret));
+                out += fmt::format(
+                    "      {} {:#x}..{:#x} ({} pages): {}\n", sh.share ? "shared" : "unshared",
+                    sh.pfn << 16, (sh.pfn + sh.pages) << 16, sh.pages, svmkit_uv_code_name(sh.ret));
         }
         if (s.name == "kernel" && r.kernel_entry)
             out +=
@@ -154,7 +127,7 @@ void report_json(const BootReport& r) {
         j.value("ok", e.ok());
         j.value("failure", platform::esm_failure_name(e.failure));
         j.value("message", e.message);
-        j.value("return_code", uv_code_name(r.esm_return_code));
+        j.value("return_code", svmkit_uv_code_name(r.esm_return_code));
         j.value("pages_secured", e.pages_secured);
         j.value("hash", signer::digest_name(e.manifest.hash));
         j.value("security_version", e.manifest.security_version);
@@ -185,7 +158,7 @@ void report_json(const BootReport& r) {
         j.value("base", hex_address(sh.pfn << 16));
         j.value("size", sh.pages << 16);
         j.value("pages", sh.pages);
-        j.value("return_code", uv_code_name(sh.ret));
+        j.value("return_code", svmkit_uv_code_name(sh.ret));
         j.end_object();
     }
     j.end_array();
