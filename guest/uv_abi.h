@@ -77,6 +77,23 @@ static inline const char* svmkit_uv_code_name(long code) {
  * of the ultracall numbers 0xF104..0xF14C. Hypercall numbers are multiples of 4. */
 #define H_SVMKIT_EXIT 0xFF00  /* r4 = exit status: the VM stops, the status is its result */
 #define H_SVMKIT_TRACE 0xFF04 /* r4 = event, r5..r7 = event data (boot report) */
+/* Device registers. The simulated machine cannot trap loads and stores, so
+ * guest code reaches a device's MMIO window through these (on POWER they are
+ * plain cache-inhibited loads and stores):
+ *   H_SVMKIT_MMIO_READ:  r4 = guest-physical address, r5 = access size (1, 2,
+ *                        4 or 8, naturally aligned); out r4 = the value.
+ *   H_SVMKIT_MMIO_WRITE: r4 = address, r5 = size, r6 = value.
+ * H_PARAMETER for a bad size or alignment, H_FUNCTION when no device decodes
+ * the address. A write to a virtio-mmio QueueNotify register is served like
+ * KVM's ioeventfd: straight into the queue's kick eventfd, without a round
+ * trip to the hypervisor process. */
+#define H_SVMKIT_MMIO_READ 0xFF08
+#define H_SVMKIT_MMIO_WRITE 0xFF0C
+
+/* PAPR H_CEDE: the vCPU idles until an interrupt (a device's used-buffer
+ * notification) arrives or a platform tick (10 ms) passes. Guest drivers
+ * check their used rings after it returns. */
+#define H_CEDE 0xE0
 
 /* H_SVMKIT_TRACE events. */
 #define SVMKIT_TRACE_KERNEL_ENTRY 1 /* r5 = entry (gpa), r6 = FDT (gpa), r7 = stack top (gpa) */

@@ -17,6 +17,8 @@ packages=(
   clang-tidy-14 cppcheck
   # PKCS#11 tokens for the signing-pipeline tests
   softhsm2 opensc libengine-pkcs11-openssl
+  # QEMU: qemu-storage-daemon (vhost-user-blk back end) and pseries boots
+  qemu-system-common qemu-utils qemu-system-ppc
 )
 
 missing=()

@@ -1,0 +1,99 @@
+// The guest's DMA API (freestanding): how drivers hand memory to devices.
+//
+// Linux's DMA API in miniature. A DmaDevice is one device's view:
+//   - direct: a normal (non-secure) guest, or a device without a restricted
+//     pool. Device addresses are guest-physical addresses of the buffers
+//     themselves; coherent memory comes from a private arena the caller gives.
+//   - restricted: a secure guest's device bound to a restricted-dma-pool
+//     (the FDT's memory-region). Every streaming mapping bounces through the
+//     pool (guest/swiotlb.h) and coherent memory (rings) is allocated from
+//     the pool, because it is the only memory the hypervisor can read.
+//
+// Device addresses (dma_addr_t) are guest-physical on this platform. The
+// mapping calls never trust a size or address the device could have changed:
+// drivers pass back what map returned, and swiotlb checks it against its own
+// record.
+//
+// No virtual functions: freestanding images must not carry vtables (they
+// would be data needing relocation); the mode is a field.
+#pragma once
+
+#include "guest/memory.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace svmkit::guest {
+
+class Swiotlb;
+struct BumpArena;
+
+using dma_addr_t = uint64_t;
+inline constexpr dma_addr_t kDmaMappingError = ~dma_addr_t{0};
+
+enum class DmaDirection : uint8_t {
+    to_device,     // the device reads the buffer
+    from_device,   // the device writes the buffer
+    bidirectional, // both
+};
+
+// One element of a scatter-gather list: the CPU buffer in, the device
+// address out (set by map_sg).
+struct DmaSegment {
+    void* cpu = nullptr;
+    size_t size = 0;
+    dma_addr_t dma = kDmaMappingError;
+};
+
+// Why the last mapping failed, with the numbers a user needs to size the pool
+// (Linux prints the same three: "swiotlb buffer is full (sz: N bytes), total
+// T (slots), used U (slots)").
+struct DmaError {
+    enum Kind : uint8_t { none, pool_full, too_large, bad_argument } kind = none;
+    size_t size = 0;         // bytes asked for
+    uint64_t total_slots = 0;
+    uint64_t used_slots = 0;
+};
+
+class DmaDevice {
+  public:
+    // A device that DMAs straight to guest RAM; coherent allocations come
+    // from `coherent` (private memory; may be nullptr if none are needed).
+    static DmaDevice direct(BumpArena* coherent);
+    // A device bound to a restricted pool; `min_align_mask` is the device's
+    // (Linux's dma_get_min_align_mask; 0 for virtio).
+    static DmaDevice restricted(Swiotlb* pool, uint64_t min_align_mask = 0);
+
+    bool is_restricted() const { return pool_ != nullptr; }
+    Swiotlb* pool() const { return pool_; }
+
+    // Streaming mappings. map_single copies the buffer into the bounce slot
+    // whatever the direction (a device writing less than the buffer must not
+    // expose stale pool bytes); unmap_single copies back for from_device and
+    // bidirectional. kDmaMappingError on failure, with last_error() set.
+    // `cpu_index` picks the swiotlb area to start in (the vCPU's).
+    dma_addr_t map_single(void* cpu, size_t size, DmaDirection dir, unsigned cpu_index = 0);
+    void unmap_single(dma_addr_t dma, size_t size, DmaDirection dir);
+    // Maps every segment or none (on failure the ones mapped are undone);
+    // returns false on failure.
+    bool map_sg(DmaSegment* segs, size_t count, DmaDirection dir, unsigned cpu_index = 0);
+    void unmap_sg(DmaSegment* segs, size_t count, DmaDirection dir);
+    // Ownership transfers for a mapping kept across several transfers.
+    void sync_for_cpu(dma_addr_t dma, size_t size, DmaDirection dir);
+    void sync_for_device(dma_addr_t dma, size_t size, DmaDirection dir);
+
+    // Coherent memory both sides use in place (virtqueue rings), zeroed,
+    // page aligned when `size` >= a page. nullptr on failure.
+    void* alloc_coherent(size_t size, dma_addr_t* dma);
+    void free_coherent(void* cpu, size_t size, dma_addr_t dma);
+
+    const DmaError& last_error() const { return error_; }
+
+  private:
+    Swiotlb* pool_ = nullptr;
+    BumpArena* coherent_ = nullptr;
+    uint64_t min_align_mask_ = 0;
+    DmaError error_;
+};
+
+} // namespace svmkit::guest
