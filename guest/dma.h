@@ -50,7 +50,7 @@ struct DmaSegment {
 // T (slots), used U (slots)").
 struct DmaError {
     enum Kind : uint8_t { none, pool_full, too_large, bad_argument } kind = none;
-    size_t size = 0;         // bytes asked for
+    size_t size = 0; // bytes asked for
     uint64_t total_slots = 0;
     uint64_t used_slots = 0;
 };

@@ -1,55 +1,209 @@
 #include "platform/hypervisor.hpp"
 
-#include "guest/uv_abi.h"
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
 
 namespace svmkit::platform {
 
 namespace {
 
-// A guest printing this much is broken; the console keeps the first part.
+// A guest printing this much is broken; the report keeps the first part.
 constexpr std::size_t kMaxConsole = 16u << 20;
+
+// The descriptor numbers svmkit-hypervisor expects (hypervisor_main.cpp).
+constexpr int kChildControlFd = 3;
+constexpr int kChildMemoryFd = 4;
+constexpr int kChildConsoleFd = 5;
+constexpr int kChildHookLogFd = 6;
 
 } // namespace
 
-HcallResult InProcessHypervisor::put_term_char(const svmkit_regs& regs) {
-    // PAPR: r4 = vterm, r5 = length (<= 16), the bytes packed big-endian in r6, r7.
-    if (regs.r[4] != SVMKIT_VTERM)
-        return {H_PARAMETER, {}};
-    if (regs.r[5] > 16)
-        return {H_PARAMETER, {}};
-    char bytes[16];
-    for (std::size_t i = 0; i < regs.r[5]; ++i)
-        bytes[i] = static_cast<char>((regs.r[6 + i / 8] >> (56 - 8 * (i % 8))) & 0xff);
-    const std::size_t n = regs.r[5];
-    if (echo_ != nullptr) {
-        std::fwrite(bytes, 1, n, echo_);
-        std::fflush(echo_);
-    }
-    if (console_.size() < kMaxConsole)
-        console_.append(bytes, n);
-    return {H_SUCCESS, {}};
+std::string default_hypervisor_path() {
+    if (const char* env = std::getenv("SVMKIT_HYPERVISOR"); env != nullptr && *env != '\0')
+        return env;
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec)
+        return "svmkit-hypervisor";
+    return (self.parent_path() / "svmkit-hypervisor").string();
 }
 
-HcallResult InProcessHypervisor::hcall(svmkit_regs& regs) {
-    switch (regs.r[3]) {
-    case H_PUT_TERM_CHAR:
-        return put_term_char(regs);
-    case H_SVMKIT_EXIT:
-        return {H_SUCCESS, regs.r[4]};
-    case H_SVMKIT_TRACE: {
-        TraceEvent e;
-        e.event = regs.r[4];
-        e.args[0] = regs.r[5];
-        e.args[1] = regs.r[6];
-        e.args[2] = regs.r[7];
-        e.when = std::chrono::steady_clock::now();
-        if (events_.size() < 1024)
-            events_.push_back(e);
-        return {H_SUCCESS, {}};
+Result<std::unique_ptr<HypervisorProcess>>
+HypervisorProcess::spawn(HypervisorProcessConfig config) {
+    if (::access(config.path.c_str(), X_OK) != 0)
+        return fail(ExitCode::io, "{}: cannot run the hypervisor: {}", config.path,
+                    std::strerror(errno));
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return fail(ExitCode::io, "socketpair: {}", std::strerror(errno));
+    UniqueFd ours(sv[0]), theirs(sv[1]);
+    int pipe_fds[2];
+    if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
+        return fail(ExitCode::io, "pipe: {}", std::strerror(errno));
+    UniqueFd console_read(pipe_fds[0]), console_write(pipe_fds[1]);
+    // Non-blocking reads: drain_console() takes what is there and goes on.
+    ::fcntl(console_read.get(), F_SETFL, O_NONBLOCK);
+
+    // Everything the child needs, prepared before fork (only async-signal-safe
+    // calls happen in the child).
+    std::vector<std::string> args = {config.path, "--memory-size",
+                                     std::to_string(config.memory_size), "--guest-pid",
+                                     std::to_string(::getpid())};
+    if (config.hook_log_fd >= 0)
+        args.emplace_back("--hook-log");
+    for (const std::string& h : config.hooks) {
+        args.emplace_back("--hook");
+        args.push_back(h);
     }
-    default:
-        return {H_FUNCTION, {}};
+    std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
+    for (std::string& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int from[] = {theirs.get(), config.memory_fd, console_write.get(), config.hook_log_fd};
+    const int count = config.hook_log_fd >= 0 ? 4 : 3;
+
+    auto hv = std::unique_ptr<HypervisorProcess>(new HypervisorProcess());
+    hv->previous_dumpable_ = ::prctl(PR_GET_DUMPABLE);
+    // Before the child exists: it must never see a dumpable machine.
+    ::prctl(PR_SET_DUMPABLE, 0);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        const int err = errno;
+        ::prctl(PR_SET_DUMPABLE, hv->previous_dumpable_);
+        return fail(ExitCode::io, "fork: {}", std::strerror(err));
     }
+    if (pid == 0) {
+        // Move the descriptors above the target numbers first, so no dup2
+        // overwrites one still to be moved; dup2 clears close-on-exec.
+        int moved[4];
+        for (int i = 0; i < count; ++i)
+            moved[i] = ::fcntl(from[i], F_DUPFD_CLOEXEC, 16);
+        for (int i = 0; i < count; ++i)
+            if (moved[i] < 0 || ::dup2(moved[i], kChildControlFd + i) < 0)
+                ::_exit(127);
+        // Everything else goes, whether or not it was close-on-exec.
+        ::syscall(SYS_close_range, kChildControlFd + count, ~0u, 0);
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    static_assert(kChildMemoryFd == kChildControlFd + 1 && kChildConsoleFd == kChildControlFd + 2 &&
+                  kChildHookLogFd == kChildControlFd + 3);
+    hv->pid_ = pid;
+    hv->alive_ = true;
+    hv->control_ = std::move(ours);
+    hv->console_read_ = std::move(console_read);
+    hv->echo_ = config.console_echo;
+    return hv;
+}
+
+HypervisorProcess::~HypervisorProcess() {
+    if (alive_) {
+        HvRequest request;
+        request.type = HvMessageType::stop;
+        // Best effort: a hypervisor that does not answer is killed by reap().
+        (void)send_record(control_.get(), &request, sizeof request);
+        reap(true);
+    }
+    ::prctl(PR_SET_DUMPABLE, previous_dumpable_);
+}
+
+void HypervisorProcess::drain_console() {
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::read(console_read_.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        const auto len = static_cast<std::size_t>(n);
+        if (echo_ != nullptr) {
+            std::fwrite(buf, 1, len, echo_);
+            std::fflush(echo_);
+        }
+        if (console_.size() < kMaxConsole)
+            console_.append(buf, std::min(len, kMaxConsole - console_.size()));
+    }
+}
+
+Result<HvReply> HypervisorProcess::roundtrip(const HvRequest& request) {
+    if (!alive_)
+        return fail(ExitCode::io, "the hypervisor process is not running");
+    auto sent = send_record(control_.get(), &request, sizeof request);
+    HvReply reply;
+    auto received =
+        sent ? receive_record(control_.get(), &reply, sizeof reply, "the hypervisor process")
+             : sent;
+    // Whatever the guest printed before the hypervisor answered (or died).
+    drain_console();
+    if (!received) {
+        reap(true);
+        return svmkit::unexpected(received.error());
+    }
+    return reply;
+}
+
+Result<HvReply> HypervisorProcess::hcall(const svmkit_regs& regs) {
+    HvRequest request;
+    request.type = HvMessageType::hcall;
+    request.regs = regs;
+    return roundtrip(request);
+}
+
+Result<void> HypervisorProcess::notify(HvEvent event, std::uint64_t a0, std::uint64_t a1) {
+    HvRequest request;
+    request.type = HvMessageType::event;
+    request.event = event;
+    request.args[0] = a0;
+    request.args[1] = a1;
+    SVM_CHECK(roundtrip(request));
+    return {};
+}
+
+void HypervisorProcess::reap(bool kill_first) {
+    if (!alive_)
+        return;
+    alive_ = false;
+    int status = 0;
+    // Give an orderly exit a moment, then insist.
+    for (int i = 0; i < 200; ++i) {
+        const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+        if (r == pid_ || (r < 0 && errno != EINTR))
+            return;
+        if (!kill_first && i > 100)
+            break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status, 0);
+}
+
+Result<void> HypervisorProcess::stop() {
+    HvRequest request;
+    request.type = HvMessageType::stop;
+    SVM_CHECK(roundtrip(request));
+    alive_ = false;
+    int status = 0;
+    pid_t r = -1;
+    do {
+        r = ::waitpid(pid_, &status, 0);
+    } while (r < 0 && errno == EINTR);
+    drain_console();
+    if (r != pid_ || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return fail(ExitCode::io, "the hypervisor process ended badly (status {:#x})", status);
+    return {};
 }
 
 } // namespace svmkit::platform

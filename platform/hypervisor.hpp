@@ -1,62 +1,75 @@
-// The hypervisor as the guest sees it: what `sc 1` reaches.
+// The hypervisor as the machine sees it: a separate process
+// (svmkit-hypervisor, platform/hypervisor_main.cpp) that serves the guest's
+// hypercalls, hears the ultravisor's notices, and owns the console.
 //
-// The machine forwards every hypercall to a Hypervisor. For now the
-// hypervisor is served inside the machine process (InProcessHypervisor: the
-// console and the platform's own hypercalls); a hypervisor in a separate
-// process with vhost-user device back ends replaces it behind this interface
-// by forwarding the registers. It gets registers only, never guest memory:
-// whatever it may see of the guest it must read from hypervisor-visible
-// memory like any hypervisor.
+// The process gets the hypervisor-visible memfd and nothing else of the
+// guest: the secure memfd never crosses (the child closes every descriptor
+// but the four it is given, then executes a fresh program), and the machine
+// makes itself non-dumpable while the hypervisor lives, so the kernel refuses
+// ptrace and /proc/<pid>/mem to the capability-less hypervisor.
+//
+// Invariants: while alive_, pid_ is our child and control_ its channel; every
+// request gets exactly one reply before the next is sent; console_ holds what
+// the guest printed, in order (drained from the console pipe after every
+// reply, so the pipe never fills).
 #pragma once
 
-#include "guest/gates.h"
+#include "base/error.hpp"
+#include "base/file.hpp"
+#include "platform/hv_protocol.hpp"
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <optional>
+#include <memory>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace svmkit::platform {
 
-struct HcallResult {
-    long ret = 0;                             // into r3
-    std::optional<std::uint64_t> exit_status; // H_SVMKIT_EXIT: the VM stops with this status
+struct HypervisorProcessConfig {
+    std::string path;   // the svmkit-hypervisor executable
+    int memory_fd = -1; // the hypervisor-visible memfd (borrowed)
+    std::uint64_t memory_size = 0;
+    std::vector<std::string> hooks;    // --hv-hook specs (checked by parse_hv_hook)
+    int hook_log_fd = -1;              // where hook results go (borrowed; -1: none)
+    std::FILE* console_echo = nullptr; // the console as it comes (nullptr: nowhere)
 };
 
-class Hypervisor {
+// Where svmkit-hypervisor is: $SVMKIT_HYPERVISOR, else beside the running
+// executable.
+std::string default_hypervisor_path();
+
+class HypervisorProcess {
   public:
-    virtual ~Hypervisor() = default;
-    // Serves one hypercall: r3 = number, r4..r12 = arguments; outputs go into
-    // `regs`, the return code into the result.
-    virtual HcallResult hcall(svmkit_regs& regs) = 0;
-};
+    static Result<std::unique_ptr<HypervisorProcess>> spawn(HypervisorProcessConfig config);
+    // Stops the process if it still runs (kills it if it does not answer).
+    ~HypervisorProcess();
+    HypervisorProcess(const HypervisorProcess&) = delete;
+    HypervisorProcess& operator=(const HypervisorProcess&) = delete;
 
-// H_SVMKIT_TRACE events as the report shows them.
-struct TraceEvent {
-    std::uint64_t event = 0;
-    std::uint64_t args[3] = {0, 0, 0}; // r5..r7
-    std::chrono::steady_clock::time_point when;
-};
-
-// Serves H_PUT_TERM_CHAR (vterm 0), H_SVMKIT_EXIT and H_SVMKIT_TRACE; every
-// other hypercall gets H_FUNCTION.
-class InProcessHypervisor final : public Hypervisor {
-  public:
-    // `echo`: where console output streams as it comes (nullptr: nowhere).
-    explicit InProcessHypervisor(std::FILE* echo) : echo_(echo) {}
-    HcallResult hcall(svmkit_regs& regs) override;
+    Result<HvReply> hcall(const svmkit_regs& regs);
+    Result<void> notify(HvEvent event, std::uint64_t a0 = 0, std::uint64_t a1 = 0);
+    // Orderly end: the process answers `stop`, exits, and is reaped; its exit
+    // status must be 0.
+    Result<void> stop();
 
     [[nodiscard]] const std::string& console() const { return console_; }
-    [[nodiscard]] const std::vector<TraceEvent>& events() const { return events_; }
+    [[nodiscard]] pid_t pid() const { return pid_; }
 
   private:
-    HcallResult put_term_char(const svmkit_regs& regs);
+    HypervisorProcess() = default;
+    Result<HvReply> roundtrip(const HvRequest& request);
+    void drain_console();
+    void reap(bool kill_first);
 
-    std::FILE* echo_;
-    std::string console_; // everything the guest printed
-    std::vector<TraceEvent> events_;
+    pid_t pid_ = -1;
+    bool alive_ = false;
+    int previous_dumpable_ = 1;
+    UniqueFd control_;
+    UniqueFd console_read_;
+    std::FILE* echo_ = nullptr;
+    std::string console_;
 };
 
 } // namespace svmkit::platform

@@ -3,6 +3,7 @@
 #include "guest/layout.h"
 #include "guest/uv_abi.h"
 #include "platform/gates.hpp"
+#include "platform/hv_hooks.hpp"
 #include "platform/platform_fdt.hpp"
 
 #include <algorithm>
@@ -222,7 +223,21 @@ Machine::Machine(MachineConfig config, GuestMemory memory)
     : config_(std::move(config)), memory_(std::move(memory)),
       origin_(config_.origin.value_or(std::chrono::steady_clock::now())) {
     uv_ = std::make_unique<Ultravisor>(memory_, std::move(config_.policy));
-    hv_ = std::make_unique<InProcessHypervisor>(config_.console_echo);
+}
+
+Result<void> Machine::start_hypervisor() {
+    HypervisorProcessConfig hv;
+    hv.path = config_.hypervisor_path.empty() ? default_hypervisor_path() : config_.hypervisor_path;
+    hv.memory_fd = memory_.hypervisor_fd();
+    hv.memory_size = memory_.size();
+    hv.hooks = config_.hv_hooks;
+    hv.hook_log_fd = config_.hv_hook_log_fd;
+    hv.console_echo = config_.console_echo;
+    SVM_TRY(process, HypervisorProcess::spawn(std::move(hv)));
+    hv_ = std::move(process);
+    uv_->set_listener(
+        [this](HvEvent e, std::uint64_t a0, std::uint64_t a1) { return hv_->notify(e, a0, a1); });
+    return {};
 }
 
 Machine::~Machine() {
@@ -236,8 +251,12 @@ Result<std::unique_ptr<Machine>> Machine::create(MachineConfig config) {
                     "guest memory of {} bytes is too small: the image is loaded "
                     "at {:#x}",
                     config.memory_size, std::uint64_t{SVMKIT_IMAGE_BASE});
+    for (const std::string& hook : config.hv_hooks)
+        SVM_CHECK(parse_hv_hook(hook));
     SVM_TRY(memory, GuestMemory::create(config.memory_size));
-    return std::unique_ptr<Machine>(new Machine(std::move(config), std::move(memory)));
+    auto machine = std::unique_ptr<Machine>(new Machine(std::move(config), std::move(memory)));
+    SVM_CHECK(machine->start_hypervisor());
+    return machine;
 }
 
 Result<void> Machine::load(const format::SecureImage& image) {
@@ -263,6 +282,9 @@ Result<void> Machine::load(const format::SecureImage& image) {
     report_.stack_top = kGuestStackTop;
     loaded_ = true;
     loaded_at_ = std::chrono::steady_clock::now();
+    // As QEMU's -kernel: the hypervisor placed the image and may look at (or
+    // tamper with) it before the guest runs.
+    SVM_CHECK(hv_->notify(HvEvent::loaded));
     return {};
 }
 
@@ -304,15 +326,39 @@ long Machine::on_ucall(svmkit_regs& regs) noexcept {
     }
 }
 
+void Machine::record_trace(const svmkit_regs& regs) {
+    TraceEvent e;
+    e.event = regs.r[4];
+    e.args[0] = regs.r[5];
+    e.args[1] = regs.r[6];
+    e.args[2] = regs.r[7];
+    e.when = std::chrono::steady_clock::now();
+    if (events_.size() < 1024)
+        events_.push_back(e);
+}
+
 long Machine::on_hcall(svmkit_regs& regs) noexcept {
     try {
-        const HcallResult r = hv_->hcall(regs);
-        regs.r[3] = static_cast<std::uint64_t>(r.ret);
-        if (r.exit_status) {
-            report_.exit_status = *r.exit_status;
+        if (regs.r[3] == H_SVMKIT_TRACE) {
+            record_trace(regs);
+            regs.r[3] = H_SUCCESS;
+            return H_SUCCESS;
+        }
+        auto r = hv_->hcall(regs);
+        if (!r) {
+            platform_error_ = r.error();
+            leave_guest(Stop::platform_error);
+            return H_HARDWARE;
+        }
+        // The hypervisor answers in r3..r12 only.
+        for (int i = 4; i <= 12; ++i)
+            regs.r[i] = r->regs.r[i];
+        regs.r[3] = static_cast<std::uint64_t>(r->ret);
+        if ((r->flags & HvReply::kExit) != 0) {
+            report_.exit_status = r->exit_status;
             leave_guest(Stop::exited);
         }
-        return r.ret;
+        return static_cast<long>(r->ret);
     } catch (const std::exception& e) {
         platform_error_ = Error{ExitCode::io, fmt::format("hypercall: {}", e.what())};
         leave_guest(Stop::platform_error);
@@ -368,6 +414,10 @@ Result<void> Machine::run() {
 
     if (platform_error_)
         return svmkit::unexpected(*platform_error_);
+    // The VM is over: the hypervisor sees the final state of its memory,
+    // then goes away.
+    SVM_CHECK(hv_->notify(HvEvent::exit, report_.exit_status.value_or(0)));
+    SVM_CHECK(hv_->stop());
     if (timed_out_) {
         report_.outcome = BootOutcome::timed_out;
         report_.message =
@@ -409,7 +459,7 @@ void Machine::finish_report(std::chrono::steady_clock::time_point entered,
         r.esm_return_code = uv_->esm_return_code();
     }
     std::optional<std::chrono::steady_clock::time_point> kernel_at;
-    for (const TraceEvent& e : hv_->events()) {
+    for (const TraceEvent& e : events_) {
         switch (e.event) {
         case SVMKIT_TRACE_KERNEL:
             r.kernel = KernelUnpacked{e.args[0], e.args[1], e.args[2] != 0};

@@ -47,6 +47,12 @@ struct MachineConfig {
     std::chrono::milliseconds timeout{0};
     // Time zero of the report's stage timings (default: when the machine is created).
     std::optional<std::chrono::steady_clock::time_point> origin;
+    // The hypervisor process: its executable (empty: default_hypervisor_path())
+    // and the test hooks it runs (platform/hv_hooks.hpp), logging to
+    // hv_hook_log_fd (borrowed; -1: no log).
+    std::string hypervisor_path;
+    std::vector<std::string> hv_hooks;
+    int hv_hook_log_fd = -1;
 };
 
 enum class BootOutcome {
@@ -58,6 +64,14 @@ enum class BootOutcome {
     timed_out,  // the guest ran longer than MachineConfig::timeout
 };
 std::string_view boot_outcome_name(BootOutcome o);
+
+// H_SVMKIT_TRACE events as the report shows them (served by the machine
+// itself: they are the platform's boot report, not the hypervisor's business).
+struct TraceEvent {
+    std::uint64_t event = 0;
+    std::uint64_t args[3] = {0, 0, 0}; // r5..r7
+    std::chrono::steady_clock::time_point when;
+};
 
 struct BootStage {
     std::string name;
@@ -130,6 +144,8 @@ class Machine {
 
   private:
     Machine(MachineConfig config, GuestMemory memory);
+    Result<void> start_hypervisor();
+    void record_trace(const svmkit_regs& regs);
     enum class Stop { none, esm_resume, exited, terminated, platform_error };
     void leave_guest(Stop why) noexcept;
     void finish_report(std::chrono::steady_clock::time_point entered,
@@ -141,7 +157,8 @@ class Machine {
     std::chrono::steady_clock::time_point loaded_at_;
     bool loaded_ = false;
     std::unique_ptr<Ultravisor> uv_;
-    std::unique_ptr<InProcessHypervisor> hv_;
+    std::unique_ptr<HypervisorProcess> hv_;
+    std::vector<TraceEvent> events_; // H_SVMKIT_TRACE, in order (bounded)
     Stop stop_ = Stop::none;
     std::optional<Error> platform_error_;
     int fault_signal_ = 0;

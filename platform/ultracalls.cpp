@@ -20,9 +20,11 @@ Result<UcallResult> Ultravisor::esm(svmkit_regs& regs) {
     }
     const std::uint64_t kbase = regs.r[4];
     const std::uint64_t fdt = regs.r[5];
+    SVM_CHECK(tell(HvEvent::esm_start));
     esm_start_ = std::chrono::steady_clock::now();
     SVM_TRY(result, enter_secure_mode(memory_, kbase, fdt, policy_));
     esm_end_ = std::chrono::steady_clock::now();
+    SVM_CHECK(tell(result.ok() ? HvEvent::esm_done : HvEvent::esm_failed));
     esm_code_ = esm_failure_code(result.failure);
     const bool ok = result.ok();
     const std::uint64_t resume_pc = result.resume_pc;
@@ -50,6 +52,7 @@ Result<long> Ultravisor::share(bool do_share, std::uint64_t pfn, std::uint64_t c
             return U_PARAMETER;
     // The pages were checked: a failure now is the platform's (I/O), not the guest's.
     SVM_CHECK(do_share ? memory_.share(pfn, count) : memory_.unshare(pfn, count));
+    SVM_CHECK(tell(do_share ? HvEvent::shared : HvEvent::unshared, pfn, count));
     return U_SUCCESS;
 }
 

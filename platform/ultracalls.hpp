@@ -18,10 +18,12 @@
 #include "base/error.hpp"
 #include "guest/gates.h"
 #include "platform/guest_memory.hpp"
+#include "platform/hv_protocol.hpp"
 #include "platform/ultravisor.hpp"
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -56,6 +58,14 @@ class Ultravisor {
     // Serves one ultracall; sets r3. Platform faults (I/O) are errors.
     Result<UcallResult> ucall(svmkit_regs& regs);
 
+    // What the hypervisor of a real PEF machine learns from the ultravisor
+    // (H_SVM_INIT_START / H_SVM_INIT_DONE, page sharing): esm_start before
+    // any page is secured, esm_done or esm_failed after the checks, shared /
+    // unshared {pfn, pages} after the pages changed. A listener error is a
+    // platform fault.
+    using Listener = std::function<Result<void>(HvEvent, std::uint64_t, std::uint64_t)>;
+    void set_listener(Listener listener) { listener_ = std::move(listener); }
+
     [[nodiscard]] bool secure() const { return secure_; }
     [[nodiscard]] bool terminated() const { return terminated_; }
     [[nodiscard]] const std::optional<EsmResult>& esm() const { return esm_; }
@@ -68,6 +78,9 @@ class Ultravisor {
   private:
     Result<UcallResult> esm(svmkit_regs& regs);
     Result<long> share(bool share, std::uint64_t pfn, std::uint64_t count);
+    Result<void> tell(HvEvent e, std::uint64_t a0 = 0, std::uint64_t a1 = 0) {
+        return listener_ ? listener_(e, a0, a1) : Result<void>{};
+    }
 
     GuestMemory& memory_;
     EsmPolicy policy_;
@@ -78,6 +91,7 @@ class Ultravisor {
     std::chrono::steady_clock::time_point esm_start_, esm_end_;
     std::optional<EsmResume> resume_;
     std::vector<ShareRecord> shares_;
+    Listener listener_;
 };
 
 } // namespace svmkit::platform

@@ -8,8 +8,11 @@
 #include "platform/machine.hpp"
 #include "wrapper/json.hpp"
 
+#include "base/file.hpp"
+
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 namespace svmkit::cli {
@@ -207,6 +210,13 @@ Result<int> run_boot(const BootOptions& o) {
     if (o.timeout_seconds > 24ull * 3600)
         return fail(ExitCode::usage, "--timeout {} is longer than a day", o.timeout_seconds);
     SVM_TRY(image, format::open_image(o.image));
+    if (!o.hv_hooks.empty() && o.hv_hook_log.empty())
+        return fail(ExitCode::usage, "--hv-hook needs --hv-hook-log FILE for its results");
+    std::optional<AtomicOutputFile> hook_log;
+    if (!o.hv_hook_log.empty()) {
+        SVM_TRY(f, AtomicOutputFile::create(o.hv_hook_log));
+        hook_log.emplace(std::move(f));
+    }
 
     platform::MachineConfig config;
     config.memory_size = memory;
@@ -215,9 +225,13 @@ Result<int> run_boot(const BootOptions& o) {
     config.console_echo = o.quiet ? nullptr : (o.json ? stderr : stdout);
     config.timeout = std::chrono::seconds(o.timeout_seconds);
     config.origin = start;
+    config.hv_hooks = o.hv_hooks;
+    config.hv_hook_log_fd = hook_log ? hook_log->fd() : -1;
     SVM_TRY(machine, platform::Machine::create(std::move(config)));
     SVM_CHECK(machine->load(image));
     SVM_CHECK(machine->run());
+    if (hook_log)
+        SVM_CHECK(hook_log->commit());
     const BootReport& r = machine->report();
     if (o.json)
         report_json(r);

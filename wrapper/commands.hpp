@@ -110,6 +110,9 @@ struct BootOptions {
     std::uint64_t timeout_seconds = 60; // 0: no limit
     bool json = false;
     bool quiet = false; // do not stream the guest console
+    // Test hooks run inside the hypervisor process (platform/hv_hooks.hpp).
+    std::vector<std::string> hv_hooks;
+    std::string hv_hook_log; // JSON lines, written atomically at the end
 };
 // Exit codes of `boot` beyond the common ones (README "Exit codes").
 // 5: the ultravisor refused the image, or the guest terminated the VM.

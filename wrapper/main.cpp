@@ -132,6 +132,10 @@ int main(int argc, char** argv) {
                    "The ultravisor refuses images with a lower security version")
         ->capture_default_str();
     bt->add_option("--memory", boot.memory, "Guest RAM (e.g. 512M, 1G)")->capture_default_str();
+    bt->add_option("--hv-hook", boot.hv_hooks,
+                   "Test hook: play the hypervisor at an event, EVENT:ACTION "
+                   "(docs/platform.md, \"Test hooks\"); repeatable");
+    bt->add_option("--hv-hook-log", boot.hv_hook_log, "Where the hooks' results go (JSON lines)");
     bt->add_option("--timeout", boot.timeout_seconds,
                    "Stop a guest running longer (seconds; 0: never)")
         ->capture_default_str();

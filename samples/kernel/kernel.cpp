@@ -44,6 +44,7 @@ enum Status : uint64_t {
 // test playing the hypervisor searches every page it can read for them.
 constexpr char kCanarySeed[] = "svmkit sample kernel secret canary";
 alignas(64) uint8_t g_canary[32]; // .bss: private memory
+constexpr char kPoolMarker[] = "svmkit sample kernel: public bytes in the shared pool";
 
 struct Kernel {
     Calls calls;
@@ -155,6 +156,10 @@ svmkit_sample_kernel_entry(uint64_t r3, uint64_t r4, uint64_t r5, const svmkit_g
     if (initrd.overlaps(pool.range))
         k.fail(kBadInitrd, "the initrd overlaps the bounce pool");
     const int devices = check_virtio(k, fdt, pool.phandle);
+
+    // Public bytes in the shared pool: the hypervisor must see these (a test
+    // playing the hypervisor looks for them), unlike the canary below.
+    memcpy(gpa_ptr(pool.range.base), kPoolMarker, sizeof kPoolMarker - 1);
 
     sha2(HashAlgorithm::sha256, kCanarySeed, sizeof kCanarySeed - 1, g_canary);
     // Keep the store: nothing in this program reads the canary back.

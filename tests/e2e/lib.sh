@@ -47,6 +47,11 @@ expect_contains() {
   grep -qE -- "$2" <<<"$1" || fail "output does not match /$2/: $1"
 }
 
+expect_not_contains() {
+  CHECKS=$((CHECKS + 1))
+  if grep -qE -- "$2" <<<"$1"; then fail "output matches /$2/ but should not: $1"; fi
+}
+
 expect_no_file() {
   CHECKS=$((CHECKS + 1))
   [ ! -e "$1" ] || fail "$1 exists but should not"

@@ -86,6 +86,7 @@ struct Lab {
         config.memory_size = kMemory;
         config.virtio_mmio_nodes = virtio_nodes;
         config.timeout = std::chrono::seconds(60);
+        config.hypervisor_path = SVMKIT_HYPERVISOR_PATH;
         auto key = signer::PublicKey::load(dir.file(trusted));
         REQUIRE(key.has_value());
         config.policy.verify.trusted_keys.push_back(std::move(*key));
