@@ -27,6 +27,7 @@ constexpr int kChildControlFd = 3;
 constexpr int kChildMemoryFd = 4;
 constexpr int kChildConsoleFd = 5;
 constexpr int kChildHookLogFd = 6;
+constexpr int kChildFirstDeviceFd = 7;
 
 } // namespace
 
@@ -67,13 +68,22 @@ HypervisorProcess::spawn(HypervisorProcessConfig config) {
         args.emplace_back("--hook");
         args.push_back(h);
     }
+    for (const std::string& a : config.extra_args)
+        args.push_back(a);
     std::vector<char*> argv;
     argv.reserve(args.size() + 1);
     for (std::string& a : args)
         argv.push_back(a.data());
     argv.push_back(nullptr);
-    const int from[] = {theirs.get(), config.memory_fd, console_write.get(), config.hook_log_fd};
-    const int count = config.hook_log_fd >= 0 ? 4 : 3;
+    // (source, number in the child) for every descriptor the child keeps.
+    std::vector<std::pair<int, int>> fds = {{theirs.get(), kChildControlFd},
+                                            {config.memory_fd, kChildMemoryFd},
+                                            {console_write.get(), kChildConsoleFd}};
+    if (config.hook_log_fd >= 0)
+        fds.emplace_back(config.hook_log_fd, kChildHookLogFd);
+    for (std::size_t i = 0; i < config.device_fds.size(); ++i)
+        fds.emplace_back(config.device_fds[i], kChildFirstDeviceFd + static_cast<int>(i));
+    std::vector<int> moved(fds.size(), -1);
 
     auto hv = std::unique_ptr<HypervisorProcess>(new HypervisorProcess());
     hv->previous_dumpable_ = ::prctl(PR_GET_DUMPABLE);
@@ -86,21 +96,21 @@ HypervisorProcess::spawn(HypervisorProcessConfig config) {
         return fail(ExitCode::io, "fork: {}", std::strerror(err));
     }
     if (pid == 0) {
-        // Move the descriptors above the target numbers first, so no dup2
+        // Move the descriptors above every target number first, so no dup2
         // overwrites one still to be moved; dup2 clears close-on-exec.
-        int moved[4];
-        for (int i = 0; i < count; ++i)
-            moved[i] = ::fcntl(from[i], F_DUPFD_CLOEXEC, 16);
-        for (int i = 0; i < count; ++i)
-            if (moved[i] < 0 || ::dup2(moved[i], kChildControlFd + i) < 0)
+        for (std::size_t i = 0; i < fds.size(); ++i)
+            moved[i] = ::fcntl(fds[i].first, F_DUPFD_CLOEXEC, 256);
+        for (std::size_t i = 0; i < fds.size(); ++i)
+            if (moved[i] < 0 || ::dup2(moved[i], fds[i].second) < 0)
                 ::_exit(127);
         // Everything else goes, whether or not it was close-on-exec.
-        ::syscall(SYS_close_range, kChildControlFd + count, ~0u, 0);
+        const int last = kChildFirstDeviceFd + static_cast<int>(config.device_fds.size());
+        ::syscall(SYS_close_range, last, ~0u, 0);
+        if (config.hook_log_fd < 0)
+            ::close(kChildHookLogFd);
         ::execv(argv[0], argv.data());
         ::_exit(127);
     }
-    static_assert(kChildMemoryFd == kChildControlFd + 1 && kChildConsoleFd == kChildControlFd + 2 &&
-                  kChildHookLogFd == kChildControlFd + 3);
     hv->pid_ = pid;
     hv->alive_ = true;
     hv->control_ = std::move(ours);

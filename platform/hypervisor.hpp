@@ -4,7 +4,7 @@
 //
 // The process gets the hypervisor-visible memfd and nothing else of the
 // guest: the secure memfd never crosses (the child closes every descriptor
-// but the four it is given, then executes a fresh program), and the machine
+// but the ones it is given, then executes a fresh program), and the machine
 // makes itself non-dumpable while the hypervisor lives, so the kernel refuses
 // ptrace and /proc/<pid>/mem to the capability-less hypervisor.
 //
@@ -34,6 +34,10 @@ struct HypervisorProcessConfig {
     std::vector<std::string> hooks;    // --hv-hook specs (checked by parse_hv_hook)
     int hook_log_fd = -1;              // where hook results go (borrowed; -1: none)
     std::FILE* console_echo = nullptr; // the console as it comes (nullptr: nowhere)
+    // Device descriptors (borrowed): they become 7, 8, ... in the child, in
+    // this order; extra_args describe them (hypervisor_main.cpp).
+    std::vector<int> device_fds;
+    std::vector<std::string> extra_args;
 };
 
 // Where svmkit-hypervisor is: $SVMKIT_HYPERVISOR, else beside the running

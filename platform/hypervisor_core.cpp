@@ -4,6 +4,7 @@
 #include "guest/layout.h"
 #include "guest/uv_abi.h"
 #include "platform/guest_memory.hpp"
+#include "platform/platform_fdt.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -73,6 +74,10 @@ Result<HvReply> HypervisorCore::hcall(const svmkit_regs& regs) {
         reply.ret = ret;
         break;
     }
+    case H_SVMKIT_MMIO_READ:
+    case H_SVMKIT_MMIO_WRITE:
+        reply.ret = mmio(reply.regs, regs.r[3] == H_SVMKIT_MMIO_WRITE);
+        break;
     case H_SVMKIT_EXIT:
         reply.ret = H_SUCCESS;
         reply.flags = HvReply::kExit;
@@ -83,6 +88,42 @@ Result<HvReply> HypervisorCore::hcall(const svmkit_regs& regs) {
         break;
     }
     return reply;
+}
+
+HvMemoryView HypervisorCore::memory_view() const {
+    HvMemoryView v;
+    v.fd = config_.memory_fd;
+    v.user_base = reinterpret_cast<std::uint64_t>(memory_.data());
+    v.size = memory_.size();
+    if (!secure_) {
+        v.visible.emplace_back(0, memory_.size());
+        return v;
+    }
+    for (const auto& [pfn, pages] : shared_runs())
+        v.visible.emplace_back(pfn * kGuestPageSize, pages * kGuestPageSize);
+    return v;
+}
+
+long HypervisorCore::mmio(svmkit_regs& regs, bool write) {
+    const std::uint64_t addr = regs.r[4];
+    const std::uint64_t size = regs.r[5];
+    if ((size != 1 && size != 2 && size != 4 && size != 8) || addr % size != 0)
+        return H_PARAMETER;
+    if (addr < kVirtioMmioBase)
+        return H_FUNCTION;
+    const std::uint64_t index = (addr - kVirtioMmioBase) / kVirtioMmioStride;
+    const std::uint64_t offset = (addr - kVirtioMmioBase) % kVirtioMmioStride;
+    if (index >= devices_.size() || offset + size > kVirtioMmioSize)
+        return H_FUNCTION;
+    VirtioMmioBlk& dev = *devices_[index];
+    const auto width = static_cast<unsigned>(size);
+    if (write)
+        return dev.write(offset, width, regs.r[6], memory_view()) ? H_SUCCESS : H_PARAMETER;
+    const auto value = dev.read(offset, width);
+    if (!value)
+        return H_PARAMETER;
+    regs.r[4] = *value;
+    return H_SUCCESS;
 }
 
 void HypervisorCore::mark_shared(std::uint64_t pfn, std::uint64_t pages, bool shared) {
@@ -110,8 +151,13 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> HypervisorCore::shared_runs
 }
 
 Result<void> HypervisorCore::event(HvEvent e, const std::uint64_t (&args)[2]) {
+    if (e == HvEvent::esm_done)
+        secure_ = true;
     if (e == HvEvent::shared || e == HvEvent::unshared)
         mark_shared(args[0], args[1], e == HvEvent::shared);
+    if (e == HvEvent::esm_done || e == HvEvent::shared || e == HvEvent::unshared)
+        for (auto& dev : devices_)
+            dev->memory_changed(memory_view());
     if (config_.hooks.empty())
         return {};
     const auto runs = shared_runs();

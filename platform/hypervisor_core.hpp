@@ -14,6 +14,7 @@
 #include "base/error.hpp"
 #include "platform/hv_hooks.hpp"
 #include "platform/hv_protocol.hpp"
+#include "platform/virtio_mmio_blk.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -42,6 +43,13 @@ class HypervisorCore {
     // written) are errors.
     Result<HvReply> serve(const HvRequest& request);
 
+    // Device i answers MMIO in window i (platform_fdt.hpp).
+    void add_device(std::unique_ptr<VirtioMmioBlk> device) {
+        devices_.push_back(std::move(device));
+    }
+    // What a back end may map now: all of RAM before ESM, the shared pages after.
+    [[nodiscard]] HvMemoryView memory_view() const;
+
   private:
     explicit HypervisorCore(HypervisorCoreConfig config) : config_(std::move(config)) {}
     Result<HvReply> hcall(const svmkit_regs& regs);
@@ -49,10 +57,13 @@ class HypervisorCore {
     Result<void> event(HvEvent e, const std::uint64_t (&args)[2]);
     void mark_shared(std::uint64_t pfn, std::uint64_t pages, bool shared);
     std::vector<std::pair<std::uint64_t, std::uint64_t>> shared_runs() const;
+    long mmio(svmkit_regs& regs, bool write);
 
     HypervisorCoreConfig config_;
     std::span<std::byte> memory_;
     std::vector<bool> shared_pages_;
+    bool secure_ = false; // the ultravisor reported a successful ESM
+    std::vector<std::unique_ptr<VirtioMmioBlk>> devices_;
 };
 
 } // namespace svmkit::platform

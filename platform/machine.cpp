@@ -11,6 +11,8 @@
 #include <csignal>
 #include <cstring>
 #include <exception>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
@@ -233,6 +235,23 @@ Result<void> Machine::start_hypervisor() {
     hv.hooks = config_.hv_hooks;
     hv.hook_log_fd = config_.hv_hook_log_fd;
     hv.console_echo = config_.console_echo;
+    for (const BlockBackendSpec& disk : config_.disks) {
+        QueueFds q{UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+                   UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))};
+        if (!q.kick.valid() || !q.call.valid())
+            return fail(ExitCode::io, "eventfd: {}", std::strerror(errno));
+        hv.device_fds.push_back(q.kick.get());
+        hv.device_fds.push_back(q.call.get());
+        queues_.push_back(std::move(q));
+        hv.extra_args.insert(hv.extra_args.end(), {"--disk", disk.disk, "--backend",
+                                                   std::string(block_backend_name(disk.kind))});
+        if (!disk.hostile.empty())
+            hv.extra_args.insert(hv.extra_args.end(), {"--hostile", disk.hostile});
+        if (disk.read_only)
+            hv.extra_args.emplace_back("--read-only");
+    }
+    if (!config_.vhost_blk_path.empty())
+        hv.extra_args.insert(hv.extra_args.end(), {"--vhost-blk", config_.vhost_blk_path});
     SVM_TRY(process, HypervisorProcess::spawn(std::move(hv)));
     hv_ = std::move(process);
     uv_->set_listener(
@@ -271,7 +290,8 @@ Result<void> Machine::load(const format::SecureImage& image) {
     spec.memory_size = memory_.size();
     spec.reserved = {{kFirmwareFdtAddress, kPlatformFdtMaxSize},
                      {kGuestStackBase, kGuestStackTop - kGuestStackBase}};
-    spec.virtio_mmio_nodes = config_.virtio_mmio_nodes;
+    spec.virtio_mmio_nodes =
+        std::max<unsigned>(config_.virtio_mmio_nodes, static_cast<unsigned>(config_.disks.size()));
     SVM_TRY(fdt, build_platform_fdt(spec));
     SVM_CHECK(memory_.write(kFirmwareFdtAddress, fdt));
     report_.image = image.path();
@@ -337,12 +357,54 @@ void Machine::record_trace(const svmkit_regs& regs) {
         events_.push_back(e);
 }
 
+// A QueueNotify write to a disk's window goes straight into its kick eventfd,
+// as KVM's ioeventfd does: no round trip to the hypervisor on the I/O path.
+bool Machine::notify_queue(const svmkit_regs& regs) {
+    const std::uint64_t addr = regs.r[4];
+    if (regs.r[5] != 4 || regs.r[6] != 0 || addr < kVirtioMmioBase)
+        return false;
+    const std::uint64_t index = (addr - kVirtioMmioBase) / kVirtioMmioStride;
+    if (index >= queues_.size() ||
+        (addr - kVirtioMmioBase) % kVirtioMmioStride != kVirtioMmioQueueNotify)
+        return false;
+    const std::uint64_t one = 1;
+    // A full counter (2^64 - 2 kicks not yet seen) still wakes the back end.
+    (void)!::write(queues_[index].kick.get(), &one, sizeof one);
+    return true;
+}
+
+// H_CEDE: idle until a back end signals a call eventfd (irqfd) or a tick
+// passes; consume the signals so the next cede waits again.
+long Machine::cede() {
+    constexpr int kTickMs = 10;
+    std::vector<pollfd> fds;
+    fds.reserve(queues_.size());
+    for (const QueueFds& q : queues_)
+        fds.push_back(pollfd{q.call.get(), POLLIN, 0});
+    if (fds.empty()) {
+        ::poll(nullptr, 0, kTickMs);
+        return H_SUCCESS;
+    }
+    if (::poll(fds.data(), fds.size(), kTickMs) > 0)
+        for (const pollfd& p : fds)
+            if ((p.revents & POLLIN) != 0) {
+                std::uint64_t count = 0;
+                (void)!::read(p.fd, &count, sizeof count);
+            }
+    return H_SUCCESS;
+}
+
 long Machine::on_hcall(svmkit_regs& regs) noexcept {
     try {
         if (regs.r[3] == H_SVMKIT_TRACE) {
             record_trace(regs);
             regs.r[3] = H_SUCCESS;
             return H_SUCCESS;
+        }
+        if (regs.r[3] == H_CEDE || (regs.r[3] == H_SVMKIT_MMIO_WRITE && notify_queue(regs))) {
+            const long ret = regs.r[3] == H_CEDE ? cede() : H_SUCCESS;
+            regs.r[3] = static_cast<std::uint64_t>(ret);
+            return ret;
         }
         auto r = hv_->hcall(regs);
         if (!r) {

@@ -15,7 +15,9 @@
 #pragma once
 
 #include "base/error.hpp"
+#include "base/file.hpp"
 #include "format/image_reader.hpp"
+#include "platform/block_backend.hpp"
 #include "platform/guest_memory.hpp"
 #include "platform/hypervisor.hpp"
 #include "platform/image_loader.hpp"
@@ -53,6 +55,11 @@ struct MachineConfig {
     std::string hypervisor_path;
     std::vector<std::string> hv_hooks;
     int hv_hook_log_fd = -1;
+    // virtio-blk disks, each served by a vhost-user back end the hypervisor
+    // starts (svmkit-vhost-blk at vhost_blk_path, empty: beside svmkit; or
+    // qemu-storage-daemon). They take the first virtio-mmio windows.
+    std::vector<BlockBackendSpec> disks;
+    std::string vhost_blk_path;
 };
 
 enum class BootOutcome {
@@ -145,6 +152,8 @@ class Machine {
   private:
     Machine(MachineConfig config, GuestMemory memory);
     Result<void> start_hypervisor();
+    bool notify_queue(const svmkit_regs& regs);
+    long cede();
     void record_trace(const svmkit_regs& regs);
     enum class Stop { none, esm_resume, exited, terminated, platform_error };
     void leave_guest(Stop why) noexcept;
@@ -159,6 +168,12 @@ class Machine {
     std::unique_ptr<Ultravisor> uv_;
     std::unique_ptr<HypervisorProcess> hv_;
     std::vector<TraceEvent> events_; // H_SVMKIT_TRACE, in order (bounded)
+    // Per disk: its request queue's kick and call eventfds (ioeventfd and
+    // irqfd: the back end reads kicks and writes calls directly).
+    struct QueueFds {
+        UniqueFd kick, call;
+    };
+    std::vector<QueueFds> queues_;
     Stop stop_ = Stop::none;
     std::optional<Error> platform_error_;
     int fault_signal_ = 0;

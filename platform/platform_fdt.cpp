@@ -8,11 +8,6 @@ namespace svmkit::platform {
 
 namespace {
 
-// Where the placeholder virtio-mmio nodes claim to be (above any RAM size
-// svmkit boot accepts); 4 KiB apart like QEMU's virt machine.
-constexpr std::uint64_t kVirtioMmioBase = 0x100000000000;
-constexpr std::uint64_t kVirtioMmioStride = 0x1000;
-
 std::vector<std::byte> be_cells(std::initializer_list<std::uint64_t> values) {
     std::vector<std::byte> out;
     for (std::uint64_t v : values)
@@ -68,7 +63,7 @@ Result<std::vector<std::byte>> build_platform_fdt(const PlatformFdtSpec& spec) {
         const std::uint64_t at = kVirtioMmioBase + i * kVirtioMmioStride;
         begin(fmt::format("virtio_mmio@{:x}", at));
         prop_str("compatible", "virtio,mmio");
-        const auto dev_reg = be_cells({at, 0x200});
+        const auto dev_reg = be_cells({at, kVirtioMmioSize});
         prop("reg", dev_reg.data(), dev_reg.size());
         end();
     }

@@ -26,13 +26,20 @@ struct Reservation {
 struct PlatformFdtSpec {
     std::uint64_t memory_size = 0;
     std::vector<Reservation> reserved; // becomes the /memreserve/ table
-    // Virtio device nodes without devices behind them yet (the virtio devices
-    // come with the hypervisor process); lets tests check that the stub wires
-    // every virtio node to the bounce pool.
+    // virtio-mmio device nodes, one per window (the first ones have devices
+    // behind them; tests may ask for more to check the stub's wiring).
     unsigned virtio_mmio_nodes = 0;
 };
 
 inline constexpr std::size_t kPlatformFdtMaxSize = 0x10000;
+
+// virtio-mmio windows: device i at kVirtioMmioBase + i * kVirtioMmioStride,
+// kVirtioMmioSize bytes (above any RAM size svmkit boot accepts; 4 KiB apart
+// like QEMU's virt machine).
+inline constexpr std::uint64_t kVirtioMmioBase = 0x100000000000;
+inline constexpr std::uint64_t kVirtioMmioStride = 0x1000;
+inline constexpr std::uint64_t kVirtioMmioSize = 0x200;
+inline constexpr std::uint64_t kVirtioMmioQueueNotify = 0x050;
 
 Result<std::vector<std::byte>> build_platform_fdt(const PlatformFdtSpec& spec);
 

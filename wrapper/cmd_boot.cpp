@@ -10,10 +10,13 @@
 
 #include "base/file.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <optional>
 #include <string>
+#include <unistd.h>
 
 namespace svmkit::cli {
 
@@ -226,6 +229,14 @@ Result<int> run_boot(const BootOptions& o) {
     config.timeout = std::chrono::seconds(o.timeout_seconds);
     config.origin = start;
     config.hv_hooks = o.hv_hooks;
+    SVM_TRY(backend, platform::parse_block_backend(o.backend));
+    if (!o.hostile.empty() && backend != platform::BlockBackendKind::svmkit)
+        return fail(ExitCode::usage, "--hostile needs --backend svmkit");
+    for (const std::string& disk : o.disks) {
+        if (::access(disk.c_str(), R_OK | W_OK) != 0)
+            return fail(ExitCode::io, "{}: cannot open the disk: {}", disk, std::strerror(errno));
+        config.disks.push_back(platform::BlockBackendSpec{disk, backend, o.hostile, false});
+    }
     config.hv_hook_log_fd = hook_log ? hook_log->fd() : -1;
     SVM_TRY(machine, platform::Machine::create(std::move(config)));
     SVM_CHECK(machine->load(image));

@@ -113,6 +113,10 @@ struct BootOptions {
     // Test hooks run inside the hypervisor process (platform/hv_hooks.hpp).
     std::vector<std::string> hv_hooks;
     std::string hv_hook_log; // JSON lines, written atomically at the end
+    // virtio-blk disks and their vhost-user back end.
+    std::vector<std::string> disks;
+    std::string backend = "svmkit";
+    std::string hostile; // svmkit-vhost-blk --hostile MODE (tests)
 };
 // Exit codes of `boot` beyond the common ones (README "Exit codes").
 // 5: the ultravisor refused the image, or the guest terminated the VM.

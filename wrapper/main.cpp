@@ -135,6 +135,14 @@ int main(int argc, char** argv) {
     bt->add_option("--hv-hook", boot.hv_hooks,
                    "Test hook: play the hypervisor at an event, EVENT:ACTION "
                    "(docs/platform.md, \"Test hooks\"); repeatable");
+    bt->add_option("--disk", boot.disks,
+                   "A disk image the guest sees as a virtio-blk device; repeatable");
+    bt->add_option("--backend", boot.backend,
+                   "Who serves the disks over vhost-user: svmkit (svmkit-vhost-blk) or qemu "
+                   "(qemu-storage-daemon)")
+        ->capture_default_str();
+    bt->add_option("--hostile", boot.hostile,
+                   "Make svmkit-vhost-blk misbehave (tests; docs/vhost-user.md lists the modes)");
     bt->add_option("--hv-hook-log", boot.hv_hook_log, "Where the hooks' results go (JSON lines)");
     bt->add_option("--timeout", boot.timeout_seconds,
                    "Stop a guest running longer (seconds; 0: never)")

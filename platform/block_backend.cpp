@@ -1,0 +1,47 @@
+#include "platform/block_backend.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace svmkit::platform {
+
+std::string_view block_backend_name(BlockBackendKind k) {
+    return k == BlockBackendKind::svmkit ? "svmkit" : "qemu";
+}
+
+Result<BlockBackendKind> parse_block_backend(std::string_view name) {
+    if (name == "svmkit")
+        return BlockBackendKind::svmkit;
+    if (name == "qemu")
+        return BlockBackendKind::qemu;
+    return fail(ExitCode::usage, "--backend {}: expected svmkit or qemu", name);
+}
+
+std::string default_vhost_blk_path() {
+    if (const char* env = std::getenv("SVMKIT_VHOST_BLK"); env != nullptr && *env != '\0')
+        return env;
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec)
+        return "svmkit-vhost-blk";
+    return (self.parent_path() / "svmkit-vhost-blk").string();
+}
+
+Result<vhost_user::DaemonProcess> start_block_backend(const BlockBackendSpec& spec,
+                                                      const std::string& vhost_blk,
+                                                      const std::string& socket_path,
+                                                      const std::string& log_path) {
+    if (spec.kind == BlockBackendKind::qemu) {
+        if (!spec.hostile.empty())
+            return fail(ExitCode::usage, "--hostile needs the svmkit back end");
+        return vhost_user::DaemonProcess::spawn(
+            vhost_user::qemu_storage_daemon_command(socket_path, spec.disk, !spec.read_only),
+            log_path);
+    }
+    return vhost_user::DaemonProcess::spawn(
+        vhost_user::vhost_blk_command(vhost_blk, socket_path, spec.disk, spec.read_only,
+                                      spec.hostile.empty() ? "none" : spec.hostile),
+        log_path);
+}
+
+} // namespace svmkit::platform
