@@ -90,6 +90,13 @@ VirtioErr VirtioBlk::init(uint16_t queue_size) {
             return bad_config("seg_max", v);
         max_segments_ = static_cast<uint16_t>(min32(kBlkMaxSegments, static_cast<uint32_t>(v)));
     }
+    // Every segment must fit one streaming mapping (a swiotlb segment, less
+    // alignment slack, for a restricted device).
+    const uint64_t mappable = dma_->max_mapping_size() & ~uint64_t{511};
+    if (mappable < kVirtioBlkSectorSize)
+        return bad_config("DMA mapping limit", dma_->max_mapping_size());
+    if (segment_bytes_ > mappable)
+        segment_bytes_ = static_cast<uint32_t>(mappable);
     read_only_ = mmio_->has_feature(kVirtioBlkFRo);
     has_flush_ = mmio_->has_feature(kVirtioBlkFFlush);
 
@@ -338,16 +345,18 @@ VirtioErr VirtioBlk::submit(BlkRequest* reqs, size_t count) {
                 idle();
             err = VirtioErr::none;
         }
-        if (err == VirtioErr::dma_pool_full && report_ != nullptr) {
-            const DmaError& e = dma_->last_error();
-            report_->begin(VirtioErr::dma_pool_full, mmio_->name())
-                .str("bounce pool full with nothing in flight (sz: ")
-                .dec(e.size)
-                .str(" bytes), total ")
-                .dec(e.total_slots)
-                .str(" (slots), used ")
-                .dec(e.used_slots)
-                .str(" (slots); enlarge it with swiotlb=")
+        if ((err == VirtioErr::dma_pool_full || err == VirtioErr::dma_error) &&
+            report_ != nullptr) {
+            // Nothing of ours is in flight: no room will come. Say why, with
+            // the numbers that size the pool (swiotlb=<bytes> on the command
+            // line).
+            char line[120];
+            describe_dma_error(dma_->last_error(), line, sizeof(line));
+            report_->begin(err, mmio_->name())
+                .str("request of ")
+                .dec(r.bytes)
+                .str(" bytes cannot be mapped: ")
+                .str(line)
                 .end();
         }
         if (err != VirtioErr::none) {

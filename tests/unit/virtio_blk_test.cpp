@@ -5,6 +5,7 @@
 // hostile device can misbehave: each must end with the request failed, the
 // queue broken where the ring was abused, the device set FAILED, a message on
 // the console, and no private memory touched.
+#include "guest/swiotlb.h"
 #include "guest/virtio_blk.h"
 #include "guest/zalloc.h"
 #include "virtio_device_model.hpp"
@@ -25,11 +26,13 @@ namespace {
 
 constexpr std::uint64_t kRam = 8u << 20;
 constexpr std::uint64_t kArena = 0x10000;    // coherent memory (rings), 1 MiB
-constexpr std::uint64_t kBuffers = 0x200000; // private request buffers
+constexpr std::uint64_t kBuffers = 0x200000; // private request buffers, below kPool
+constexpr std::uint64_t kPool = 4u << 20;    // the bounce pool of restricted rigs
 constexpr std::uint64_t kCanary = 0x1000;    // guard bytes around each buffer
 constexpr std::uint8_t kCanaryByte = 0xa5;
 
-// Guest RAM, the device, the driver stack on a direct DmaDevice.
+// Guest RAM, the device, the driver stack on a direct DmaDevice, or on a
+// restricted one bouncing through a swiotlb pool at kPool.
 struct BlkRig {
     platform::GuestMemory memory;
     VirtioBlkModel model;
@@ -38,17 +41,39 @@ struct BlkRig {
     Console console{calls};
     VirtioReport report{&console};
     BumpArena arena{gpa_ptr(kArena), 0x100000, 0};
-    DmaDevice dma = DmaDevice::direct(&arena);
+    std::vector<std::uint8_t> pool_metadata; // private bookkeeping of the pool
+    Swiotlb pool;
+    DmaDevice dma;
     VirtioMmio mmio{&calls, test::kModelMmioBase, test::kModelMmioSize, &report};
-    std::unique_ptr<VirtioBlk> blk = std::make_unique<VirtioBlk>(&mmio, &dma, &report);
+    std::unique_ptr<VirtioBlk> blk;
     std::uint64_t next_buffer = kBuffers;
 
-    explicit BlkRig(platform::GuestMemory m) : memory(std::move(m)), model(memory) {}
+    BlkRig(platform::GuestMemory m, std::uint64_t pool_bytes)
+        : memory(std::move(m)), model(memory) {
+        if (pool_bytes == 0) {
+            dma = DmaDevice::direct(&arena);
+        } else {
+            const std::uint64_t meta = Swiotlb::metadata_bytes(Swiotlb::slots_in(pool_bytes), 1);
+            pool_metadata.resize(meta + Swiotlb::kMetadataAlign);
+            const auto addr = reinterpret_cast<std::uintptr_t>(pool_metadata.data());
+            void* aligned =
+                pool_metadata.data() + (Swiotlb::kMetadataAlign - addr % Swiotlb::kMetadataAlign) %
+                                           Swiotlb::kMetadataAlign;
+            REQUIRE(pool.init(Range{kPool, pool_bytes}, 1, aligned, meta) ==
+                    Swiotlb::InitError::none);
+            dma = DmaDevice::restricted(&pool);
+            model.dma_window_base = kPool;
+            model.dma_window_size = pool_bytes;
+        }
+        blk = std::make_unique<VirtioBlk>(&mmio, &dma, &report);
+    }
 
-    static std::unique_ptr<BlkRig> make() {
+    // `pool_bytes` 0: direct DMA; otherwise a restricted device with a pool of
+    // that size.
+    static std::unique_ptr<BlkRig> make(std::uint64_t pool_bytes = 0) {
         auto m = platform::GuestMemory::create(kRam);
         REQUIRE_MESSAGE(m.has_value(), m.error().message);
-        return std::make_unique<BlkRig>(std::move(*m));
+        return std::make_unique<BlkRig>(std::move(*m), pool_bytes);
     }
 
     // A private buffer in guest RAM between two canary zones.
@@ -405,6 +430,37 @@ TEST_CASE("virtio-blk: probe failures: magic, version, device id, transport, fea
     }
 }
 
+TEST_CASE("virtio-mmio: refused ring features stay off whatever a driver asks for") {
+    auto rig = BlkRig::make();
+    rig->model.offered = ~std::uint64_t{0}; // everything
+    REQUIRE(rig->mmio.probe(kVirtioIdBlock) == VirtioErr::none);
+    REQUIRE(rig->mmio.negotiate(0, ~std::uint64_t{0}) == VirtioErr::none);
+    CHECK((rig->model.driver_features & kVirtioRefusedFeatures) == 0);
+    CHECK(rig->model.driver_features == (~std::uint64_t{0} & ~kVirtioRefusedFeatures));
+    CHECK(rig->mmio.has_feature(kVirtioFAccessPlatform));
+    CHECK_FALSE(rig->mmio.has_feature(kVirtioFIndirectDesc));
+    CHECK_FALSE(rig->mmio.has_feature(kVirtioFRingPacked));
+}
+
+TEST_CASE("virtio-mmio: configuration reads use the widths virtio-mmio allows") {
+    auto rig = BlkRig::make();
+    REQUIRE(rig->mmio.probe(kVirtioIdBlock) == VirtioErr::none);
+    std::uint64_t v = 0;
+    REQUIRE(rig->mmio.config_read(kVirtioBlkCfgCapacity, 8, &v) == VirtioErr::none);
+    CHECK(v == 2048); // two 32-bit halves: the model refuses 8-byte accesses
+    REQUIRE(rig->mmio.config_read(kVirtioBlkCfgBlkSize, 4, &v) == VirtioErr::none);
+    CHECK(v == 512);
+    REQUIRE(rig->mmio.config_read(kVirtioBlkCfgBlkSize + 1, 1, &v) == VirtioErr::none);
+    CHECK(v == 2);
+    REQUIRE(rig->mmio.config_read(kVirtioBlkCfgBlkSize, 2, &v) == VirtioErr::none);
+    CHECK(v == 512);
+    CHECK(rig->model.bad_accesses == 0);
+    CHECK(rig->mmio.config_read(1, 2, &v) == VirtioErr::bad_argument);    // misaligned
+    CHECK(rig->mmio.config_read(0, 3, &v) == VirtioErr::bad_argument);    // no such width
+    CHECK(rig->mmio.config_read(0xfc, 8, &v) == VirtioErr::bad_argument); // past the window
+    CHECK_FALSE(rig->mmio.transport_failed());
+}
+
 namespace {
 
 // A hostile ring case: the device collects `count` reads, then `forge` writes
@@ -558,4 +614,148 @@ TEST_CASE("virtio-blk: shutdown resets the device and fails what is in flight") 
     CHECK(r.result == VirtioErr::queue_broken);
     CHECK(rig->model.status == 0);
     CHECK_FALSE(rig->blk->queue().ready());
+}
+
+// ---- A secure guest's device: everything bounces through the pool ----
+
+TEST_CASE("virtio-blk restricted: the device sees only the bounce pool; round trips") {
+    auto rig = BlkRig::make(1u << 20);
+    REQUIRE(rig->blk->init() == VirtioErr::none);
+    const std::uint64_t baseline = rig->pool.used_slots(); // rings and header slots
+    CHECK(baseline > 0);
+    CHECK(rig->model.in_window(rig->model.desc_addr, 16 * rig->model.queue_num));
+    CHECK(rig->model.in_window(rig->model.avail_addr, 6 + 2 * rig->model.queue_num));
+    CHECK(rig->model.in_window(rig->model.used_addr, 6 + 8 * rig->model.queue_num));
+
+    std::uint8_t* in = rig->tracked(300 * 1024); // several segments
+    REQUIRE(rig->blk->read(7, in, 300 * 1024) == VirtioErr::none);
+    CHECK(std::memcmp(in, rig->disk(7), 300 * 1024) == 0);
+    std::uint8_t* out = rig->tracked(8192, 0x6d);
+    REQUIRE(rig->blk->write(1000, out, 8192) == VirtioErr::none);
+    CHECK(std::memcmp(rig->disk(1000), out, 8192) == 0);
+    REQUIRE(rig->blk->flush() == VirtioErr::none);
+    auto* id = reinterpret_cast<char*>(rig->tracked(kVirtioBlkIdBytes + 1));
+    REQUIRE(rig->blk->get_id(id) == VirtioErr::none);
+    CHECK(std::string(id) == "svmkit-test-disk");
+
+    CHECK(rig->model.dma_outside == 0);
+    CHECK(rig->pool.used_slots() == baseline); // every mapping was undone
+    CHECK(rig->pool.check_invariants() == nullptr);
+    CHECK(rig->canaries_intact());
+}
+
+TEST_CASE("virtio-blk restricted hostile: rewriting a bounce buffer after completion") {
+    auto rig = BlkRig::make(1u << 20);
+    rig->model.completion = VirtioBlkModel::Completion::manual;
+    REQUIRE(rig->blk->init() == VirtioErr::none);
+    std::uint8_t* buf = rig->tracked(4096);
+    BlkRequest r = read_req(40, buf, 4096);
+    REQUIRE(rig->blk->submit(&r, 1) == VirtioErr::none);
+    REQUIRE(rig->model.outstanding.size() == 1);
+    const ModelChain chain = rig->model.outstanding.front();
+    rig->model.complete_all();
+    REQUIRE(rig->blk->wait(r) == VirtioErr::none);
+    CHECK(std::memcmp(buf, rig->disk(40), 4096) == 0);
+
+    // The device keeps writing where the data and the status were.
+    for (const auto& b : chain.bufs)
+        if (b.write)
+            std::memset(rig->model.at<std::uint8_t>(b.addr, b.len), 0xbd, b.len);
+    rig->blk->poll();
+    CHECK(r.result == VirtioErr::none);
+    CHECK(std::memcmp(buf, rig->disk(40), 4096) == 0); // copied out once, never re-read
+    CHECK(rig->canaries_intact());
+}
+
+TEST_CASE("virtio-blk restricted hostile: a device writing less than a read exposes no stale "
+          "pool bytes") {
+    auto rig = BlkRig::make(256u << 10);
+    REQUIRE(rig->blk->init() == VirtioErr::none);
+    // A write leaves its bytes in the pool's slots...
+    std::uint8_t* secret = rig->tracked(16384, 0x5a);
+    REQUIRE(rig->blk->write(0, secret, 16384) == VirtioErr::none);
+    // ...then a read the device "completes" without writing any data.
+    rig->model.on_complete = [](VirtioBlkModel& m, const ModelChain& c) {
+        *m.at<std::uint8_t>(c.bufs.back().addr) = kVirtioBlkSOk;
+        m.push_used(c.head, 1);
+        return true;
+    };
+    std::uint8_t* buf = rig->tracked(16384, 0x11);
+    REQUIRE(rig->blk->read(100, buf, 16384) == VirtioErr::none);
+    CHECK(std::memcmp(buf, std::vector<std::uint8_t>(16384, 0x11).data(), 16384) == 0);
+}
+
+TEST_CASE("virtio-blk restricted: a full bounce pool makes submit wait for completions") {
+    auto rig = BlkRig::make(256u << 10); // one swiotlb segment: 128 slots of 2 KiB
+    rig->model.completion = VirtioBlkModel::Completion::on_cede;
+    REQUIRE(rig->blk->init() == VirtioErr::none);
+    const std::uint64_t baseline = rig->pool.used_slots();
+    constexpr int kN = 6; // 6 x 64 KiB: only 3 fit next to the rings
+    BlkRequest reqs[kN];
+    std::uint8_t* bufs[kN];
+    for (int i = 0; i < kN; ++i) {
+        bufs[i] = rig->tracked(64 * 1024);
+        reqs[i] = read_req(static_cast<std::uint64_t>(i) * 128, bufs[i], 64 * 1024);
+    }
+    CHECK(rig->blk->submit(reqs, kN) == VirtioErr::none);
+    rig->blk->wait_all();
+    for (int i = 0; i < kN; ++i) {
+        CAPTURE(i);
+        CHECK(reqs[i].result == VirtioErr::none);
+        CHECK(std::memcmp(bufs[i], rig->disk(static_cast<std::uint64_t>(i) * 128), 64 * 1024) == 0);
+    }
+    CHECK(rig->model.max_outstanding == 3);
+    CHECK(rig->pool.used_slots() == baseline);
+    CHECK(rig->report.count() == 0);
+}
+
+TEST_CASE("virtio-blk restricted: a request bigger than the pool fails with the pool's numbers") {
+    auto rig = BlkRig::make(256u << 10);
+    REQUIRE(rig->blk->init() == VirtioErr::none);
+    const std::uint64_t baseline = rig->pool.used_slots();
+    std::uint8_t* buf = rig->tracked(512 * 1024, 0x21);
+    BlkRequest r = read_req(0, buf, 512 * 1024);
+    CHECK(rig->blk->submit(&r, 1) == VirtioErr::dma_pool_full);
+    CHECK(r.done);
+    CHECK(r.result == VirtioErr::dma_pool_full);
+    CHECK(rig->report.code() == VirtioErr::dma_pool_full);
+    CHECK_MESSAGE(has(rig->message(), "request of 524288 bytes cannot be mapped: swiotlb buffer "
+                                      "is full (sz: 65536 bytes), total 128 (slots), used"),
+                  rig->message());
+    CHECK(has(rig->model.console, "swiotlb buffer is full"));
+    CHECK(rig->pool.used_slots() == baseline); // the segments mapped so far were undone
+    CHECK(rig->model.notifies == 0);
+    // Smaller requests still work.
+    CHECK(rig->blk->read(0, buf, 64 * 1024) == VirtioErr::none);
+    CHECK(std::memcmp(buf, rig->disk(0), 64 * 1024) == 0);
+}
+
+TEST_CASE("virtio-blk restricted hostile: a broken ring leaks no bounce slots") {
+    auto rig = BlkRig::make(1u << 20);
+    rig->model.completion = VirtioBlkModel::Completion::manual;
+    REQUIRE(rig->blk->init() == VirtioErr::none);
+    const std::uint64_t baseline = rig->pool.used_slots();
+    BlkRequest reqs[3];
+    std::uint8_t* bufs[3];
+    for (int i = 0; i < 3; ++i) {
+        bufs[i] = rig->tracked(32 * 1024, 0x44);
+        reqs[i] = read_req(static_cast<std::uint64_t>(i) * 64, bufs[i], 32 * 1024);
+    }
+    REQUIRE(rig->blk->submit(reqs, 3) == VirtioErr::none);
+    CHECK(rig->pool.used_slots() == baseline + 3 * 16);
+    // The device scribbles into the bounce buffers, then forges a used entry.
+    for (const ModelChain& c : rig->model.outstanding)
+        for (const auto& b : c.bufs)
+            if (b.write)
+                std::memset(rig->model.at<std::uint8_t>(b.addr, b.len), 0xee, b.len);
+    rig->model.push_used(rig->model.outstanding[1].head, 40000);
+    rig->blk->poll();
+    CHECK(rig->blk->queue().broken_reason() == VirtioErr::used_len);
+    for (int i = 0; i < 3; ++i) {
+        CHECK(reqs[i].result == VirtioErr::queue_broken);
+        CHECK(std::memcmp(bufs[i], std::vector<std::uint8_t>(32 * 1024, 0).data(), 32 * 1024) == 0);
+    }
+    CHECK(rig->pool.used_slots() == baseline);
+    CHECK(rig->pool.check_invariants() == nullptr);
+    CHECK(rig->canaries_intact());
 }

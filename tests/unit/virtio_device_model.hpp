@@ -81,6 +81,11 @@ class VirtioBlkModel {
     // Status byte the next requests get instead of the real one (-1: real;
     // -2: leave the status byte unwritten).
     int forced_status = -1;
+    // When set (a restricted device), every buffer the driver hands over must
+    // lie inside this guest-physical window (the bounce pool); dma_outside
+    // counts those that do not.
+    std::uint64_t dma_window_base = 0, dma_window_size = 0;
+    unsigned dma_outside = 0;
     // Runs instead of the normal completion of a chain when set: returns true
     // when it did complete (or forge) the chain itself.
     std::function<bool(VirtioBlkModel&, const ModelChain&)> on_complete;
@@ -135,6 +140,11 @@ class VirtioBlkModel {
         __atomic_store_n(&used_header().idx, idx, __ATOMIC_RELEASE);
     }
 
+    bool in_window(std::uint64_t addr, std::uint64_t len) const {
+        return addr >= dma_window_base && len <= dma_window_size &&
+               addr - dma_window_base <= dma_window_size - len;
+    }
+
     // Pops every newly available chain into `outstanding`.
     void collect() {
         if ((status & kVirtioStatusDriverOk) == 0 || !queue_ready)
@@ -154,6 +164,8 @@ class VirtioBlkModel {
                 if ((d.flags & kVirtqDescFIndirect) != 0)
                     throw std::runtime_error("device model: driver used an indirect descriptor");
                 c.bufs.push_back({d.addr, d.len, (d.flags & kVirtqDescFWrite) != 0});
+                if (dma_window_size != 0 && !in_window(d.addr, d.len))
+                    ++dma_outside;
                 if ((d.flags & kVirtqDescFNext) == 0)
                     break;
                 i = d.next;
