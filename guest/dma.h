@@ -16,6 +16,10 @@
 //
 // No virtual functions: freestanding images must not carry vtables (they
 // would be data needing relocation); the mode is a field.
+//
+// A DmaDevice is a small value: a driver may keep one per queue or per vCPU
+// over the same Swiotlb (which is thread-safe); one DmaDevice is not (its
+// last_error). Direct devices check nothing: there is nothing recorded.
 #pragma once
 
 #include "guest/memory.h"
@@ -48,12 +52,28 @@ struct DmaSegment {
 // Why the last mapping failed, with the numbers a user needs to size the pool
 // (Linux prints the same three: "swiotlb buffer is full (sz: N bytes), total
 // T (slots), used U (slots)").
+//   pool_full:    no room now; room comes back as mappings are unmapped (a
+//                 block driver waits for its completions: map_sg_wait)
+//   too_large:    can never be mapped by this pool (larger than a segment,
+//                 or alignment that no segment can give)
+//   bad_argument: null buffer, size 0, malformed masks, no coherent arena
 struct DmaError {
     enum Kind : uint8_t { none, pool_full, too_large, bad_argument } kind = none;
     size_t size = 0; // bytes asked for
     uint64_t total_slots = 0;
     uint64_t used_slots = 0;
 };
+
+// Writes the error as one line, NUL-terminated, truncated to `cap` bytes, and
+// returns its length, e.g. "swiotlb buffer is full (sz: 65536 bytes), total
+// 32768 (slots), used 32760 (slots)".
+size_t describe_dma_error(const DmaError& e, char* out, size_t cap);
+
+// What the waiting map variants call when the pool is full: reap completed
+// requests (whose unmaps free slots), waiting for at least one if needed, and
+// return true to retry; return false to give up (nothing of ours is in
+// flight, so no room will come).
+using DmaWaitFn = bool (*)(void* ctx);
 
 class DmaDevice {
   public:
@@ -73,19 +93,39 @@ class DmaDevice {
     // bidirectional. kDmaMappingError on failure, with last_error() set.
     // `cpu_index` picks the swiotlb area to start in (the vCPU's).
     dma_addr_t map_single(void* cpu, size_t size, DmaDirection dir, unsigned cpu_index = 0);
-    void unmap_single(dma_addr_t dma, size_t size, DmaDirection dir);
-    // Maps every segment or none (on failure the ones mapped are undone);
-    // returns false on failure.
+    // False (restricted: nothing copied or freed) unless `dma` is what
+    // map_single returned and `size`, `dir` are what it was given.
+    bool unmap_single(dma_addr_t dma, size_t size, DmaDirection dir);
+    // Maps every segment or none (on failure the ones mapped are undone and
+    // every dma is kDmaMappingError); returns false on failure.
     bool map_sg(DmaSegment* segs, size_t count, DmaDirection dir, unsigned cpu_index = 0);
-    void unmap_sg(DmaSegment* segs, size_t count, DmaDirection dir);
-    // Ownership transfers for a mapping kept across several transfers.
-    void sync_for_cpu(dma_addr_t dma, size_t size, DmaDirection dir);
-    void sync_for_device(dma_addr_t dma, size_t size, DmaDirection dir);
+    // Unmaps every segment; false if any unmap was refused.
+    bool unmap_sg(DmaSegment* segs, size_t count, DmaDirection dir);
+    // Ownership transfers for a mapping kept across several transfers;
+    // [dma, dma + size) may be part of a mapping. False when it lies outside
+    // every live mapping or `dir` is not the mapped direction.
+    bool sync_for_cpu(dma_addr_t dma, size_t size, DmaDirection dir);
+    bool sync_for_device(dma_addr_t dma, size_t size, DmaDirection dir);
+
+    // Block I/O: like map_single / map_sg, but when the pool is full calls
+    // `wait(ctx)` and retries while it returns true. Any other failure (and
+    // `wait` returning false) fails at once, with last_error() set.
+    dma_addr_t map_single_wait(void* cpu, size_t size, DmaDirection dir, DmaWaitFn wait, void* ctx,
+                               unsigned cpu_index = 0);
+    bool map_sg_wait(DmaSegment* segs, size_t count, DmaDirection dir, DmaWaitFn wait, void* ctx,
+                     unsigned cpu_index = 0);
 
     // Coherent memory both sides use in place (virtqueue rings), zeroed,
-    // page aligned when `size` >= a page. nullptr on failure.
+    // aligned to `size` rounded up to a power of two (at least 16 bytes
+    // direct, a 2 KiB slot restricted; at most a page). nullptr on failure.
     void* alloc_coherent(size_t size, dma_addr_t* dma);
-    void free_coherent(void* cpu, size_t size, dma_addr_t dma);
+    // Restricted: false (nothing freed) unless the three are what
+    // alloc_coherent gave. Direct: the arena frees everything at once.
+    bool free_coherent(void* cpu, size_t size, dma_addr_t dma);
+
+    // The largest size map_single always accepts (a driver's max segment
+    // size); unlimited for direct devices.
+    uint64_t max_mapping_size() const;
 
     const DmaError& last_error() const { return error_; }
 

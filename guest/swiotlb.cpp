@@ -1,0 +1,485 @@
+#include "guest/swiotlb.h"
+
+#include <string.h>
+
+namespace svmkit::guest {
+
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__powerpc64__)
+    asm volatile("or 1,1,1\n\tor 2,2,2" ::: "memory"); // HMT_low, HMT_medium
+#else
+    asm volatile("" ::: "memory");
+#endif
+}
+
+// A mask of the form 2^k - 1 (including 0).
+constexpr bool is_low_mask(uint64_t m) {
+    return (m & (m + 1)) == 0;
+}
+
+constexpr uint64_t round_up_pow2(uint64_t v) {
+    uint64_t p = 1;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+unsigned area_count_for(unsigned nareas) {
+    uint64_t n = round_up_pow2(nareas == 0 ? 1 : nareas);
+    return n > Swiotlb::kMaxAreas ? Swiotlb::kMaxAreas : static_cast<unsigned>(n);
+}
+
+uint8_t kind_of(DmaDirection dir) {
+    switch (dir) {
+    case DmaDirection::to_device:
+        return Swiotlb::kind_to_device;
+    case DmaDirection::from_device:
+        return Swiotlb::kind_from_device;
+    case DmaDirection::bidirectional:
+        return Swiotlb::kind_bidirectional;
+    }
+    return Swiotlb::kind_free; // not a direction: matches no mapping
+}
+
+bool copies_out(DmaDirection dir) {
+    return dir == DmaDirection::from_device || dir == DmaDirection::bidirectional;
+}
+bool copies_in(DmaDirection dir) {
+    return dir == DmaDirection::to_device || dir == DmaDirection::bidirectional;
+}
+
+} // namespace
+
+void SpinLock::lock() {
+    for (;;) {
+        if (__atomic_exchange_n(&word, 1u, __ATOMIC_ACQUIRE) == 0)
+            return;
+        while (__atomic_load_n(&word, __ATOMIC_RELAXED) != 0)
+            cpu_relax();
+    }
+}
+
+uint64_t Swiotlb::metadata_bytes(uint64_t nslots, unsigned nareas) {
+    if (nslots > kMaxSlots)
+        nslots = kMaxSlots;
+    return area_count_for(nareas) * sizeof(Area) + nslots * sizeof(Slot);
+}
+
+Swiotlb::InitError Swiotlb::init(Range pool, unsigned nareas, void* metadata,
+                                 uint64_t metadata_size, unsigned page_shift) {
+    *this = Swiotlb{};
+    if (page_shift < kSlotShift || (uint64_t{1} << page_shift) > kSegmentSize)
+        return InitError::bad_page_shift;
+    uint64_t end = 0;
+    if (add_overflows(pool.base, pool.size, &end))
+        return InitError::pool_too_large;
+    if ((pool.base & ((uint64_t{1} << page_shift) - 1)) != 0 || pool.size % kSlotSize != 0)
+        return InitError::pool_misaligned;
+    uint64_t nslots = pool.size >> kSlotShift;
+    if (nslots < kSegmentSlots)
+        return InitError::pool_too_small;
+    if (nslots > kMaxSlots)
+        return InitError::pool_too_large;
+
+    unsigned areas = area_count_for(nareas);
+    uint64_t full_segments = nslots / kSegmentSlots;
+    while (areas > full_segments)
+        areas /= 2;
+    uint64_t area_bytes = uint64_t{areas} * sizeof(Area);
+    if (metadata_size < area_bytes + nslots * sizeof(Slot))
+        return InitError::metadata_too_small;
+    if (metadata == nullptr || reinterpret_cast<uintptr_t>(metadata) % kMetadataAlign != 0)
+        return InitError::metadata_misaligned;
+
+    pool_ = pool;
+    nslots_ = static_cast<uint32_t>(nslots);
+    nareas_ = areas;
+    page_shift_ = page_shift;
+    area_slots_ = static_cast<uint32_t>(full_segments / areas * kSegmentSlots);
+    areas_ = static_cast<Area*>(metadata);
+    slots_ = reinterpret_cast<Slot*>(static_cast<uint8_t*>(metadata) + area_bytes);
+
+    for (unsigned a = 0; a < nareas_; ++a) {
+        Area& ar = areas_[a];
+        ar = Area{};
+        ar.begin = a * area_slots_;
+        ar.nslots = a + 1 < nareas_ ? area_slots_ : nslots_ - ar.begin;
+    }
+    for (uint32_t i = 0; i < nslots_; ++i) {
+        Slot& s = slots_[i];
+        s = Slot{};
+        s.head = kFree;
+        s.free_run = static_cast<uint8_t>(segment_end(i) - i);
+    }
+    return InitError::none;
+}
+
+uint32_t Swiotlb::segment_end(uint32_t slot) const {
+    uint32_t end = (slot / kSegmentSlots + 1) * kSegmentSlots;
+    return end < nslots_ ? end : nslots_;
+}
+
+unsigned Swiotlb::area_of_slot(uint32_t slot) const {
+    uint32_t a = slot / area_slots_;
+    return a < nareas_ ? a : nareas_ - 1;
+}
+
+uint64_t Swiotlb::area_used(unsigned area) const {
+    return area < nareas_ ? __atomic_load_n(&areas_[area].used, __ATOMIC_RELAXED) : 0;
+}
+
+uint64_t Swiotlb::used_slots() const {
+    uint64_t used = 0;
+    for (unsigned a = 0; a < nareas_; ++a)
+        used += area_used(a);
+    return used;
+}
+
+uint64_t Swiotlb::max_mapping_size(uint64_t min_align_mask) const {
+    // The offset an allocation keeps for min_align_mask is below a slot, and
+    // the first start slot with the right address bits is at most
+    // (min_align_mask + 1) / kSlotSize - 1 slots into a segment: together
+    // less than min_align_mask rounded up to a slot (Linux's rule).
+    uint64_t lost = 0;
+    if (min_align_mask != 0 && !align_up(min_align_mask, kSlotSize, &lost))
+        return 0;
+    return lost >= kSegmentSize ? 0 : kSegmentSize - lost;
+}
+
+void Swiotlb::fill_error(DmaError* err, DmaError::Kind kind, size_t size) const {
+    if (err == nullptr)
+        return;
+    err->kind = kind;
+    err->size = size;
+    err->total_slots = nslots_;
+    err->used_slots = used_slots();
+}
+
+// Searches area `a` for `r.nslots` free slots in one segment whose first slot
+// address A satisfies (A & align_mask) == 0 and (A & match_mask) == match.
+// Both masks are 2^k - 1 shaped outside their overlap, so the acceptable
+// addresses recur every M + 1 bytes, M = align_mask | match_mask: from any
+// slot the next candidate is ((match - A) & M) bytes away, and after a
+// candidate the next one is M + 1 bytes on. Takes the area's lock; on success
+// marks the slots allocated and writes `rec` into the first one.
+int64_t Swiotlb::search_area(unsigned a, const Request& r, const Slot& rec) {
+    Area& ar = areas_[a];
+    const uint64_t m = r.align_mask | r.match_mask;
+    const uint32_t stride = static_cast<uint32_t>((m >> kSlotShift) + 1);
+    ar.lock.lock();
+    if (r.nslots > ar.nslots - ar.used) {
+        ar.lock.unlock();
+        return -1;
+    }
+    uint32_t idx = ar.index;
+    uint32_t checked = 0;
+    while (checked < ar.nslots) {
+        uint32_t s = ar.begin + idx;
+        uint32_t step = static_cast<uint32_t>(((r.match - slot_addr(s)) & m) >> kSlotShift);
+        if (step == 0) {
+            if (slots_[s].free_run >= r.nslots) {
+                // Found: [s, s + nslots) is free and inside one segment.
+                for (uint32_t i = s; i < s + r.nslots; ++i) {
+                    slots_[i].free_run = 0;
+                    slots_[i].head = s;
+                }
+                Slot& h = slots_[s];
+                h.orig = rec.orig;
+                h.size = rec.size;
+                h.offset = rec.offset;
+                h.nslots = static_cast<uint16_t>(r.nslots);
+                h.kind = rec.kind;
+                // The free slots before s in its segment now run up to s.
+                uint32_t seg_start = s - s % kSegmentSlots;
+                uint8_t count = 0;
+                for (uint32_t i = s; i > seg_start && slots_[i - 1].free_run != 0; --i)
+                    slots_[i - 1].free_run = ++count;
+                uint32_t next = idx + r.nslots;
+                ar.index = next >= ar.nslots ? 0 : next;
+                __atomic_store_n(&ar.used, ar.used + r.nslots, __ATOMIC_RELAXED);
+                ar.lock.unlock();
+                return s;
+            }
+            step = stride;
+        }
+        if (step >= ar.nslots - idx) { // wrap to the area's start
+            checked += ar.nslots - idx;
+            idx = 0;
+        } else {
+            checked += step;
+            idx += step;
+        }
+    }
+    ar.lock.unlock();
+    return -1;
+}
+
+int64_t Swiotlb::find_slots(const Request& r, unsigned cpu, const Slot& rec) {
+    const unsigned start = cpu & (nareas_ - 1);
+    unsigned a = start;
+    do {
+        int64_t s = search_area(a, r, rec);
+        if (s >= 0)
+            return s;
+        a = (a + 1) & (nareas_ - 1);
+    } while (a != start);
+    return -1;
+}
+
+// Whether `r` fits an empty pool: every area holds a whole segment, and since
+// M + 1 divides a segment's size, every segment offers the same candidate
+// start slots, so checking the first segment answers for all.
+bool Swiotlb::fits_empty_pool(const Request& r) const {
+    const uint64_t m = r.align_mask | r.match_mask;
+    if (r.nslots > kSegmentSlots)
+        return false;
+    for (uint32_t k = 0; k + r.nslots <= kSegmentSlots; ++k)
+        if (((r.match - slot_addr(k)) & m) == 0)
+            return true;
+    return false;
+}
+
+// Frees allocation `head` back to its area.
+void Swiotlb::release(uint32_t head) {
+    Area& ar = areas_[area_of_slot(head)];
+    ar.lock.lock();
+    Slot& h = slots_[head];
+    if (h.head != head || h.kind == kind_free) { // freed concurrently: a driver bug
+        ar.lock.unlock();
+        return;
+    }
+    const uint32_t n = h.nslots;
+    const uint32_t end = head + n;
+    // The freed run joins the free run after it (same segment only) ...
+    uint8_t count = end < segment_end(head) ? slots_[end].free_run : 0;
+    for (uint32_t i = end; i > head; --i) {
+        Slot& s = slots_[i - 1];
+        s.free_run = ++count;
+        s.head = kFree;
+    }
+    h.kind = kind_free;
+    h.orig = 0;
+    h.size = 0;
+    h.offset = 0;
+    h.nslots = 0;
+    // ... and the free slots before it in its segment run through it.
+    uint32_t seg_start = head - head % kSegmentSlots;
+    for (uint32_t i = head; i > seg_start && slots_[i - 1].free_run != 0; --i)
+        slots_[i - 1].free_run = ++count;
+    // Freeing the area's latest allocation rewinds the search to it: a
+    // map/unmap loop keeps reusing the same, cache-hot slots.
+    uint32_t rel_end = end - ar.begin;
+    if (ar.index == (rel_end >= ar.nslots ? 0 : rel_end))
+        ar.index = head - ar.begin;
+    __atomic_store_n(&ar.used, ar.used - n, __ATOMIC_RELAXED);
+    ar.lock.unlock();
+}
+
+dma_addr_t Swiotlb::map(void* orig, size_t size, DmaDirection dir, uint64_t min_align_mask,
+                        uint64_t alloc_align_mask, unsigned cpu, DmaError* err) {
+    if (nslots_ == 0 || orig == nullptr || size == 0 || kind_of(dir) == kind_free ||
+        !is_low_mask(min_align_mask) || !is_low_mask(alloc_align_mask) ||
+        min_align_mask >= kSegmentSize || alloc_align_mask >= kSegmentSize) {
+        fill_error(err, DmaError::bad_argument, size);
+        return kDmaMappingError;
+    }
+    if (size > kSegmentSize) {
+        fill_error(err, DmaError::too_large, size);
+        return kDmaMappingError;
+    }
+    // An explicit alloc_align_mask is a granule the allocation covers whole
+    // (Linux's IOMMU use); the page alignment of large mappings is not.
+    const bool whole_granules = alloc_align_mask != 0;
+    if (alloc_align_mask == 0 && min_align_mask == 0 && size >= page_size())
+        alloc_align_mask = page_size() - 1;
+    alloc_align_mask |= kSlotSize - 1;
+
+    // The bits of min_align_mask inside the allocation's alignment are kept
+    // as the offset from its start; the ones above must match in the start.
+    const uint64_t orig_addr = ptr_gpa(orig);
+    const uint64_t offset = orig_addr & min_align_mask & alloc_align_mask;
+    uint64_t need = offset + size;
+    if (whole_granules)
+        need = (need + alloc_align_mask) & ~alloc_align_mask;
+    Request r{};
+    r.nslots = static_cast<uint32_t>((need + kSlotSize - 1) >> kSlotShift);
+    r.align_mask = alloc_align_mask;
+    r.match_mask = min_align_mask & ~alloc_align_mask;
+    r.match = orig_addr & r.match_mask;
+    if (need > kSegmentSize || !fits_empty_pool(r)) {
+        fill_error(err, DmaError::too_large, size);
+        return kDmaMappingError;
+    }
+
+    Slot rec{};
+    rec.orig = reinterpret_cast<uintptr_t>(orig);
+    rec.size = static_cast<uint32_t>(size);
+    rec.offset = static_cast<uint32_t>(offset);
+    rec.kind = kind_of(dir);
+    int64_t head = find_slots(r, cpu, rec);
+    if (head < 0) {
+        fill_error(err, DmaError::pool_full, size);
+        return kDmaMappingError;
+    }
+    const dma_addr_t bounce = slot_addr(static_cast<uint64_t>(head)) + offset;
+    // Always copy in, whatever the direction (CVE-2022-0854).
+    memcpy(gpa_ptr(bounce), orig, size);
+    if (err != nullptr)
+        *err = DmaError{};
+    return bounce;
+}
+
+uint32_t Swiotlb::lookup_streaming(dma_addr_t dma, size_t size, DmaDirection dir) const {
+    if (!contains(dma) || size == 0)
+        return kFree;
+    const uint32_t head = slots_[(dma - pool_.base) >> kSlotShift].head;
+    if (head == kFree)
+        return kFree;
+    const Slot& h = slots_[head];
+    if (h.kind != kind_of(dir) || h.kind == kind_coherent || h.kind == kind_free)
+        return kFree;
+    const uint64_t start = slot_addr(head) + h.offset;
+    if (dma < start || dma - start > h.size || size > h.size - (dma - start))
+        return kFree;
+    return head;
+}
+
+bool Swiotlb::unmap(dma_addr_t dma, size_t size, DmaDirection dir) {
+    const uint32_t head = lookup_streaming(dma, size, dir);
+    if (head == kFree)
+        return false;
+    const Slot& h = slots_[head];
+    if (dma != slot_addr(head) + h.offset || size != h.size)
+        return false;
+    if (copies_out(dir))
+        memcpy(reinterpret_cast<void*>(static_cast<uintptr_t>(h.orig)), gpa_ptr(dma), size);
+    release(head);
+    return true;
+}
+
+bool Swiotlb::sync_for_cpu(dma_addr_t dma, size_t size, DmaDirection dir) {
+    const uint32_t head = lookup_streaming(dma, size, dir);
+    if (head == kFree)
+        return false;
+    const Slot& h = slots_[head];
+    if (copies_out(dir)) {
+        const uint64_t at = dma - (slot_addr(head) + h.offset);
+        memcpy(reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(h.orig)) + at, gpa_ptr(dma), size);
+    }
+    return true;
+}
+
+bool Swiotlb::sync_for_device(dma_addr_t dma, size_t size, DmaDirection dir) {
+    const uint32_t head = lookup_streaming(dma, size, dir);
+    if (head == kFree)
+        return false;
+    const Slot& h = slots_[head];
+    if (copies_in(dir)) {
+        const uint64_t at = dma - (slot_addr(head) + h.offset);
+        memcpy(gpa_ptr(dma), reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(h.orig)) + at,
+               size);
+    }
+    return true;
+}
+
+void* Swiotlb::alloc(size_t size, dma_addr_t* dma, unsigned cpu, DmaError* err) {
+    if (nslots_ == 0 || size == 0 || dma == nullptr) {
+        fill_error(err, DmaError::bad_argument, size);
+        return nullptr;
+    }
+    if (size > kSegmentSize) {
+        fill_error(err, DmaError::too_large, size);
+        return nullptr;
+    }
+    uint64_t align = round_up_pow2(size);
+    if (align > page_size())
+        align = page_size();
+    if (align < kSlotSize)
+        align = kSlotSize;
+    Request r{};
+    r.nslots = static_cast<uint32_t>((size + kSlotSize - 1) >> kSlotShift);
+    r.align_mask = align - 1;
+    if (!fits_empty_pool(r)) {
+        fill_error(err, DmaError::too_large, size);
+        return nullptr;
+    }
+    Slot rec{};
+    rec.size = static_cast<uint32_t>(size);
+    rec.kind = kind_coherent;
+    int64_t head = find_slots(r, cpu, rec);
+    if (head < 0) {
+        fill_error(err, DmaError::pool_full, size);
+        return nullptr;
+    }
+    *dma = slot_addr(static_cast<uint64_t>(head));
+    void* p = gpa_ptr(*dma);
+    memset(p, 0, size);
+    if (err != nullptr)
+        *err = DmaError{};
+    return p;
+}
+
+bool Swiotlb::free(void* cpu, size_t size, dma_addr_t dma) {
+    if (cpu == nullptr || !contains(dma) || ptr_gpa(cpu) != dma ||
+        (dma - pool_.base) % kSlotSize != 0)
+        return false;
+    const uint32_t head = static_cast<uint32_t>((dma - pool_.base) >> kSlotShift);
+    const Slot& h = slots_[head];
+    if (h.head != head || h.kind != kind_coherent || h.size != size)
+        return false;
+    release(head);
+    return true;
+}
+
+const char* Swiotlb::check_invariants() const {
+    if (nslots_ == 0)
+        return "not initialised";
+    uint32_t expect_begin = 0;
+    for (unsigned a = 0; a < nareas_; ++a) {
+        const Area& ar = areas_[a];
+        if (ar.begin != expect_begin || ar.begin % kSegmentSlots != 0 || ar.nslots == 0)
+            return "areas do not tile the pool at segment starts";
+        if (ar.index >= ar.nslots)
+            return "area search index outside its area";
+        uint32_t used = 0;
+        for (uint32_t i = ar.begin; i < ar.begin + ar.nslots; ++i)
+            used += slots_[i].head != kFree ? 1 : 0;
+        if (used != ar.used)
+            return "area used count differs from its allocated slots";
+        expect_begin = ar.begin + ar.nslots;
+    }
+    if (expect_begin != nslots_)
+        return "areas do not cover the pool";
+    for (uint32_t i = nslots_; i-- > 0;) {
+        const Slot& s = slots_[i];
+        if (s.head == kFree) {
+            uint32_t next =
+                i + 1 < segment_end(i) && slots_[i + 1].head == kFree ? slots_[i + 1].free_run : 0;
+            if (s.free_run != next + 1)
+                return "free slot with a wrong free-run count";
+            continue;
+        }
+        if (s.free_run != 0)
+            return "allocated slot with a free-run count";
+        if (s.head > i)
+            return "slot names a head after it";
+        const Slot& h = slots_[s.head];
+        if (h.head != s.head || h.kind == kind_free || h.nslots == 0)
+            return "slot names a head that is not an allocation";
+        if (i >= s.head + h.nslots)
+            return "slot outside the allocation it names";
+        if (s.head + h.nslots > segment_end(s.head))
+            return "allocation crosses a segment";
+        if (uint64_t{h.offset} + h.size > uint64_t{h.nslots} * kSlotSize)
+            return "allocation record larger than its slots";
+        if ((h.kind == kind_coherent) != (h.orig == 0))
+            return "coherent allocation with an original buffer, or mapping without one";
+    }
+    return nullptr;
+}
+
+} // namespace svmkit::guest
