@@ -90,6 +90,10 @@ static inline const char* svmkit_uv_code_name(long code) {
 #define H_SVMKIT_MMIO_READ 0xFF08
 #define H_SVMKIT_MMIO_WRITE 0xFF0C
 
+/* The platform's clock: out r4 = nanoseconds since the machine started
+ * (monotonic). On POWER guest code would read the timebase (mftb) instead. */
+#define H_SVMKIT_TIMEBASE 0xFF10
+
 /* PAPR H_CEDE: the vCPU idles until an interrupt (a device's used-buffer
  * notification) arrives or a platform tick (10 ms) passes. Guest drivers
  * check their used rings after it returns. */

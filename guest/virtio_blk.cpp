@@ -78,10 +78,13 @@ VirtioErr VirtioBlk::init(uint16_t queue_size) {
     if (mmio_->has_feature(kVirtioBlkFSizeMax)) {
         if ((err = mmio_->config_read(kVirtioBlkCfgSizeMax, 4, &v)) != VirtioErr::none)
             return refuse(err);
-        if (v < kVirtioBlkSectorSize)
+        // qemu-storage-daemon (QEMU 7.2's vhost-user-blk export) offers
+        // SIZE_MAX and leaves the field 0: no limit beyond our own.
+        if (v != 0 && v < kVirtioBlkSectorSize)
             return bad_config("size_max", v);
         // Whole sectors per segment keep every segment sector-aligned.
-        segment_bytes_ = min32(kBlkMaxSegmentBytes, static_cast<uint32_t>(v) & ~511u);
+        if (v != 0)
+            segment_bytes_ = min32(kBlkMaxSegmentBytes, static_cast<uint32_t>(v) & ~511u);
     }
     if (mmio_->has_feature(kVirtioBlkFSegMax)) {
         if ((err = mmio_->config_read(kVirtioBlkCfgSegMax, 4, &v)) != VirtioErr::none)

@@ -401,6 +401,14 @@ long Machine::on_hcall(svmkit_regs& regs) noexcept {
             regs.r[3] = H_SUCCESS;
             return H_SUCCESS;
         }
+        if (regs.r[3] == H_SVMKIT_TIMEBASE) {
+            regs.r[4] =
+                static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                               std::chrono::steady_clock::now() - origin_)
+                                               .count());
+            regs.r[3] = H_SUCCESS;
+            return H_SUCCESS;
+        }
         if (regs.r[3] == H_CEDE || (regs.r[3] == H_SVMKIT_MMIO_WRITE && notify_queue(regs))) {
             const long ret = regs.r[3] == H_CEDE ? cede() : H_SUCCESS;
             regs.r[3] = static_cast<std::uint64_t>(ret);

@@ -132,7 +132,7 @@ std::optional<std::uint64_t> VirtioMmioBlk::read(std::uint64_t offset, unsigned 
                : device_features_sel_ == 1 ? device_features() >> 32
                                            : 0;
     case kQueueNumMax:
-        return queue_sel_ == 0 ? kQueueNumMax : 0;
+        return queue_sel_ == 0 ? kMaxQueueSize : 0;
     case kQueueReady:
         return queue_sel_ == 0 && queue_.ready ? 1 : 0;
     case kInterruptStatus:
@@ -229,7 +229,7 @@ void VirtioMmioBlk::set_status(std::uint32_t value, const HvMemoryView& memory) 
 }
 
 Result<void> VirtioMmioBlk::start(const HvMemoryView& memory) {
-    if (!queue_.ready || queue_.num == 0 || queue_.num > kQueueNumMax ||
+    if (!queue_.ready || queue_.num == 0 || queue_.num > kMaxQueueSize ||
         (queue_.num & (queue_.num - 1)) != 0)
         return fail(ExitCode::io, "{}: DRIVER_OK without a ready queue of a valid size",
                     info_.name);

@@ -53,7 +53,7 @@ struct VirtioBlkBackendInfo {
 
 class VirtioMmioBlk {
   public:
-    static constexpr std::uint32_t kQueueNumMax = 256;
+    static constexpr std::uint32_t kMaxQueueSize = 256;
 
     // Sets up the connection (owner, protocol features, config) and learns
     // the device features. kick_fd/call_fd are borrowed.

@@ -15,6 +15,7 @@
 #include "guest/hcall.h"
 #include "guest/memory.h"
 #include "guest/sha2.h"
+#include "samples/kernel/io_workload.h"
 
 #include <libfdt.h>
 #include <string.h>
@@ -129,11 +130,9 @@ extern "C" [[noreturn]] __attribute__((used, section(".text.entry"))) void
 svmkit_sample_kernel_entry(uint64_t r3, uint64_t r4, uint64_t r5, const svmkit_gates* gates) {
     Kernel k(gates);
     k.say("hello from the guest kernel").nl();
-    if (!k.calls.secure()) {
-        k.say("NOT SECURE: MSR[S] is clear").nl();
-        k.calls.exit(kNotSecure);
-    }
-    k.say("running secure (MSR[S] set)").nl();
+    const bool secure = k.calls.secure();
+    if (secure)
+        k.say("running secure (MSR[S] set)").nl();
     if (r5 != 0 || r4 != ptr_gpa(__kernel_start))
         k.fail(kBadEntry, "entered with r4 != the kernel's start or r5 != 0");
 
@@ -147,27 +146,58 @@ svmkit_sample_kernel_entry(uint64_t r3, uint64_t r4, uint64_t r5, const svmkit_g
         chosen >= 0 ? fdt_read_string(fdt, chosen, "bootargs", &bootargs_len) : nullptr;
     if (bootargs == nullptr)
         k.fail(kBadChosen, "/chosen has no bootargs");
-    if (fdt_getprop(fdt, chosen, "svmkit,virtio-require-access-platform", nullptr) == nullptr)
-        k.fail(kBadChosen, "/chosen does not require VIRTIO_F_ACCESS_PLATFORM");
     k.say("bootargs \"").write(bootargs, static_cast<size_t>(bootargs_len)).str("\"").nl();
+    // A command line asking for secure mode (svm=on) must find the kernel
+    // secure; without it the stub boots the kernel as a normal VM.
+    const char* svm = nullptr;
+    size_t svm_len = 0;
+    const bool svm_on =
+        cmdline_param(bootargs, static_cast<size_t>(bootargs_len), "svm", &svm, &svm_len) &&
+        svm_len == 2 && svm[0] == 'o' && svm[1] == 'n';
+    if (!secure && svm_on) {
+        k.say("NOT SECURE: MSR[S] is clear although the command line has svm=on").nl();
+        k.calls.exit(kNotSecure);
+    }
+    if (!secure)
+        k.say("running as a normal (not secure) VM: no svm=on on the command line").nl();
 
     const Range initrd = check_initrd(k, fdt, chosen);
-    const Pool pool = check_pool(k, fdt, bootargs, bootargs_len);
-    if (initrd.overlaps(pool.range))
-        k.fail(kBadInitrd, "the initrd overlaps the bounce pool");
-    const int devices = check_virtio(k, fdt, pool.phandle);
-
-    // Public bytes in the shared pool: the hypervisor must see these (a test
-    // playing the hypervisor looks for them), unlike the canary below.
-    memcpy(gpa_ptr(pool.range.base), kPoolMarker, sizeof kPoolMarker - 1);
+    Pool pool;
+    int devices = 0;
+    if (secure) {
+        if (fdt_getprop(fdt, chosen, "svmkit,virtio-require-access-platform", nullptr) == nullptr)
+            k.fail(kBadChosen, "/chosen does not require VIRTIO_F_ACCESS_PLATFORM");
+        pool = check_pool(k, fdt, bootargs, bootargs_len);
+        if (initrd.overlaps(pool.range))
+            k.fail(kBadInitrd, "the initrd overlaps the bounce pool");
+        devices = check_virtio(k, fdt, pool.phandle);
+        // Public bytes in the shared pool: the hypervisor must see these (a
+        // test playing the hypervisor looks for them), unlike the canary below.
+        memcpy(gpa_ptr(pool.range.base), kPoolMarker, sizeof kPoolMarker - 1);
+    }
 
     sha2(HashAlgorithm::sha256, kCanarySeed, sizeof kCanarySeed - 1, g_canary);
     // Keep the store: nothing in this program reads the canary back.
     asm volatile("" : : "r"(g_canary) : "memory");
 
-    k.say("secure=yes fdt=ok bootargs=ok initrd=").dec(initrd.size);
+    k.say("secure=").str(secure ? "yes" : "no").str(" fdt=ok bootargs=ok initrd=").dec(initrd.size);
     k.con.str(" bytes pool=").hex(pool.range.base).str("+").hex(pool.range.size);
     k.con.str(" virtio=").dec(static_cast<uint64_t>(devices)).str(" canary=stored at ");
     k.con.hex(ptr_gpa(g_canary)).str(" status=0").nl();
+
+    svmkit::sample::IoContext io;
+    io.calls = &k.calls;
+    io.con = &k.con;
+    io.fdt = fdt;
+    io.bootargs = bootargs;
+    io.bootargs_len = bootargs_len;
+    io.secure = secure;
+    io.pool = pool.range;
+    io.canary = g_canary;
+    const uint64_t io_status = svmkit::sample::run_io_workload(io);
+    if (io_status != svmkit::sample::kIoOk) {
+        k.say("I/O workload ended with status ").dec(io_status).nl();
+        k.calls.exit(io_status);
+    }
     k.calls.exit(kOk);
 }

@@ -1,0 +1,379 @@
+#include "samples/kernel/io_workload.h"
+
+#include "guest/cmdline.h"
+#include "guest/dma.h"
+#include "guest/fdt_util.h"
+#include "guest/sha2.h"
+#include "guest/swiotlb.h"
+#include "guest/uv_abi.h"
+#include "guest/virtio_blk.h"
+#include "guest/virtio_mmio.h"
+#include "guest/zalloc.h"
+
+#include <libfdt.h>
+#include <string.h>
+
+namespace svmkit::sample {
+
+using namespace svmkit::guest;
+
+namespace {
+
+constexpr uint64_t kBlock = 4096;         // the unit of offsets, sizes and versions
+constexpr uint32_t kMaxIo = 256 * 1024;   // largest request of the verify mode
+constexpr unsigned kMaxDepth = 8;         // requests in flight at most
+constexpr uint64_t kMaxRegion = 64 << 20; // the part of the disk the workload uses
+constexpr uint64_t kRegionBlocks = kMaxRegion / kBlock;
+constexpr unsigned kMaxRanges = 8192;     // writes remembered for the read-back
+constexpr uint32_t kUnknown = 0xffffffff; // a block whose last write failed
+
+// Private memory (.bss): I/O buffers, the pool's bookkeeping, ring memory of
+// a direct device, per-block versions, and a sentinel checksummed around the
+// workload. None of it is ever shared.
+alignas(4096) uint8_t g_buffers[kMaxDepth][kMaxIo];
+alignas(64) uint8_t g_swiotlb_meta[4 << 20];
+alignas(4096) uint8_t g_coherent[256 << 10];
+uint32_t g_versions[kRegionBlocks]; // invariant: 0 = never written by us
+struct WrittenRange {
+    uint32_t block, blocks;
+};
+WrittenRange g_ranges[kMaxRanges];
+alignas(64) uint8_t g_sentinel[64 << 10];
+
+struct Rng {
+    uint64_t s;
+    uint64_t next() { // xorshift64*
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        return s * 0x2545F4914F6CDD1Dull;
+    }
+    uint64_t below(uint64_t n) { return next() % n; }
+};
+
+uint64_t mix(uint64_t x) { // splitmix64's finaliser
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+// What block `block` holds after its `version`-th write.
+void fill_block(uint8_t* out, uint64_t seed, uint64_t block, uint32_t version) {
+    const uint64_t key = mix(seed ^ mix(block * 0x100000001ull + version));
+    for (uint64_t w = 0; w < kBlock / 8; ++w) {
+        const uint64_t v = mix(key + w);
+        memcpy(out + w * 8, &v, 8);
+    }
+}
+
+uint64_t now_ns(const Calls& calls) {
+    svmkit_regs r{};
+    calls.hcall(H_SVMKIT_TIMEBASE, 0, 0, 0, 0, &r);
+    return r.r[4];
+}
+
+uint64_t param(const IoContext& ctx, const char* name, uint64_t fallback) {
+    const char* v = nullptr;
+    size_t len = 0;
+    uint64_t out = 0;
+    if (ctx.bootargs == nullptr ||
+        !cmdline_param(ctx.bootargs, static_cast<size_t>(ctx.bootargs_len), name, &v, &len) ||
+        !parse_size(v, len, &out))
+        return fallback;
+    return out;
+}
+
+bool param_is(const IoContext& ctx, const char* name, const char* want) {
+    const char* v = nullptr;
+    size_t len = 0;
+    return ctx.bootargs != nullptr &&
+           cmdline_param(ctx.bootargs, static_cast<size_t>(ctx.bootargs_len), name, &v, &len) &&
+           len == strlen(want) && memcmp(v, want, len) == 0;
+}
+
+bool contains(const uint8_t* hay, uint64_t n, const uint8_t* needle, uint64_t m) {
+    for (uint64_t i = 0; i + m <= n; ++i)
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, m) == 0)
+            return true;
+    return false;
+}
+
+// A request's fields as a fresh one has them.
+void reset(BlkRequest& r, BlkOp op, uint64_t sector, void* data, uint32_t bytes) {
+    r.op = op;
+    r.sector = sector;
+    r.data = data;
+    r.bytes = bytes;
+    r.done = false;
+    r.result = VirtioErr::none;
+}
+
+struct Workload {
+    Workload(const IoContext& c, VirtioBlk& b, Swiotlb* p) : ctx(c), con(*c.con), blk(b), pool(p) {}
+    const IoContext& ctx;
+    Console& con;
+    VirtioBlk& blk;
+    Swiotlb* pool;
+    // Owned by the driver from submit() until done.
+    uint64_t seed = 1;
+    unsigned depth = kMaxDepth;
+    uint64_t region_blocks = 0;
+    uint64_t pool_high_water = 0; // bytes
+    uint64_t failed = 0;          // requests the device failed
+    uint64_t mismatched = 0;      // blocks read back wrong
+    BlkRequest reqs[kMaxDepth];
+
+    void sample_pool() {
+        if (pool != nullptr) {
+            const uint64_t used = pool->used_slots() * Swiotlb::kSlotSize;
+            if (used > pool_high_water)
+                pool_high_water = used;
+        }
+    }
+
+    // Submits reqs[0..n) and waits for all; counts failures.
+    void run_batch(unsigned n) {
+        blk.submit(reqs, n);
+        sample_pool();
+        blk.wait_all();
+        for (unsigned i = 0; i < n; ++i)
+            if (reqs[i].result != VirtioErr::none)
+                ++failed;
+    }
+
+    void report_rate(const char* what, uint64_t bytes, uint64_t requests, uint64_t ns) {
+        if (ns == 0)
+            ns = 1;
+        con.str("svmkit sample kernel: io ").str(what).str(" ").dec(bytes >> 10).str(" KiB in ");
+        con.dec(requests).str(" requests, ").dec(ns / 1000).str(" us, ");
+        con.dec(bytes * 1000 / ns)
+            .str(" MB/s, ")
+            .dec(requests * 1000000000ull / ns)
+            .str(" IOPS")
+            .nl();
+    }
+
+    // Random writes of 4 KiB..256 KiB, then each written range read back
+    // (in another random order) and compared block by block.
+    void verify(uint64_t total) {
+        Rng rng{mix(seed) | 1};
+        unsigned nranges = 0;
+        uint64_t written = 0, requests = 0;
+        const uint64_t t0 = now_ns(*ctx.calls);
+        while (written < total && nranges < kMaxRanges && !blk.broken()) {
+            unsigned n = 0;
+            for (; n < depth && written < total && nranges < kMaxRanges; ++n) {
+                uint64_t blocks = 1 + rng.below(kMaxIo / kBlock);
+                if (blocks > region_blocks)
+                    blocks = region_blocks;
+                uint64_t first = 0;
+                // In-flight requests never overlap: their order is the device's.
+                for (int tries = 0;; ++tries) {
+                    first = rng.below(region_blocks - blocks + 1);
+                    bool overlap = false;
+                    for (unsigned j = 0; j < n; ++j) {
+                        const uint64_t a = reqs[j].sector / (kBlock / 512);
+                        const uint64_t b = a + reqs[j].bytes / kBlock;
+                        if (first < b && a < first + blocks)
+                            overlap = true;
+                    }
+                    if (!overlap || tries > 16)
+                        break;
+                }
+                for (uint64_t b = 0; b < blocks; ++b) {
+                    uint32_t& v = g_versions[first + b];
+                    v = v == kUnknown ? 1 : v + 1;
+                    fill_block(g_buffers[n] + b * kBlock, seed, first + b, v);
+                }
+                reset(reqs[n], BlkOp::write, first * (kBlock / 512), g_buffers[n],
+                      static_cast<uint32_t>(blocks * kBlock));
+                g_ranges[nranges++] = {static_cast<uint32_t>(first), static_cast<uint32_t>(blocks)};
+                written += blocks * kBlock;
+            }
+            run_batch(n);
+            requests += n;
+            for (unsigned i = 0; i < n; ++i)
+                if (reqs[i].result != VirtioErr::none) // its blocks now hold anything
+                    for (uint64_t b = 0; b < reqs[i].bytes / kBlock; ++b)
+                        g_versions[reqs[i].sector / (kBlock / 512) + b] = kUnknown;
+        }
+        report_rate("write", written, requests, now_ns(*ctx.calls) - t0);
+        if (blk.flush() != VirtioErr::none)
+            ++failed;
+
+        // Read back in a shuffled order.
+        for (unsigned i = nranges; i > 1; --i) {
+            const unsigned j = static_cast<unsigned>(rng.below(i));
+            const WrittenRange t = g_ranges[i - 1];
+            g_ranges[i - 1] = g_ranges[j];
+            g_ranges[j] = t;
+        }
+        uint64_t read = 0, verified = 0;
+        requests = 0;
+        alignas(8) uint8_t expect[kBlock];
+        const uint64_t t1 = now_ns(*ctx.calls);
+        for (unsigned r = 0; r < nranges && !blk.broken();) {
+            unsigned n = 0;
+            for (; n < depth && r < nranges; ++n, ++r) {
+                reset(reqs[n], BlkOp::read, uint64_t{g_ranges[r].block} * (kBlock / 512),
+                      g_buffers[n], static_cast<uint32_t>(g_ranges[r].blocks * kBlock));
+                memset(g_buffers[n], 0xa5, reqs[n].bytes);
+            }
+            run_batch(n);
+            requests += n;
+            for (unsigned i = 0; i < n; ++i) {
+                if (reqs[i].result != VirtioErr::none)
+                    continue; // failed reads were reported; their buffer holds nothing
+                read += reqs[i].bytes;
+                const uint64_t first = reqs[i].sector / (kBlock / 512);
+                for (uint64_t b = 0; b < reqs[i].bytes / kBlock; ++b) {
+                    const uint32_t v = g_versions[first + b];
+                    if (v == kUnknown)
+                        continue;
+                    fill_block(expect, seed, first + b, v);
+                    ++verified;
+                    if (memcmp(expect, g_buffers[i] + b * kBlock, kBlock) != 0) {
+                        if (mismatched++ == 0)
+                            con.str("svmkit sample kernel: io MISMATCH at block ")
+                                .dec(first + b)
+                                .nl();
+                    }
+                }
+            }
+        }
+        report_rate("read", read, requests, now_ns(*ctx.calls) - t1);
+        con.str("svmkit sample kernel: io verified ").dec(verified).str(" blocks of 4 KiB, ");
+        con.dec(mismatched).str(" mismatched").nl();
+    }
+
+    // Benchmarks: sequential 128 KiB reads or random 4 KiB reads.
+    void read_only(uint64_t total, bool sequential) {
+        Rng rng{mix(seed) | 1};
+        const uint64_t size = sequential ? 128 * 1024 : kBlock;
+        const uint64_t span = region_blocks * kBlock;
+        uint64_t done = 0, requests = 0, at = 0;
+        const uint64_t t0 = now_ns(*ctx.calls);
+        while (done < total && !blk.broken()) {
+            unsigned n = 0;
+            for (; n < depth && done < total; ++n) {
+                if (!sequential)
+                    at = rng.below(region_blocks) * kBlock;
+                else if (at + size > span)
+                    at = 0;
+                reset(reqs[n], BlkOp::read, at / 512, g_buffers[n], static_cast<uint32_t>(size));
+                at += size;
+                done += size;
+            }
+            run_batch(n);
+            requests += n;
+        }
+        report_rate(sequential ? "seqread" : "randread", done, requests, now_ns(*ctx.calls) - t0);
+    }
+};
+
+// The first virtio-blk device of the FDT: its register window.
+bool find_disk(const IoContext& ctx, VirtioReport& report, Range* window) {
+    for (int dev = fdt_node_offset_by_compatible(ctx.fdt, -1, "virtio,mmio"); dev >= 0;
+         dev = fdt_node_offset_by_compatible(ctx.fdt, dev, "virtio,mmio")) {
+        int len = 0;
+        const uint8_t* reg = static_cast<const uint8_t*>(fdt_getprop(ctx.fdt, dev, "reg", &len));
+        if (reg == nullptr || len != 16)
+            continue;
+        VirtioMmio probe(ctx.calls, get_be64(reg), get_be64(reg + 8), &report);
+        if (probe.probe(kVirtioIdBlock) == VirtioErr::none) {
+            *window = Range{get_be64(reg), get_be64(reg + 8)};
+            return true;
+        }
+    }
+    return false;
+}
+
+} // namespace
+
+uint64_t run_io_workload(const IoContext& ctx) {
+    Console& con = *ctx.con;
+    const uint64_t total = param(ctx, "svmkit.io", 4) << 20;
+    if (total == 0)
+        return kIoOk;
+    VirtioReport quiet;
+    Range window;
+    if (!find_disk(ctx, quiet, &window))
+        return kIoOk; // no disk: nothing to do
+    VirtioReport report(&con);
+
+    // The DMA path: bounced through the pool when secure, direct otherwise.
+    Swiotlb swiotlb;
+    BumpArena arena{g_coherent, sizeof g_coherent, 0};
+    DmaDevice dma = DmaDevice::direct(&arena);
+    if (ctx.secure) {
+        const Swiotlb::InitError e =
+            swiotlb.init(ctx.pool, 1, g_swiotlb_meta, sizeof g_swiotlb_meta);
+        if (e != Swiotlb::InitError::none) {
+            con.str("svmkit sample kernel: io: the pool cannot be used for swiotlb (error ");
+            con.dec(static_cast<uint64_t>(e)).str(")").nl();
+            return kIoFailed;
+        }
+        dma = DmaDevice::restricted(&swiotlb, 0);
+    }
+
+    // A sentinel in private memory, checksummed around the workload: a device
+    // (or hypervisor) writing where it must not shows up here.
+    for (uint64_t i = 0; i < sizeof g_sentinel; ++i)
+        g_sentinel[i] = static_cast<uint8_t>(mix(i) >> 7);
+    uint8_t before[32], after[32];
+    sha2(HashAlgorithm::sha256, g_sentinel, sizeof g_sentinel, before);
+
+    VirtioMmio mmio(ctx.calls, window.base, window.size, &report);
+    VirtioBlk blk(&mmio, &dma, &report);
+    if (blk.init() != VirtioErr::none) {
+        con.str("svmkit sample kernel: io: the disk was refused: ").str(report.message()).nl();
+        return kIoRefused;
+    }
+    Workload w(ctx, blk, ctx.secure ? &swiotlb : nullptr);
+    w.seed = param(ctx, "svmkit.io_seed", 1);
+    w.depth = static_cast<unsigned>(param(ctx, "svmkit.io_depth", kMaxDepth));
+    if (w.depth < 1 || w.depth > kMaxDepth)
+        w.depth = kMaxDepth;
+    const uint64_t capacity_blocks = blk.capacity() * 512 / kBlock;
+    w.region_blocks = capacity_blocks < kRegionBlocks ? capacity_blocks : kRegionBlocks;
+    con.str("svmkit sample kernel: io on virtio-blk at ").hex(window.base).str(": ");
+    con.dec(blk.capacity() * 512 >> 20)
+        .str(" MiB, ")
+        .str(ctx.secure ? "bounced through the pool" : "direct DMA");
+    con.str(", ").dec(w.depth).str(" in flight").nl();
+    if (w.region_blocks < kMaxIo / kBlock) {
+        con.str("svmkit sample kernel: io: the disk is smaller than 256 KiB").nl();
+        return kIoFailed;
+    }
+
+    if (param_is(ctx, "svmkit.io_mode", "seqread"))
+        w.read_only(total, true);
+    else if (param_is(ctx, "svmkit.io_mode", "randread"))
+        w.read_only(total, false);
+    else
+        w.verify(total);
+    const bool broken = blk.broken();
+    blk.shutdown();
+
+    sha2(HashAlgorithm::sha256, g_sentinel, sizeof g_sentinel, after);
+    const bool leak = ctx.secure && contains(gpa_ptr(ctx.pool.base), ctx.pool.size, ctx.canary, 32);
+    if (ctx.secure) {
+        con.str("svmkit sample kernel: io pool high-water ").dec(w.pool_high_water >> 10);
+        con.str(" KiB of ").dec(ctx.pool.size >> 10).str(" KiB; canary in the shared pool: ");
+        con.str(leak ? "FOUND" : "no").nl();
+    }
+    con.str("svmkit sample kernel: io failed requests ").dec(w.failed).str(", private memory ");
+    con.str(memcmp(before, after, 32) == 0 ? "intact" : "CHANGED").nl();
+    if (memcmp(before, after, 32) != 0)
+        return kIoPrivateCorrupt;
+    if (leak)
+        return kIoLeak;
+    if (w.mismatched != 0)
+        return kIoCorrupt;
+    if (w.failed != 0 || broken)
+        return kIoFailed;
+    return kIoOk;
+}
+
+} // namespace svmkit::sample
