@@ -26,6 +26,7 @@ constexpr uint64_t kMaxRegion = 64 << 20; // the part of the disk the workload u
 constexpr uint64_t kRegionBlocks = kMaxRegion / kBlock;
 constexpr unsigned kMaxRanges = 8192;     // writes remembered for the read-back
 constexpr uint32_t kUnknown = 0xffffffff; // a block whose last write failed
+constexpr uint64_t kFailuresShown = 3;
 
 // Private memory (.bss): I/O buffers, the pool's bookkeeping, ring memory of
 // a direct device, per-block versions, and a sentinel checksummed around the
@@ -132,14 +133,22 @@ struct Workload {
         }
     }
 
-    // Submits reqs[0..n) and waits for all; counts failures.
+    // Submits reqs[0..n) and waits for all; counts failures and says which
+    // request failed and why (the first few; then only the count).
     void run_batch(unsigned n) {
         blk.submit(reqs, n);
         sample_pool();
         blk.wait_all();
-        for (unsigned i = 0; i < n; ++i)
-            if (reqs[i].result != VirtioErr::none)
-                ++failed;
+        for (unsigned i = 0; i < n; ++i) {
+            if (reqs[i].result == VirtioErr::none)
+                continue;
+            if (failed++ < kFailuresShown) {
+                con.str("svmkit sample kernel: io request failed: ");
+                con.str(reqs[i].op == BlkOp::write ? "write" : "read").str(" of ");
+                con.dec(reqs[i].bytes).str(" bytes at sector ").dec(reqs[i].sector).str(": ");
+                con.str(virtio_err_name(reqs[i].result)).nl();
+            }
+        }
     }
 
     void report_rate(const char* what, uint64_t bytes, uint64_t requests, uint64_t ns) {
