@@ -167,47 +167,57 @@ void Swiotlb::fill_error(DmaError* err, DmaError::Kind kind, size_t size) const 
 // candidate the next one is M + 1 bytes on. Takes the area's lock; on success
 // marks the slots allocated and writes `rec` into the first one.
 int64_t Swiotlb::search_area(unsigned a, const Request& r, const Slot& rec) {
-    Area& ar = areas_[a];
+    // Members in locals: the slot stores below could otherwise alias them and
+    // force reloads (this is the hot path of every mapping).
+    Slot* const slots = slots_;
+    const uint64_t base = pool_.base;
+    const uint32_t n = r.nslots;
     const uint64_t m = r.align_mask | r.match_mask;
+    const uint64_t match = r.match;
     const uint32_t stride = static_cast<uint32_t>((m >> kSlotShift) + 1);
+    Area& ar = areas_[a];
     ar.lock.lock();
-    if (r.nslots > ar.nslots - ar.used) {
+    const uint32_t begin = ar.begin;
+    const uint32_t size = ar.nslots;
+    const uint32_t used = ar.used;
+    if (n > size - used) {
         ar.lock.unlock();
         return -1;
     }
     uint32_t idx = ar.index;
     uint32_t checked = 0;
-    while (checked < ar.nslots) {
-        uint32_t s = ar.begin + idx;
-        uint32_t step = static_cast<uint32_t>(((r.match - slot_addr(s)) & m) >> kSlotShift);
+    while (checked < size) {
+        const uint32_t s = begin + idx;
+        uint32_t step = static_cast<uint32_t>(
+            ((match - (base + (uint64_t{s} << kSlotShift))) & m) >> kSlotShift);
         if (step == 0) {
-            if (slots_[s].free_run >= r.nslots) {
-                // Found: [s, s + nslots) is free and inside one segment.
-                for (uint32_t i = s; i < s + r.nslots; ++i) {
-                    slots_[i].free_run = 0;
-                    slots_[i].head = s;
+            if (slots[s].free_run >= n) {
+                // Found: [s, s + n) is free and inside one segment.
+                Slot& h = slots[s];
+                h = rec;
+                h.head = s;
+                h.free_run = 0;
+                h.nslots = static_cast<uint8_t>(n);
+                h.area = static_cast<uint8_t>(a);
+                for (uint32_t i = s + 1; i < s + n; ++i) {
+                    slots[i].free_run = 0;
+                    slots[i].head = s;
                 }
-                Slot& h = slots_[s];
-                h.orig = rec.orig;
-                h.size = rec.size;
-                h.offset = rec.offset;
-                h.nslots = static_cast<uint16_t>(r.nslots);
-                h.kind = rec.kind;
                 // The free slots before s in its segment now run up to s.
-                uint32_t seg_start = s - s % kSegmentSlots;
+                const uint32_t seg_start = s & ~(kSegmentSlots - 1);
                 uint8_t count = 0;
-                for (uint32_t i = s; i > seg_start && slots_[i - 1].free_run != 0; --i)
-                    slots_[i - 1].free_run = ++count;
-                uint32_t next = idx + r.nslots;
-                ar.index = next >= ar.nslots ? 0 : next;
-                __atomic_store_n(&ar.used, ar.used + r.nslots, __ATOMIC_RELAXED);
+                for (uint32_t i = s; i > seg_start && slots[i - 1].free_run != 0; --i)
+                    slots[i - 1].free_run = ++count;
+                const uint32_t next = idx + n;
+                ar.index = next >= size ? 0 : next;
+                __atomic_store_n(&ar.used, used + n, __ATOMIC_RELAXED);
                 ar.lock.unlock();
                 return s;
             }
             step = stride;
         }
-        if (step >= ar.nslots - idx) { // wrap to the area's start
-            checked += ar.nslots - idx;
+        if (step >= size - idx) { // wrap to the area's start
+            checked += size - idx;
             idx = 0;
         } else {
             checked += step;
@@ -245,34 +255,32 @@ bool Swiotlb::fits_empty_pool(const Request& r) const {
 
 // Frees allocation `head` back to its area.
 void Swiotlb::release(uint32_t head) {
-    Area& ar = areas_[area_of_slot(head)];
+    Slot* const slots = slots_;
+    const uint32_t total = nslots_;
+    Area& ar = areas_[slots[head].area];
     ar.lock.lock();
-    Slot& h = slots_[head];
+    Slot& h = slots[head];
     if (h.head != head || h.kind == kind_free) { // freed concurrently: a driver bug
         ar.lock.unlock();
         return;
     }
     const uint32_t n = h.nslots;
     const uint32_t end = head + n;
+    const uint32_t seg_start = head & ~(kSegmentSlots - 1);
+    const uint32_t seg_end = seg_start + kSegmentSlots < total ? seg_start + kSegmentSlots : total;
     // The freed run joins the free run after it (same segment only) ...
-    uint8_t count = end < segment_end(head) ? slots_[end].free_run : 0;
+    uint8_t count = end < seg_end ? slots[end].free_run : 0;
+    h = Slot{};
     for (uint32_t i = end; i > head; --i) {
-        Slot& s = slots_[i - 1];
-        s.free_run = ++count;
-        s.head = kFree;
+        slots[i - 1].free_run = ++count;
+        slots[i - 1].head = kFree;
     }
-    h.kind = kind_free;
-    h.orig = 0;
-    h.size = 0;
-    h.offset = 0;
-    h.nslots = 0;
     // ... and the free slots before it in its segment run through it.
-    uint32_t seg_start = head - head % kSegmentSlots;
-    for (uint32_t i = head; i > seg_start && slots_[i - 1].free_run != 0; --i)
-        slots_[i - 1].free_run = ++count;
+    for (uint32_t i = head; i > seg_start && slots[i - 1].free_run != 0; --i)
+        slots[i - 1].free_run = ++count;
     // Freeing the area's latest allocation rewinds the search to it: a
     // map/unmap loop keeps reusing the same, cache-hot slots.
-    uint32_t rel_end = end - ar.begin;
+    const uint32_t rel_end = end - ar.begin;
     if (ar.index == (rel_end >= ar.nslots ? 0 : rel_end))
         ar.index = head - ar.begin;
     __atomic_store_n(&ar.used, ar.used - n, __ATOMIC_RELAXED);
@@ -310,7 +318,7 @@ dma_addr_t Swiotlb::map(void* orig, size_t size, DmaDirection dir, uint64_t min_
     r.align_mask = alloc_align_mask;
     r.match_mask = min_align_mask & ~alloc_align_mask;
     r.match = orig_addr & r.match_mask;
-    if (need > kSegmentSize || !fits_empty_pool(r)) {
+    if (need > kSegmentSize) {
         fill_error(err, DmaError::too_large, size);
         return kDmaMappingError;
     }
@@ -322,7 +330,7 @@ dma_addr_t Swiotlb::map(void* orig, size_t size, DmaDirection dir, uint64_t min_
     rec.kind = kind_of(dir);
     int64_t head = find_slots(r, cpu, rec);
     if (head < 0) {
-        fill_error(err, DmaError::pool_full, size);
+        fill_error(err, fits_empty_pool(r) ? DmaError::pool_full : DmaError::too_large, size);
         return kDmaMappingError;
     }
     const dma_addr_t bounce = slot_addr(static_cast<uint64_t>(head)) + offset;
@@ -333,7 +341,7 @@ dma_addr_t Swiotlb::map(void* orig, size_t size, DmaDirection dir, uint64_t min_
     return bounce;
 }
 
-uint32_t Swiotlb::lookup_streaming(dma_addr_t dma, size_t size, DmaDirection dir) const {
+inline uint32_t Swiotlb::lookup_streaming(dma_addr_t dma, size_t size, DmaDirection dir) const {
     if (!contains(dma) || size == 0)
         return kFree;
     const uint32_t head = slots_[(dma - pool_.base) >> kSlotShift].head;
@@ -349,11 +357,16 @@ uint32_t Swiotlb::lookup_streaming(dma_addr_t dma, size_t size, DmaDirection dir
 }
 
 bool Swiotlb::unmap(dma_addr_t dma, size_t size, DmaDirection dir) {
-    const uint32_t head = lookup_streaming(dma, size, dir);
+    // lookup_streaming's checks, narrowed to "exactly the mapping's start and
+    // size": the hot path of every request.
+    if (!contains(dma))
+        return false;
+    const uint32_t head = slots_[(dma - pool_.base) >> kSlotShift].head;
     if (head == kFree)
         return false;
     const Slot& h = slots_[head];
-    if (dma != slot_addr(head) + h.offset || size != h.size)
+    const uint8_t kind = kind_of(dir);
+    if (h.kind != kind || kind == kind_free || dma != slot_addr(head) + h.offset || size != h.size)
         return false;
     if (copies_out(dir))
         memcpy(reinterpret_cast<void*>(static_cast<uintptr_t>(h.orig)), gpa_ptr(dma), size);
@@ -403,16 +416,12 @@ void* Swiotlb::alloc(size_t size, dma_addr_t* dma, unsigned cpu, DmaError* err) 
     Request r{};
     r.nslots = static_cast<uint32_t>((size + kSlotSize - 1) >> kSlotShift);
     r.align_mask = align - 1;
-    if (!fits_empty_pool(r)) {
-        fill_error(err, DmaError::too_large, size);
-        return nullptr;
-    }
     Slot rec{};
     rec.size = static_cast<uint32_t>(size);
     rec.kind = kind_coherent;
     int64_t head = find_slots(r, cpu, rec);
     if (head < 0) {
-        fill_error(err, DmaError::pool_full, size);
+        fill_error(err, fits_empty_pool(r) ? DmaError::pool_full : DmaError::too_large, size);
         return nullptr;
     }
     *dma = slot_addr(static_cast<uint64_t>(head));
@@ -474,6 +483,8 @@ const char* Swiotlb::check_invariants() const {
             return "slot outside the allocation it names";
         if (s.head + h.nslots > segment_end(s.head))
             return "allocation crosses a segment";
+        if (h.area != area_of_slot(s.head))
+            return "allocation records another area than the one holding it";
         if (uint64_t{h.offset} + h.size > uint64_t{h.nslots} * kSlotSize)
             return "allocation record larger than its slots";
         if ((h.kind == kind_coherent) != (h.orig == 0))

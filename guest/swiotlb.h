@@ -192,10 +192,12 @@ class Swiotlb {
         uint32_t size = 0;    // head: bytes mapped (or allocated, for coherent)
         uint32_t head = 0;    // first slot of the allocation holding this slot, or kFree
         uint32_t offset = 0;  // head: bounce start minus the head slot's start
-        uint16_t nslots = 0;  // head: slots allocated
+        uint8_t nslots = 0;   // head: slots allocated, at most kSegmentSlots
+        uint8_t area = 0;     // head: the area holding the allocation
         uint8_t free_run = 0; // see above; at most kSegmentSlots
         uint8_t kind = 0;     // head: Kind
     };
+    static_assert(kSegmentSlots <= 0xff && kMaxAreas <= 0x100, "Slot's 8-bit fields");
     static constexpr uint32_t kFree = ~uint32_t{0};
     enum Kind : uint8_t {
         kind_free,
@@ -221,7 +223,8 @@ class Swiotlb {
     void release(uint32_t head);
     // The live streaming mapping holding `dma` whose record covers [dma, dma
     // + size) with direction `dir`; kFree if there is none.
-    uint32_t lookup_streaming(dma_addr_t dma, size_t size, DmaDirection dir) const;
+    [[gnu::always_inline]] uint32_t lookup_streaming(dma_addr_t dma, size_t size,
+                                                     DmaDirection dir) const;
     void fill_error(DmaError* err, DmaError::Kind kind, size_t size) const;
     uint64_t slot_addr(uint64_t slot) const { return pool_.base + (slot << kSlotShift); }
     uint32_t segment_end(uint32_t slot) const;

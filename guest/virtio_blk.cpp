@@ -194,8 +194,8 @@ VirtioErr VirtioBlk::check(const BlkRequest& r) const {
 VirtioErr VirtioBlk::start(BlkRequest& r) {
     if (vq_.broken())
         return VirtioErr::queue_broken;
-    const uint16_t segments =
-        r.bytes == 0 ? 0 : static_cast<uint16_t>((r.bytes + segment_bytes_ - 1) / segment_bytes_);
+    // r.bytes <= max_request_bytes_ (check()): at most max_segments_ segments.
+    const auto segments = static_cast<uint16_t>((r.bytes + segment_bytes_ - 1) / segment_bytes_);
     const uint16_t descriptors = static_cast<uint16_t>(segments + 2);
     if (vq_.num_free() < descriptors || free_slot_count_ == 0)
         return VirtioErr::queue_full;

@@ -27,6 +27,9 @@
 // bytes) but not relied on beyond that: devices differ in what they report
 // (older QEMU exports leave out the status byte).
 //
+// One vCPU drives a VirtioBlk at a time (the caller serializes): the queue's
+// private state has no lock.
+//
 // When the bounce pool is full, submit() waits for requests in flight to
 // complete and retries; with nothing in flight it fails with dma_pool_full
 // and reports the pool's numbers (a pool too small for one request).

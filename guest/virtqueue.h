@@ -45,7 +45,7 @@
 namespace svmkit::guest {
 
 // The largest queue this driver sets up: the private shadow is sized for it
-// (about 9 KiB per queue). Devices offering more get this many.
+// (about 8 KiB per queue). Devices offering more get this many.
 inline constexpr uint16_t kVirtqMaxSize = 256;
 
 // One buffer of a chain, by device address (what DmaDevice::map_* returned).

@@ -291,7 +291,7 @@ TEST_CASE("swiotlb: alloc_align_mask aligns the start and covers whole granules"
     // Move the search index off any alignment first.
     dma_addr_t small = t.tlb.map(buf, 100, DmaDirection::to_device, 0, 0, 0, nullptr);
     REQUIRE(small != kDmaMappingError);
-    for (std::uint64_t mask : {0x7ffull, 0xfffull, 0x3fffull, 0xffffull, 0x1ffffull}) {
+    for (std::uint64_t mask : {0x7ffull, 0xfffull, 0x3fffull, 0xffffull, 0x1ffffull, 0x3ffffull}) {
         CAPTURE(mask);
         dma_addr_t dma = t.tlb.map(buf, 3000, DmaDirection::to_device, 0, mask, 0, nullptr);
         REQUIRE(dma != kDmaMappingError);
@@ -687,5 +687,23 @@ TEST_CASE("swiotlb: two threads on two areas map, bounce and unmap concurrently"
     b.join();
     CHECK(failures.load() == 0);
     CHECK(t.tlb.used_slots() == 0);
+    t.check();
+}
+
+TEST_CASE("swiotlb: alignment no segment can give is too_large, not pool_full") {
+    // The pool starts 4 KiB past a 256 KiB boundary: no segment starts on one,
+    // so a whole 256 KiB granule aligned to 256 KiB never fits.
+    TestPool t(MiB, 1, 12, 4 * KiB);
+    std::uint8_t* buf = t.priv(0x10000);
+    DmaError err = map_error(t.tlb, buf, 4096, 0, Swiotlb::kSegmentSize - 1);
+    CHECK(err.kind == DmaError::too_large);
+    CHECK(err.size == 4096);
+    CHECK(t.tlb.used_slots() == 0);
+    // 128 KiB granules do fit, at the 256 KiB boundary inside a segment.
+    dma_addr_t d = t.tlb.map(buf, 4096, DmaDirection::to_device, 0, 0x1ffff, 0, nullptr);
+    REQUIRE(d != kDmaMappingError);
+    CHECK(d % (128 * KiB) == 0);
+    CHECK(segment_of(t, d) == segment_of(t, d + 128 * KiB - 1));
+    CHECK(t.tlb.unmap(d, 4096, DmaDirection::to_device));
     t.check();
 }
