@@ -150,29 +150,29 @@ uint64_t Swiotlb::max_mapping_size(uint64_t min_align_mask) const {
     return lost >= kSegmentSize ? 0 : kSegmentSize - lost;
 }
 
-void Swiotlb::fill_error(DmaError* err, DmaError::Kind kind, size_t size) const {
-    if (err == nullptr)
-        return;
-    err->kind = kind;
-    err->size = size;
-    err->total_slots = nslots_;
-    err->used_slots = used_slots();
+dma_addr_t Swiotlb::map_failed(DmaError* err, DmaError::Kind kind, size_t size) const {
+    if (err != nullptr) {
+        err->kind = kind;
+        err->size = size;
+        err->total_slots = nslots_;
+        err->used_slots = used_slots();
+    }
+    return kDmaMappingError;
 }
 
 // Searches area `a` for `r.nslots` free slots in one segment whose first slot
-// address A satisfies (A & align_mask) == 0 and (A & match_mask) == match.
-// Both masks are 2^k - 1 shaped outside their overlap, so the acceptable
-// addresses recur every M + 1 bytes, M = align_mask | match_mask: from any
-// slot the next candidate is ((match - A) & M) bytes away, and after a
-// candidate the next one is M + 1 bytes on. Takes the area's lock; on success
-// marks the slots allocated and writes `rec` into the first one.
-int64_t Swiotlb::search_area(unsigned a, const Request& r, const Slot& rec) {
+// address A has (A & r.mask) == r.match. The acceptable addresses recur every
+// mask + 1 bytes: from any slot the next candidate is ((match - A) & mask)
+// bytes away, and after a candidate the next one is mask + 1 bytes on. Takes
+// the area's lock; on success marks the slots allocated and writes `rec` into
+// the first one.
+inline int64_t Swiotlb::search_area(unsigned a, const Request& r, const Slot& rec) {
     // Members in locals: the slot stores below could otherwise alias them and
     // force reloads (this is the hot path of every mapping).
     Slot* const slots = slots_;
     const uint64_t base = pool_.base;
     const uint32_t n = r.nslots;
-    const uint64_t m = r.align_mask | r.match_mask;
+    const uint64_t m = r.mask;
     const uint64_t match = r.match;
     const uint32_t stride = static_cast<uint32_t>((m >> kSlotShift) + 1);
     Area& ar = areas_[a];
@@ -228,7 +228,7 @@ int64_t Swiotlb::search_area(unsigned a, const Request& r, const Slot& rec) {
     return -1;
 }
 
-int64_t Swiotlb::find_slots(const Request& r, unsigned cpu, const Slot& rec) {
+inline int64_t Swiotlb::find_slots(const Request& r, unsigned cpu, const Slot& rec) {
     const unsigned start = cpu & (nareas_ - 1);
     unsigned a = start;
     do {
@@ -244,7 +244,7 @@ int64_t Swiotlb::find_slots(const Request& r, unsigned cpu, const Slot& rec) {
 // M + 1 divides a segment's size, every segment offers the same candidate
 // start slots, so checking the first segment answers for all.
 bool Swiotlb::fits_empty_pool(const Request& r) const {
-    const uint64_t m = r.align_mask | r.match_mask;
+    const uint64_t m = r.mask;
     if (r.nslots > kSegmentSlots)
         return false;
     for (uint32_t k = 0; k + r.nslots <= kSegmentSlots; ++k)
@@ -254,7 +254,7 @@ bool Swiotlb::fits_empty_pool(const Request& r) const {
 }
 
 // Frees allocation `head` back to its area.
-void Swiotlb::release(uint32_t head) {
+inline void Swiotlb::release(uint32_t head) {
     Slot* const slots = slots_;
     const uint32_t total = nslots_;
     Area& ar = areas_[slots[head].area];
@@ -270,7 +270,7 @@ void Swiotlb::release(uint32_t head) {
     const uint32_t seg_end = seg_start + kSegmentSlots < total ? seg_start + kSegmentSlots : total;
     // The freed run joins the free run after it (same segment only) ...
     uint8_t count = end < seg_end ? slots[end].free_run : 0;
-    h = Slot{};
+    h.kind = kind_free; // the other head fields mean nothing once head == kFree
     for (uint32_t i = end; i > head; --i) {
         slots[i - 1].free_run = ++count;
         slots[i - 1].head = kFree;
@@ -289,50 +289,49 @@ void Swiotlb::release(uint32_t head) {
 
 dma_addr_t Swiotlb::map(void* orig, size_t size, DmaDirection dir, uint64_t min_align_mask,
                         uint64_t alloc_align_mask, unsigned cpu, DmaError* err) {
-    if (nslots_ == 0 || orig == nullptr || size == 0 || kind_of(dir) == kind_free ||
+    const uint8_t kind = kind_of(dir);
+    if (nslots_ == 0 || orig == nullptr || size == 0 || kind == kind_free ||
         !is_low_mask(min_align_mask) || !is_low_mask(alloc_align_mask) ||
-        min_align_mask >= kSegmentSize || alloc_align_mask >= kSegmentSize) {
-        fill_error(err, DmaError::bad_argument, size);
-        return kDmaMappingError;
-    }
-    if (size > kSegmentSize) {
-        fill_error(err, DmaError::too_large, size);
-        return kDmaMappingError;
-    }
-    // An explicit alloc_align_mask is a granule the allocation covers whole
-    // (Linux's IOMMU use); the page alignment of large mappings is not.
-    const bool whole_granules = alloc_align_mask != 0;
-    if (alloc_align_mask == 0 && min_align_mask == 0 && size >= page_size())
-        alloc_align_mask = page_size() - 1;
-    alloc_align_mask |= kSlotSize - 1;
+        (min_align_mask | alloc_align_mask) >= kSegmentSize)
+        return map_failed(err, DmaError::bad_argument, size);
+    if (size > kSegmentSize)
+        return map_failed(err, DmaError::too_large, size);
 
-    // The bits of min_align_mask inside the allocation's alignment are kept
-    // as the offset from its start; the ones above must match in the start.
     const uint64_t orig_addr = ptr_gpa(orig);
-    const uint64_t offset = orig_addr & min_align_mask & alloc_align_mask;
-    uint64_t need = offset + size;
-    if (whole_granules)
-        need = (need + alloc_align_mask) & ~alloc_align_mask;
+    uint64_t offset = 0;
     Request r{};
-    r.nslots = static_cast<uint32_t>((need + kSlotSize - 1) >> kSlotShift);
-    r.align_mask = alloc_align_mask;
-    r.match_mask = min_align_mask & ~alloc_align_mask;
-    r.match = orig_addr & r.match_mask;
-    if (need > kSegmentSize) {
-        fill_error(err, DmaError::too_large, size);
-        return kDmaMappingError;
+    if ((min_align_mask | alloc_align_mask) == 0) {
+        // The common case (virtio): slot aligned, page aligned from a page on.
+        r.nslots = static_cast<uint32_t>((size + kSlotSize - 1) >> kSlotShift);
+        r.mask = size >= page_size() ? page_size() - 1 : kSlotSize - 1;
+    } else {
+        // An explicit alloc_align_mask is a granule the allocation covers
+        // whole (Linux's IOMMU use); it is at least a slot. The bits of
+        // min_align_mask inside it are kept as the offset from the
+        // allocation's start; the ones above must match in the start.
+        const bool whole_granules = alloc_align_mask != 0;
+        alloc_align_mask |= kSlotSize - 1;
+        offset = orig_addr & min_align_mask & alloc_align_mask;
+        uint64_t need = offset + size;
+        if (whole_granules)
+            need = (need + alloc_align_mask) & ~alloc_align_mask;
+        if (need > kSegmentSize)
+            return map_failed(err, DmaError::too_large, size);
+        const uint64_t match_mask = min_align_mask & ~alloc_align_mask;
+        r.nslots = static_cast<uint32_t>((need + kSlotSize - 1) >> kSlotShift);
+        r.mask = alloc_align_mask | match_mask;
+        r.match = orig_addr & match_mask;
     }
 
     Slot rec{};
     rec.orig = reinterpret_cast<uintptr_t>(orig);
     rec.size = static_cast<uint32_t>(size);
     rec.offset = static_cast<uint32_t>(offset);
-    rec.kind = kind_of(dir);
-    int64_t head = find_slots(r, cpu, rec);
-    if (head < 0) {
-        fill_error(err, fits_empty_pool(r) ? DmaError::pool_full : DmaError::too_large, size);
-        return kDmaMappingError;
-    }
+    rec.kind = kind;
+    const int64_t head = find_slots(r, cpu, rec);
+    if (head < 0)
+        return map_failed(err, fits_empty_pool(r) ? DmaError::pool_full : DmaError::too_large,
+                          size);
     const dma_addr_t bounce = slot_addr(static_cast<uint64_t>(head)) + offset;
     // Always copy in, whatever the direction (CVE-2022-0854).
     memcpy(gpa_ptr(bounce), orig, size);
@@ -341,7 +340,7 @@ dma_addr_t Swiotlb::map(void* orig, size_t size, DmaDirection dir, uint64_t min_
     return bounce;
 }
 
-inline uint32_t Swiotlb::lookup_streaming(dma_addr_t dma, size_t size, DmaDirection dir) const {
+uint32_t Swiotlb::lookup_streaming(dma_addr_t dma, size_t size, DmaDirection dir) const {
     if (!contains(dma) || size == 0)
         return kFree;
     const uint32_t head = slots_[(dma - pool_.base) >> kSlotShift].head;
@@ -401,11 +400,11 @@ bool Swiotlb::sync_for_device(dma_addr_t dma, size_t size, DmaDirection dir) {
 
 void* Swiotlb::alloc(size_t size, dma_addr_t* dma, unsigned cpu, DmaError* err) {
     if (nslots_ == 0 || size == 0 || dma == nullptr) {
-        fill_error(err, DmaError::bad_argument, size);
+        map_failed(err, DmaError::bad_argument, size);
         return nullptr;
     }
     if (size > kSegmentSize) {
-        fill_error(err, DmaError::too_large, size);
+        map_failed(err, DmaError::too_large, size);
         return nullptr;
     }
     uint64_t align = round_up_pow2(size);
@@ -415,13 +414,13 @@ void* Swiotlb::alloc(size_t size, dma_addr_t* dma, unsigned cpu, DmaError* err) 
         align = kSlotSize;
     Request r{};
     r.nslots = static_cast<uint32_t>((size + kSlotSize - 1) >> kSlotShift);
-    r.align_mask = align - 1;
+    r.mask = align - 1;
     Slot rec{};
     rec.size = static_cast<uint32_t>(size);
     rec.kind = kind_coherent;
-    int64_t head = find_slots(r, cpu, rec);
+    const int64_t head = find_slots(r, cpu, rec);
     if (head < 0) {
-        fill_error(err, fits_empty_pool(r) ? DmaError::pool_full : DmaError::too_large, size);
+        map_failed(err, fits_empty_pool(r) ? DmaError::pool_full : DmaError::too_large, size);
         return nullptr;
     }
     *dma = slot_addr(static_cast<uint64_t>(head));

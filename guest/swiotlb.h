@@ -208,24 +208,27 @@ class Swiotlb {
     };
 
   private:
+    // What a search looks for: `nslots` free slots in one segment whose first
+    // slot's address A has (A & mask) == match. `mask` joins the allocation's
+    // alignment (match has zeros there) and the min_align_mask bits above it.
     struct Request {
         uint32_t nslots;
-        uint64_t align_mask; // the allocation start's alignment (at least a slot)
-        uint64_t match_mask; // address bits the start must share with `match`
+        uint64_t mask; // 2^k - 1, at least kSlotSize - 1
         uint64_t match;
     };
 
     // Allocates slots for `r` (starting in the area of `cpu`) and records
-    // `rec` in the first; its index, or -1 when no area has room.
-    int64_t find_slots(const Request& r, unsigned cpu, const Slot& rec);
-    int64_t search_area(unsigned a, const Request& r, const Slot& rec);
+    // `rec` in the first; its index, or -1 when no area has room. Inlined:
+    // this and release() are the hot path of every request.
+    [[gnu::always_inline]] int64_t find_slots(const Request& r, unsigned cpu, const Slot& rec);
+    [[gnu::always_inline]] int64_t search_area(unsigned a, const Request& r, const Slot& rec);
+    [[gnu::always_inline]] void release(uint32_t head);
     bool fits_empty_pool(const Request& r) const;
-    void release(uint32_t head);
     // The live streaming mapping holding `dma` whose record covers [dma, dma
     // + size) with direction `dir`; kFree if there is none.
-    [[gnu::always_inline]] uint32_t lookup_streaming(dma_addr_t dma, size_t size,
-                                                     DmaDirection dir) const;
-    void fill_error(DmaError* err, DmaError::Kind kind, size_t size) const;
+    uint32_t lookup_streaming(dma_addr_t dma, size_t size, DmaDirection dir) const;
+    // The error of a map() that found no slots (or was refused), filled in.
+    [[gnu::cold]] dma_addr_t map_failed(DmaError* err, DmaError::Kind kind, size_t size) const;
     uint64_t slot_addr(uint64_t slot) const { return pool_.base + (slot << kSlotShift); }
     uint32_t segment_end(uint32_t slot) const;
 

@@ -193,7 +193,7 @@ int main(int argc, char** argv) {
     }
 
     Pool two(2);
-    const int thread_rounds = rounds * 5;
+    const int thread_rounds = rounds * 3;
     const std::uint64_t window_ops = 2000; // about 120 us per window
     const double t1 = throughput(two.tlb, 1, false, window_ops, thread_rounds);
     const double t2 = throughput(two.tlb, 2, false, window_ops, thread_rounds);

@@ -11,7 +11,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bench=${1:-$root/build/tests/swiotlb_bench}
-rounds=${2:-7}
+rounds=${2:-300}
 if [ ! -x "$bench" ]; then
   echo "swiotlb_bench.sh: $bench not built (ninja -C build swiotlb_bench)" >&2
   exit 1
