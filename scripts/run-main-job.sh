@@ -2,7 +2,7 @@
 # The main job on a fresh Debian 12 machine: install dependencies, build
 # svmkit, fetch Debian's ppc64le kernel, then keygen + build + inspect +
 # verify a signed secure image of it; then build and boot the sample guest
-# kernel's image on the simulated machine.
+# kernel's image on the simulated machine, with a disk.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -23,9 +23,12 @@ set -x
 "$svmkit" verify secure.img --trusted-key release.pub --min-security-version 1
 
 # The sample guest kernel, booted secure on the simulated PEF machine: the stub
-# calls UV_ESM, the ultravisor verifies the image, the kernel runs secure
+# calls UV_ESM, the ultravisor verifies the image, the kernel runs secure and
+# writes and reads back 16 MiB on a virtio-blk disk, every byte bounced
+# through the shared pool, served by svmkit-vhost-blk over vhost-user
 # (docs/platform.md). Prints the guest console and the boot report.
 "$svmkit" build --kernel "$root/build/samples/kernel/sample-kernel.elf" --initrd initrd.cpio.gz \
-    --cmdline "console=hvc0 svm=on swiotlb=8M" --compress gzip --security-version 1 \
+    --cmdline "console=hvc0 svm=on swiotlb=8M svmkit.io=16" --compress gzip --security-version 1 \
     --key release.key -o sample.img
-"$svmkit" boot sample.img --trusted-key release.pub --min-security-version 1
+truncate -s 128M disk.img
+"$svmkit" boot sample.img --trusted-key release.pub --min-security-version 1 --disk disk.img
