@@ -8,8 +8,9 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 echo "svmkit ppc64le initramfs: hello from /init"
 echo "svmkit ppc64le initramfs: /proc/cmdline=[$(cat /proc/cmdline)]"
-if [ -x /kexec-next ]; then
-  /kexec-next
+# The kexec test's first boot carries the image to boot next.
+if [ -f /next.img ]; then
+  kexec-load /next.img
 fi
 echo "svmkit ppc64le initramfs: powering off"
 sync
