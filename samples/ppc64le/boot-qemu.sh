@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Boots a ppc64le secure image on QEMU's pseries machine (TCG, SLOF loads the
-# ELF given with -kernel), one POWER9 CPU, 1 GiB, console to a log.
+# ELF given with -kernel), one POWER9 CPU, 1 GiB, the console (spapr-vty,
+# Linux's hvc0) to a log, and no other device: without the default disk,
+# CD-ROM and network adapters SLOF reaches the image a few seconds sooner.
 #
 #   samples/ppc64le/boot-qemu.sh IMAGE LOG [STOP_REGEX]
 #
@@ -16,8 +18,8 @@ log=${2:?usage: boot-qemu.sh IMAGE LOG [STOP_REGEX]}
 stop=${3:-}
 limit=${SVMKIT_QEMU_TIMEOUT:-110}
 
-qemu-system-ppc64 -M pseries -cpu POWER9 -smp 1 -m 1G -nographic -vga none -no-reboot \
-  -kernel "$image" </dev/null >"$log" 2>&1 &
+qemu-system-ppc64 -M pseries -cpu POWER9 -smp 1 -m 1G -nodefaults -nographic -serial stdio \
+  -no-reboot -kernel "$image" </dev/null >"$log" 2>&1 &
 pid=$!
 deadline=$((SECONDS + limit))
 while kill -0 "$pid" 2>/dev/null; do
