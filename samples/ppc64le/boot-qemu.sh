@@ -21,6 +21,9 @@ limit=${SVMKIT_QEMU_TIMEOUT:-110}
 qemu-system-ppc64 -M pseries -cpu POWER9 -smp 1 -m 1G -nodefaults -nographic -serial stdio \
   -no-reboot -kernel "$image" </dev/null >"$log" 2>&1 &
 pid=$!
+# QEMU never outlives this script, however it ends.
+trap 'kill "$pid" 2>/dev/null || true' EXIT
+trap 'exit 143' INT TERM
 deadline=$((SECONDS + limit))
 while kill -0 "$pid" 2>/dev/null; do
   if [ -n "$stop" ] && grep -qE -- "$stop" "$log"; then

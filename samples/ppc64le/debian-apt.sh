@@ -10,6 +10,10 @@ debian_ppc64el_init() {
   local cache=${SVMKIT_CACHE:-/var/cache/svmkit}
   debian_dir=$cache/debian-ppc64el
   mkdir -p "$debian_dir/lists/partial" "$debian_dir/archives/partial"
+  # One fetch at a time per cache (tests run in parallel); held until the
+  # sourcing script exits.
+  exec 9>"$debian_dir/.svmkit-fetch.lock"
+  flock 9
   debian_apt_opts=(
     -o APT::Architecture=ppc64el -o APT::Architectures=ppc64el
     -o Dir::State::Lists="$debian_dir/lists" -o Dir::State::Status=/dev/null
