@@ -154,15 +154,11 @@ int describe_pool(Stub& s, void* fdt, const Range& pool) {
     return devices;
 }
 
-} // namespace
-
-namespace {
-
 // From a device tree of the stub's own making to the kernel: unpack, place,
 // (when secure) share and describe the bounce pool, enter kexec-style.
 [[noreturn]] void boot_from_fdt(Stub& s, uint64_t fdt_gpa, const char* whose, bool secure) {
-    // Our own FDT, but written before ESM while the hypervisor could reach it:
-    // checked again, now that it is in secure memory.
+    // Our own FDT, but written while the hypervisor could reach it: checked
+    // again (after ESM it lies in secure memory, where it stays as checked).
     void* fdt = checked_fdt(s, fdt_gpa, whose);
     RegionAllocator alloc(ram_from_fdt(s, fdt));
     reserve_fixed(s, alloc, fdt, fdt_gpa);

@@ -39,6 +39,11 @@ svmkit_stub_ppc64le_main(uint64_t r3, uint64_t r4, uint64_t r5);
 
 #ifdef __cplusplus
 }
+
+namespace svmkit::stub {
+/* firmware_boot.cpp: the firmware-style entry (r5 = Open Firmware). */
+[[noreturn]] void boot_firmware_style(uint64_t of_entry);
+} // namespace svmkit::stub
 #endif
 
 #endif /* __ASSEMBLER__ */

@@ -17,7 +17,6 @@
 #include "stub/ppc64le/arch.h"
 #include "stub/stub.h"
 
-#include "guest/firmware_call_ppc64le.h"
 #include "guest/of_client_ppc64le.h"
 
 #include <string.h>

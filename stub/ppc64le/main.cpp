@@ -18,8 +18,6 @@
 
 namespace svmkit::stub {
 
-[[noreturn]] void boot_firmware_style(uint64_t of_entry); // firmware_boot.cpp
-
 void enter_kernel(Stub&, uint64_t entry, uint64_t fdt, uint64_t kernel_base, uint64_t stack_top) {
     svmkit_ppc64le_enter(entry, fdt, kernel_base, 0, stack_top);
 }
