@@ -5,16 +5,7 @@
 namespace svmkit::guest {
 
 Console& Console::write(const char* s, size_t n) {
-    while (n > 0) {
-        const size_t chunk = n < 16 ? n : 16;
-        uint64_t packed[2] = {0, 0};
-        for (size_t i = 0; i < chunk; ++i)
-            packed[i / 8] |= static_cast<uint64_t>(static_cast<unsigned char>(s[i]))
-                             << (56 - 8 * (i % 8));
-        calls_.hcall(H_PUT_TERM_CHAR, SVMKIT_VTERM, chunk, packed[0], packed[1]);
-        s += chunk;
-        n -= chunk;
-    }
+    calls_.console_write(s, n);
     return *this;
 }
 

@@ -1,6 +1,7 @@
-// Console output for freestanding guest code: H_PUT_TERM_CHAR in chunks of up
-// to 16 bytes (r4 = vterm, r5 = length, bytes packed big-endian into r6, r7,
-// as PAPR defines it), with just enough formatting for boot messages.
+// Console output for freestanding guest code, with just enough formatting for
+// boot messages. The bytes go where the platform's Calls send them
+// (Calls::console_write): H_PUT_TERM_CHAR (guest/hvterm.h), or Open
+// Firmware's `write` while a ppc64le stub runs under firmware.
 //
 // The console goes through the hypervisor: never print a secret.
 #pragma once

@@ -1,14 +1,20 @@
 // Ultracalls, hypercalls and the MSR for freestanding guest code.
 //
 // On the simulated platform these go through the gates the platform passes at
-// entry (guest/gates.h); on POWER they would be `sc 2`, `sc 1` and `mfmsr`.
-// Guest code calls only these wrappers, so a ppc64le port replaces this file's
-// bodies and nothing else.
+// entry (guest/gates.h); on POWER they are `sc 2`, `sc 1` and `mfmsr`
+// (guest/hcall_ppc64le.h, the same interface). Guest code calls only these
+// wrappers.
 #pragma once
 
+#if defined(__powerpc64__)
+#include "guest/hcall_ppc64le.h"
+#else
+
 #include "guest/gates.h"
+#include "guest/hvterm.h"
 #include "guest/uv_abi.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 namespace svmkit::guest {
@@ -33,6 +39,14 @@ class Calls {
         svmkit_regs& r = regs != nullptr ? *regs : local;
         set(r, number, r4, r5, r6, r7);
         return gates_->hcall(&r);
+    }
+
+    // The console: the platform's virtual terminal.
+    void console_write(const char* s, size_t n) const { hvterm_write(*this, SVMKIT_VTERM, s, n); }
+
+    // An event for the platform's boot report (H_SVMKIT_TRACE).
+    void trace(uint64_t event, uint64_t a, uint64_t b = 0, uint64_t c = 0) const {
+        hcall(H_SVMKIT_TRACE, event, a, b, c);
     }
 
     uint64_t mfmsr() const { return gates_->mfmsr(); }
@@ -69,3 +83,5 @@ class Calls {
 };
 
 } // namespace svmkit::guest
+
+#endif // __powerpc64__

@@ -1,17 +1,11 @@
-// The stub's entry point (the image's first byte) and what both of its runs
-// share: the manifest, the image's extent, the RAM and the reserved ranges.
+// What every run of the stub shares, on every target: the manifest, the
+// image's extent, the RAM and the reserved ranges. (The entry points are in
+// the arch layers, x86_64/ and ppc64le/.)
 #include "stub/stub.h"
 
 #include "guest/fdt_util.h"
 
 #include <libfdt.h>
-
-// Linker-script symbols (stub.lds.S): the stub's first byte and the end of its
-// read-only data, where svmkit places the manifest section. Hidden, so that
-// even compilers that would reach extern data through a GOT under -fpie
-// (clang) address them PC-relative: a GOT is writable data.
-extern "C" __attribute__((visibility("hidden"))) const uint8_t __stub_start[];
-extern "C" __attribute__((visibility("hidden"))) const uint8_t __stub_end[];
 
 namespace svmkit::stub {
 
@@ -77,7 +71,8 @@ void reserve_fixed(Stub& s, RegionAllocator& alloc, const void* fdt, uint64_t fd
     if (kernel.overlaps(s.image))
         s.fatal("the kernel's load range overlaps the image");
     const Range tree{fdt_gpa, fdt_totalsize(fdt)};
-    bool ok = alloc.reserve(s.image) && alloc.reserve(tree);
+    bool ok = alloc.reserve(s.image) && alloc.reserve(tree) &&
+              (s.stack.empty() || alloc.reserve(s.stack));
     const int n = fdt_num_mem_rsv(fdt);
     for (int i = 0; ok && i < n; ++i) {
         uint64_t base = 0;
@@ -101,23 +96,3 @@ void reserve_fixed(Stub& s, RegionAllocator& alloc, const void* fdt, uint64_t fd
 }
 
 } // namespace svmkit::stub
-
-using namespace svmkit::stub;
-
-// The image's entry point: its first byte (.text.entry comes first in
-// stub.lds.S). Register conventions as a C call (guest/gates.h).
-extern "C" [[noreturn]] __attribute__((used, section(".text.entry"))) void
-svmkit_stub_entry(uint64_t r3, uint64_t r4, uint64_t r5, const svmkit_gates* gates) {
-    Stub s(gates);
-    s.kbase = ptr_gpa(__stub_start);
-    if (r5 != 0)
-        s.fatal("entered firmware-style (r5 = Open Firmware entry), but this platform has no "
-                "Open Firmware; enter kexec-style (r3 = FDT, r4 = kbase, r5 = 0)");
-    load_manifest(s);
-    if (!s.calls.secure())
-        request_esm(s, r3);
-    // The ultravisor resumes kexec-style at kbase: r3 = FDT, r4 = kbase, r5 = 0.
-    if (r4 != s.kbase)
-        s.fatal("resumed secure with r4 != the image base");
-    boot_secure(s, r3);
-}

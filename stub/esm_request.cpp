@@ -1,8 +1,12 @@
 // The stub's first run: not yet secure. Builds the FDT the kernel will see,
 // outside the image, and asks the ultravisor to verify the image and make the
 // VM secure (UV_ESM). Writes nothing inside the image.
+//
+// A ppc64le stub whose command line lacks svm=on builds the same FDT and boots
+// insecure from it (secure_boot.cpp boot_insecure).
 #include "stub/stub.h"
 
+#include "guest/cmdline.h"
 #include "guest/fdt_util.h"
 
 #include <libfdt.h>
@@ -26,7 +30,21 @@ void set_u64(Stub& s, void* fdt, int node, const char* name, uint64_t v) {
 
 } // namespace
 
-void request_esm(Stub& s, uint64_t platform_fdt) {
+bool svm_requested(const Stub& s) {
+    if (!s.manifest.get(ComponentId::cmdline).present)
+        return false;
+    const Range cmdline = s.placed(ComponentId::cmdline);
+    const char* value = nullptr;
+    size_t len = 0;
+    if (!cmdline_param(gpa_ptr<const char>(cmdline.base), cmdline.size, "svm", &value, &len))
+        return false;
+    // Linux's prom_init: "on", "1" and "y" ask for secure mode ("off", "0",
+    // "n" refuse it; it ignores anything else).
+    return (len == 2 && memcmp(value, "on", 2) == 0) ||
+           (len == 1 && (*value == '1' || *value == 'y'));
+}
+
+uint64_t prepare_fdt(Stub& s, uint64_t platform_fdt) {
     // The platform's device tree is untrusted: checked whole before any use.
     const void* in = checked_fdt(s, platform_fdt, "from the platform");
     if (fdt_totalsize(in) > kMaxFdtSize)
@@ -74,10 +92,14 @@ void request_esm(Stub& s, uint64_t platform_fdt) {
         set_u64(s, fdt, chosen, "linux,initrd-start", initrd.base);
         set_u64(s, fdt, chosen, "linux,initrd-end", initrd.end());
     }
+    return buf.base;
+}
 
-    s.say("entering secure mode: UV_ESM kbase ").hex(s.kbase).str(" fdt ").hex(buf.base);
+void request_esm(Stub& s, uint64_t platform_fdt) {
+    const uint64_t fdt = prepare_fdt(s, platform_fdt);
+    s.say("entering secure mode: UV_ESM kbase ").hex(s.kbase).str(" fdt ").hex(fdt);
     s.con.nl();
-    const long rc = s.calls.ucall(UV_ESM, s.kbase, buf.base);
+    const long rc = s.calls.ucall(UV_ESM, s.kbase, fdt);
     // UV_ESM returns only when it refused: never continue insecure.
     s.say("error: UV_ESM failed: ").sdec(rc).str(" (").str(svmkit_uv_code_name(rc));
     s.con.str("); the image was not accepted, stopping").nl();

@@ -2,6 +2,7 @@
 // checking what was unpacked before anything runs it.
 #include "stub/stub.h"
 
+#include "guest/icache.h"
 #include "guest/zalloc.h"
 
 #include <string.h>
@@ -13,6 +14,43 @@ namespace {
 
 // inflate's counters are 32-bit: feed it at most this much per call.
 constexpr uint64_t kInflateChunk = 1u << 30;
+
+struct Input {
+    const uint8_t* next;
+    uint64_t left; // bytes not yet handed to inflate
+};
+
+// Runs inflate into [dst, dst + n), handing it input as it needs. Returns
+// zlib's last code; *written = the bytes written at dst. With `until_full`
+// it stops once dst is full; otherwise it goes on until inflate stops
+// (Z_BUF_ERROR, no progress possible, ends the loop too: the output is full
+// before the stream ends, or the stream is truncated).
+int inflate_into(z_stream& z, Input& in, uint8_t* dst, uint64_t n, bool until_full,
+                 uint64_t* written) {
+    uint64_t out_left = n;
+    z.next_out = dst;
+    z.avail_out = 0;
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+        if (z.avail_in == 0 && in.left > 0) {
+            const uint64_t c = in.left < kInflateChunk ? in.left : kInflateChunk;
+            z.next_in = const_cast<Bytef*>(in.next);
+            z.avail_in = static_cast<uInt>(c);
+            in.next += c;
+            in.left -= c;
+        }
+        if (z.avail_out == 0 && out_left > 0) {
+            const uint64_t c = out_left < kInflateChunk ? out_left : kInflateChunk;
+            z.avail_out = static_cast<uInt>(c);
+            out_left -= c;
+        } else if (z.avail_out == 0 && until_full) {
+            break;
+        }
+        rc = inflate(&z, Z_NO_FLUSH);
+    }
+    *written = n - out_left - z.avail_out;
+    return rc;
+}
 
 void inflate_kernel(Stub& s, RegionAllocator& alloc, const Range& stored, uint8_t* out,
                     uint64_t out_size) {
@@ -28,31 +66,29 @@ void inflate_kernel(Stub& s, RegionAllocator& alloc, const Range& stored, uint8_
     // windowBits 15 + 16: a gzip stream only, as svmkit build writes it.
     if (inflateInit2(&z, 15 + 16) != Z_OK)
         s.fatal("inflateInit2 failed");
-    const uint8_t* in = gpa_ptr(stored.base);
-    uint64_t in_left = stored.size;
-    uint64_t out_left = out_size;
+    Input in{gpa_ptr(stored.base), stored.size};
+    uint64_t done = 0;
     int rc = Z_OK;
-    while (rc == Z_OK) {
-        if (z.avail_in == 0 && in_left > 0) {
-            const uint64_t n = in_left < kInflateChunk ? in_left : kInflateChunk;
-            z.next_in = const_cast<Bytef*>(in);
-            z.avail_in = static_cast<uInt>(n);
-            in += n;
-            in_left -= n;
-        }
-        if (z.avail_out == 0 && out_left > 0) {
-            const uint64_t n = out_left < kInflateChunk ? out_left : kInflateChunk;
-            z.next_out = out;
-            z.avail_out = static_cast<uInt>(n);
-            out += n;
-            out_left -= n;
-        }
-        // Z_BUF_ERROR (no progress possible) ends the loop too: the output
-        // is full before the stream ends, or the stream is truncated.
-        rc = inflate(&z, Z_NO_FLUSH);
+    if (out == nullptr) {
+        // zlib refuses a null output pointer, but a POWER kernel loads at
+        // physical 0, which is pointer 0 in real mode: its first page is
+        // unpacked into scratch memory and copied down.
+        Range page;
+        if (!alloc.allocate(kPageSize, kPageSize, &page))
+            s.fatal("no room for inflate's scratch memory");
+        const uint64_t n = out_size < kPageSize ? out_size : kPageSize;
+        rc = inflate_into(z, in, gpa_ptr(page.base), n, true, &done);
+        // Hidden from GCC, which would otherwise see a copy to null here.
+        uint8_t* first = out;
+        asm("" : "+r"(first));
+        memcpy(first, gpa_ptr(page.base), done);
     }
-    const bool complete =
-        rc == Z_STREAM_END && z.avail_in == 0 && in_left == 0 && z.avail_out == 0 && out_left == 0;
+    if (rc == Z_OK) {
+        uint64_t written = 0;
+        rc = inflate_into(z, in, out + done, out_size - done, false, &written);
+        done += written;
+    }
+    const bool complete = rc == Z_STREAM_END && z.avail_in == 0 && in.left == 0 && done == out_size;
     inflateEnd(&z);
     if (!complete) {
         s.say("error: the kernel's gzip stream does not unpack to its recorded size (zlib ");
@@ -76,6 +112,8 @@ void unpack_kernel(Stub& s, RegionAllocator& alloc) {
         memcpy(load, gpa_ptr(stored.base), size);
     // The rest of the kernel's memory (its bss) starts zeroed.
     memset(load + size, 0, k.memory_size - size);
+    // Written as data, about to run as code.
+    sync_icache(load, k.memory_size);
 
     // Check what will run, where it will run: the unpacked digest of a gzip
     // kernel, or for a stored one the digest the ultravisor verified.
@@ -90,7 +128,7 @@ void unpack_kernel(Stub& s, RegionAllocator& alloc) {
     }
     s.say("kernel ").dec(size).str(" bytes at ").hex(k.load_address);
     s.con.str(k.gzip ? " (inflated)" : " (copied)").str(", digest ok").nl();
-    s.calls.hcall(H_SVMKIT_TRACE, SVMKIT_TRACE_KERNEL, k.load_address, size, k.gzip ? 1 : 0);
+    s.calls.trace(SVMKIT_TRACE_KERNEL, k.load_address, size, k.gzip ? 1 : 0);
 }
 
 } // namespace svmkit::stub

@@ -1,6 +1,7 @@
 // The stub's second run: resumed by the ultravisor, secure, on a verified
 // image. Unpacks the kernel, places the initrd, shares the bounce pool,
-// describes it in the FDT and enters the kernel kexec-style.
+// describes it in the FDT and enters the kernel kexec-style. (And the same
+// without the bounce pool for a ppc64le boot without svm=on.)
 #include "stub/stub.h"
 
 #include "guest/cmdline.h"
@@ -51,7 +52,7 @@ void place_initrd(Stub& s, RegionAllocator& alloc, void* fdt) {
     check(s, fdt_setprop_u64(fdt, chosen(s, fdt), "linux,initrd-end", to.base + from.size),
           "linux,initrd-end");
     s.say("initrd ").dec(from.size).str(" bytes at ").hex(to.base).nl();
-    s.calls.hcall(H_SVMKIT_TRACE, SVMKIT_TRACE_INITRD, to.base, to.base + from.size);
+    s.calls.trace(SVMKIT_TRACE_INITRD, to.base, to.base + from.size);
 }
 
 // The bounce pool's size: the manifest's swiotlb-size, or `swiotlb=<bytes>`
@@ -153,41 +154,23 @@ int describe_pool(Stub& s, void* fdt, const Range& pool) {
     return devices;
 }
 
-[[noreturn]] void enter_kernel(uint64_t entry, uint64_t r3, uint64_t r4, uint64_t r5,
-                               const svmkit_gates* gates, uint64_t stack_top) {
-#if defined(__x86_64__)
-    // The C-call form of POWER's kexec entry (guest/gates.h), on a stack of the
-    // kernel's own; a kernel that returns faults on ud2.
-    asm volatile("mov %[stack], %%rsp\n\t"
-                 "xor %%ebp, %%ebp\n\t"
-                 "call *%[entry]\n\t"
-                 "ud2"
-                 :
-                 : [stack] "r"(gpa_ptr<void>(stack_top)), [entry] "r"(gpa_ptr<void>(entry)),
-                   "D"(r3), "S"(r4), "d"(r5), "c"(gates)
-                 : "memory");
-    __builtin_unreachable();
-#else
-#error "enter_kernel: only the simulated platform (x86-64) is implemented"
-#endif
-}
-
-} // namespace
-
-void boot_secure(Stub& s, uint64_t fdt_gpa) {
-    s.say("resumed secure by the ultravisor").nl();
-    // Our own FDT, but written before ESM while the hypervisor could reach it:
-    // checked again, now that it is in secure memory.
-    void* fdt = checked_fdt(s, fdt_gpa, "passed by the ultravisor");
+// From a device tree of the stub's own making to the kernel: unpack, place,
+// (when secure) share and describe the bounce pool, enter kexec-style.
+[[noreturn]] void boot_from_fdt(Stub& s, uint64_t fdt_gpa, const char* whose, bool secure) {
+    // Our own FDT, but written while the hypervisor could reach it: checked
+    // again (after ESM it lies in secure memory, where it stays as checked).
+    void* fdt = checked_fdt(s, fdt_gpa, whose);
     RegionAllocator alloc(ram_from_fdt(s, fdt));
     reserve_fixed(s, alloc, fdt, fdt_gpa);
 
     unpack_kernel(s, alloc);
     place_initrd(s, alloc, fdt);
-    const Range pool = share_bounce_pool(s, alloc);
-    const int devices = describe_pool(s, fdt, pool);
-    s.say("restricted-dma-pool described for ").dec(static_cast<uint64_t>(devices));
-    s.con.str(" virtio device(s)").nl();
+    if (secure) {
+        const Range pool = share_bounce_pool(s, alloc);
+        const int devices = describe_pool(s, fdt, pool);
+        s.say("restricted-dma-pool described for ").dec(static_cast<uint64_t>(devices));
+        s.con.str(" virtio device(s)").nl();
+    }
 
     Range stack;
     if (!alloc.allocate(kKernelStackSize, kPageSize, &stack))
@@ -199,10 +182,25 @@ void boot_secure(Stub& s, uint64_t fdt_gpa) {
         s.fatal("the kernel's entry point lies outside its image");
     const uint64_t entry = k.load_address + k.entry_offset;
     s.say("entering the kernel at ").hex(entry).str(" (r3 = fdt ").hex(fdt_gpa).str(")").nl();
-    s.calls.hcall(H_SVMKIT_TRACE, SVMKIT_TRACE_KERNEL_ENTRY, entry, fdt_gpa, stack.end());
+    s.calls.trace(SVMKIT_TRACE_KERNEL_ENTRY, entry, fdt_gpa, stack.end());
     // kexec-style, as Linux's ppc64 entry expects it: r3 = FDT, r4 = the
     // kernel's physical start, r5 = 0 (no Open Firmware).
-    enter_kernel(entry, fdt_gpa, k.load_address, 0, s.calls.gates(), stack.end());
+    enter_kernel(s, entry, fdt_gpa, k.load_address, stack.end());
+}
+
+} // namespace
+
+void boot_secure(Stub& s, uint64_t fdt_gpa) {
+    s.say("resumed secure by the ultravisor").nl();
+    boot_from_fdt(s, fdt_gpa, "passed by the ultravisor", true);
+}
+
+void boot_insecure(Stub& s, uint64_t platform_fdt) {
+    s.say("svm=on is not on the signed command line: booting without secure mode; nothing "
+          "verified this image")
+        .nl();
+    const uint64_t fdt = prepare_fdt(s, platform_fdt);
+    boot_from_fdt(s, fdt, "built for the kernel", false);
 }
 
 } // namespace svmkit::stub

@@ -1,6 +1,9 @@
-// The boot stub of a secure image on the simulated platform.
+// The boot stub of a secure image, for the simulated platform (x86-64) and
+// for POWER (ppc64le). Everything here is shared; each target adds a small
+// arch layer (x86_64/, ppc64le/): the entry, how the kernel is entered, and
+// its Calls (guest/hcall.h).
 //
-// It runs twice, both times from the image's first byte (svmkit_stub_entry):
+// Kexec-style, it runs twice, both times from the image's first byte:
 //
 //   1. entered by firmware or a loader, not secure (MSR[S] clear), kexec-style
 //      (r3 = FDT, r4 = kbase, r5 = 0): it builds the FDT the kernel will get
@@ -9,6 +12,11 @@
 //   2. resumed by the ultravisor, secure (r3 = that FDT, r4 = kbase, r5 = 0):
 //      it unpacks the kernel, places the initrd, shares the bounce pool,
 //      describes it in the FDT and enters the kernel (secure_boot.cpp).
+//
+// On ppc64le a kexec-style entry without `svm=on` on the signed command line
+// boots the kernel insecure instead (boot_insecure), and a firmware-style
+// entry (r5 = Open Firmware) unpacks the kernel and enters it like a Linux
+// zImage, leaving secure mode to the kernel (ppc64le/firmware_boot.cpp).
 //
 // The stub has no writable data (the linker script and a unit test check it):
 // all its state lives in a Stub on the stack or in guest RAM outside the
@@ -23,6 +31,13 @@
 #include "guest/region_alloc.h"
 
 #include <stdint.h>
+
+// Linker-script symbols (stub.lds.S): the stub's first byte and the end of its
+// read-only data, where svmkit places the manifest section. Hidden, so that
+// even compilers that would reach extern data through a GOT under -fpie
+// (clang) address them PC-relative: a GOT is writable data.
+extern "C" __attribute__((visibility("hidden"))) const uint8_t __stub_start[];
+extern "C" __attribute__((visibility("hidden"))) const uint8_t __stub_end[];
 
 namespace svmkit::stub {
 
@@ -48,8 +63,13 @@ struct Stub {
     ManifestView manifest;
     Range blob;  // the manifest's device tree in guest memory
     Range image; // the loaded image: stub, manifest, every component
+    // The stub's own stack when it lies in memory the platform does not
+    // reserve (ppc64le kexec-style: the 1 MiB below kbase); placements avoid it.
+    Range stack;
 
-    explicit Stub(const svmkit_gates* gates) : calls(gates), con(calls) {}
+    explicit Stub(const Calls& c) : calls(c), con(calls) {}
+    Stub(const Stub&) = delete; // con refers to calls
+    Stub& operator=(const Stub&) = delete;
 
     // Where a component's stored bytes are in guest memory.
     Range placed(ComponentId id) const {
@@ -77,8 +97,26 @@ void* checked_fdt(Stub& s, uint64_t gpa, const char* whose);
 // range, the FDT at `fdt_gpa` and every /memreserve/ entry of `fdt`.
 void reserve_fixed(Stub& s, RegionAllocator& alloc, const void* fdt, uint64_t fdt_gpa);
 
+// True when the signed command line asks for secure mode: `svm=on` (or
+// `svm=1`, `svm=y`; the last `svm=` counts, as in Linux).
+bool svm_requested(const Stub& s);
+
+// The FDT the kernel will get: a copy of the platform's, outside the image,
+// with bootargs (the signed command line), the ESM blob's range and the
+// initrd's range in the image. Returns its guest-physical address.
+uint64_t prepare_fdt(Stub& s, uint64_t platform_fdt);
+// prepare_fdt, then UV_ESM; never returns (the ultravisor resumes the stub at
+// kbase, or the stub reports the refusal and stops).
 [[noreturn]] void request_esm(Stub& s, uint64_t platform_fdt);
 [[noreturn]] void boot_secure(Stub& s, uint64_t fdt);
+// Boots without secure mode (ppc64le, no svm=on): prepare_fdt, then as
+// boot_secure but without the bounce pool.
+[[noreturn]] void boot_insecure(Stub& s, uint64_t platform_fdt);
+
+// Arch layer: enters the kernel kexec-style (r3 = fdt, r4 = kernel_base,
+// r5 = 0) at `entry` on a stack ending at `stack_top` (all guest-physical).
+[[noreturn]] void enter_kernel(Stub& s, uint64_t entry, uint64_t fdt, uint64_t kernel_base,
+                               uint64_t stack_top);
 
 // Unpacks the kernel to its load address and checks its digest (kernel_unpack.cpp).
 void unpack_kernel(Stub& s, RegionAllocator& alloc);

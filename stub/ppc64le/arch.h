@@ -1,0 +1,50 @@
+/* The ppc64le stub's arch layer: what its entry code (entry.S) and its C++
+ * share. Plain C preprocessor definitions and C declarations, so entry.S can
+ * include it. */
+#ifndef SVMKIT_STUB_PPC64LE_ARCH_H
+#define SVMKIT_STUB_PPC64LE_ARCH_H
+
+/* Kexec-style (r5 = 0) the stub runs on the 1 MiB directly below the image
+ * base, both times (the ultravisor resumes it without a stack), like the
+ * simulated platform's firmware gives it. A loader must leave that memory
+ * free; the stub reserves it in the device tree it builds. */
+#define SVMKIT_PPC64LE_STACK_SIZE 0x100000
+
+/* Debian's libz.a and libfdt.a (-fstack-protector-strong) read the canary at
+ * r13 - 0x7010 (the ppc64 TLS ABI). entry.S points r13 there: at a slot in
+ * the stub's first stack frame. */
+#define SVMKIT_PPC64LE_CANARY_OFFSET 0x7010
+
+/* Offset in the image where a kexec's secondary CPUs spin (the "slave code"
+ * convention: a kexec copies the new kernel's first 0x100 bytes to address 0
+ * and sends the secondaries to 0x60). */
+#define SVMKIT_PPC64LE_SECONDARY_HOLD 0x60
+
+#ifndef __ASSEMBLER__
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* entry.S: jumps to `entry` with r3, r4, r5 (and r6 = r7 = 0), on a stack
+ * ending at `stack_top`, or on the current stack when it is 0. */
+__attribute__((noreturn, visibility("hidden"))) void
+svmkit_ppc64le_enter(uint64_t entry, uint64_t r3, uint64_t r4, uint64_t r5, uint64_t stack_top);
+
+/* entry.S hands over here, little-endian, 64-bit, on a stack, with r2 and
+ * r13 set up and the registers the stub was entered with. */
+__attribute__((noreturn, visibility("hidden"))) void
+svmkit_stub_ppc64le_main(uint64_t r3, uint64_t r4, uint64_t r5);
+
+#ifdef __cplusplus
+}
+
+namespace svmkit::stub {
+/* firmware_boot.cpp: the firmware-style entry (r5 = Open Firmware). */
+[[noreturn]] void boot_firmware_style(uint64_t of_entry);
+} // namespace svmkit::stub
+#endif
+
+#endif /* __ASSEMBLER__ */
+#endif

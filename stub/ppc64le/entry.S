@@ -1,0 +1,92 @@
+/* The ppc64le stub's first bytes: the image's entry point.
+ *
+ * Entered from SLOF (firmware-style: big-endian, 32-bit mode, r5 = the Open
+ * Firmware client interface, r1 = the firmware's stack), from a kexec or from
+ * the ultravisor (kexec-style: little-endian, r3 = FDT, r4 = kbase, r5 = 0,
+ * no usable stack). Position independent: QEMU loads the image at an address
+ * of its choosing (0x4400000 for an image linked at 0x4000000), so the TOC
+ * pointer and the stack are derived from where this code runs.
+ *
+ * Writes nothing inside the image (the stack and the canary lie outside).
+ */
+#include "guest/endian_ppc64le.h"
+#include "stub/ppc64le/arch.h"
+
+    .abiversion 2
+    .section .text.entry, "ax", @progbits
+    .globl svmkit_stub_entry
+    .type svmkit_stub_entry, @function
+svmkit_stub_entry:
+    SWITCH_TO_LITTLE_ENDIAN
+    b 1f
+
+    /* A kexec's secondary CPUs wait here, at physical 0x60 (see arch.h),
+     * until the kernel the stub unpacks to 0 replaces this loop with its own
+     * secondary hold. */
+    .org svmkit_stub_entry + SVMKIT_PPC64LE_SECONDARY_HOLD
+0:  b 0b
+
+1:  /* 64-bit mode, with floating point, VMX and VSX usable: SLOF enters in
+     * 32-bit mode, and Debian's zlib is built for POWER8 (VSX). */
+    mfmsr 11
+    li 12, 1
+    rotldi 12, 12, SVMKIT_MSR_SF_BIT
+    oris 12, 12, (SVMKIT_MSR_VEC | SVMKIT_MSR_VSX) >> 16
+    ori 12, 12, SVMKIT_MSR_FP
+    or 11, 11, 12
+    mtmsrd 11
+    isync
+
+    /* r2 = the TOC pointer, from this code's own address. */
+    bcl 20, 31, 2f
+2:  mflr 12
+    addis 2, 12, (.TOC. - 2b)@ha
+    addi 2, 2, (.TOC. - 2b)@l
+
+    /* The stack: kexec-style, downwards from the image base; firmware-style,
+     * the firmware's, below its frame and the 288-byte zone the ABI
+     * protects under r1. */
+    cmpdi 5, 0
+    bne 3f
+    addi 1, 12, (svmkit_stub_entry - 2b)
+    b 4f
+3:  addi 1, 1, -512
+4:  clrrdi 1, 1, 4
+
+    /* The first frame: back chain 0, and the canary slot at 48(r1). */
+    addi 1, 1, -64
+    li 0, 0
+    std 0, 0(1)
+    mftb 0
+    std 0, 48(1)
+    addi 13, 1, 48 + SVMKIT_PPC64LE_CANARY_OFFSET
+
+    bl svmkit_stub_ppc64le_main
+    nop
+5:  b 5b
+    .size svmkit_stub_entry, . - svmkit_stub_entry
+
+/* void svmkit_ppc64le_enter(entry, r3, r4, r5, stack_top) */
+    .section .text.svmkit_ppc64le_enter, "ax", @progbits
+    .globl svmkit_ppc64le_enter
+    .hidden svmkit_ppc64le_enter
+    .type svmkit_ppc64le_enter, @function
+    .p2align 2
+svmkit_ppc64le_enter:
+    mtctr 3
+    mr 12, 3
+    mr 3, 4
+    mr 4, 5
+    mr 5, 6
+    cmpdi 7, 0
+    beq 1f
+    addi 1, 7, -64
+    clrrdi 1, 1, 4
+    li 0, 0
+    std 0, 0(1)
+1:  li 6, 0
+    li 7, 0
+    bctr
+    .size svmkit_ppc64le_enter, . - svmkit_ppc64le_enter
+
+    .section .note.GNU-stack, "", @progbits

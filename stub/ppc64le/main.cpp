@@ -1,0 +1,98 @@
+// The ppc64le stub after its entry code (entry.S): which way it was entered,
+// the kexec-style runs, and its way into the kernel.
+//
+// Kexec-style (r5 = 0) the stub does what it does on the simulated platform
+// (stub.h), with POWER's own means: `sc 2` and `sc 1`, the console on the
+// hypervisor's virtual terminal and RTAS to stop, both found in the device
+// tree. Without svm=on on the signed command line it boots insecure, and
+// says so. Firmware-style (r5 != 0) see firmware_boot.cpp.
+#include "stub/ppc64le/arch.h"
+#include "stub/stub.h"
+
+#include "guest/fdt_util.h"
+#include "guest/icache.h"
+#include "guest/rtas_ppc64le.h"
+
+#include <libfdt.h>
+#include <string.h>
+
+namespace svmkit::stub {
+
+void enter_kernel(Stub&, uint64_t entry, uint64_t fdt, uint64_t kernel_base, uint64_t stack_top) {
+    svmkit_ppc64le_enter(entry, fdt, kernel_base, 0, stack_top);
+}
+
+namespace {
+
+// The system call interrupt's vector (real mode).
+constexpr uint64_t kSystemCallVector = 0xc00;
+
+// A handler for the system call vector that answers every `sc` it receives
+// with U_FUNCTION, in either byte order (guest/endian_ppc64le.h explains the
+// first word):
+//   0 tdi 0,0,0x48 (LE) = b .+8 (BE)
+//   1 b .+12            LE: to word 4
+//   2 li r3,-2 (BE)     3 rfid (BE)
+//   4 li r3,-2 (LE)     5 rfid (LE)
+// With an ultravisor, `sc 2` goes to it; on a machine without one the
+// hypervisor fails it. QEMU's TCG pseries instead delivers `sc 2` to the
+// guest's own system call vector, where there is nothing (or a dead kernel's
+// handler) before the stub unpacks its kernel: this makes UV_ESM fail
+// cleanly there, and the stub stop, as it must without an ultravisor.
+constexpr uint32_t kUnansweredUltracall[] = {0x08000048, 0x4800000c, 0xfeff6038,
+                                             0x2400004c, 0x3860fffe, 0x4c000024};
+
+void guard_unanswered_ultracalls() {
+    void* vector = gpa_ptr<void>(kSystemCallVector);
+    memcpy(vector, kUnansweredUltracall, sizeof kUnansweredUltracall);
+    sync_icache(vector, sizeof kUnansweredUltracall);
+}
+
+// The console's unit address: the first node compatible with "hvterm1"
+// (PAPR's virtual terminal), reg = <unit address>.
+void use_device_tree_console(Stub& s, const void* fdt) {
+    const int node = fdt_node_offset_by_compatible(fdt, -1, "hvterm1");
+    int len = 0;
+    const void* reg = node >= 0 ? fdt_getprop(fdt, node, "reg", &len) : nullptr;
+    if (reg != nullptr && len >= 4)
+        s.calls.use_vterm(get_be32(reg));
+}
+
+[[noreturn]] void boot_kexec_style(uint64_t r3, uint64_t r4) {
+    Stub s{Calls()};
+    s.kbase = ptr_gpa(__stub_start);
+    if (s.kbase < SVMKIT_PPC64LE_STACK_SIZE)
+        s.fatal("the image lies in the first 1 MiB: no room for the stub's stack below it");
+    s.stack = Range{s.kbase - SVMKIT_PPC64LE_STACK_SIZE, SVMKIT_PPC64LE_STACK_SIZE};
+
+    // Console and RTAS from the device tree, checked whole first.
+    const void* fdt =
+        checked_fdt(s, r3, s.calls.secure() ? "passed by the ultravisor" : "from the loader");
+    use_device_tree_console(s, fdt);
+    Rtas rtas;
+    if (rtas_from_fdt(fdt, &rtas))
+        s.calls.use_rtas(&rtas);
+    load_manifest(s);
+
+    if (!s.calls.secure()) {
+        s.say("kexec-style entry at ").hex(s.kbase).str(" (r3 = fdt ").hex(r3).str(")").nl();
+        if (!svm_requested(s))
+            boot_insecure(s, r3);
+        guard_unanswered_ultracalls();
+        request_esm(s, r3);
+    }
+    // The ultravisor resumes kexec-style at kbase: r3 = FDT, r4 = kbase, r5 = 0.
+    if (r4 != s.kbase)
+        s.fatal("resumed secure with r4 != the image base");
+    boot_secure(s, r3);
+}
+
+} // namespace
+
+} // namespace svmkit::stub
+
+extern "C" void svmkit_stub_ppc64le_main(uint64_t r3, uint64_t r4, uint64_t r5) {
+    if (r5 != 0)
+        svmkit::stub::boot_firmware_style(r5);
+    svmkit::stub::boot_kexec_style(r3, r4);
+}
