@@ -556,7 +556,7 @@ void Machine::finish_report(std::chrono::steady_clock::time_point entered,
         if (uv_->secure())
             stage("stub-secure", uv_->esm_end(), kernel_at.value_or(stopped));
     } else {
-        stage("stub", entered, stopped);
+        stage("stub", entered, kernel_at.value_or(stopped)); // a normal VM: no ESM
     }
     if (kernel_at)
         stage("kernel", *kernel_at, stopped);

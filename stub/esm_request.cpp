@@ -44,6 +44,18 @@ bool svm_requested(const Stub& s) {
            (len == 1 && (*value == '1' || *value == 'y'));
 }
 
+bool svm_refused(const Stub& s) {
+    if (!s.manifest.get(ComponentId::cmdline).present)
+        return false;
+    const Range cmdline = s.placed(ComponentId::cmdline);
+    const char* value = nullptr;
+    size_t len = 0;
+    if (!cmdline_param(gpa_ptr<const char>(cmdline.base), cmdline.size, "svm", &value, &len))
+        return false;
+    return (len == 3 && memcmp(value, "off", 3) == 0) ||
+           (len == 1 && (*value == '0' || *value == 'n'));
+}
+
 uint64_t prepare_fdt(Stub& s, uint64_t platform_fdt) {
     // The platform's device tree is untrusted: checked whole before any use.
     const void* in = checked_fdt(s, platform_fdt, "from the platform");

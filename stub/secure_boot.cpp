@@ -196,8 +196,9 @@ void boot_secure(Stub& s, uint64_t fdt_gpa) {
 }
 
 void boot_insecure(Stub& s, uint64_t platform_fdt) {
-    s.say("svm=on is not on the signed command line: booting without secure mode; nothing "
-          "verified this image")
+    s.say(svm_refused(s) ? "svm=off is on the signed command line"
+                         : "svm=on is not on the signed command line")
+        .str(": booting without secure mode; nothing verified this image")
         .nl();
     const uint64_t fdt = prepare_fdt(s, platform_fdt);
     boot_from_fdt(s, fdt, "built for the kernel", false);

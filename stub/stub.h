@@ -100,6 +100,10 @@ void reserve_fixed(Stub& s, RegionAllocator& alloc, const void* fdt, uint64_t fd
 // True when the signed command line asks for secure mode: `svm=on` (or
 // `svm=1`, `svm=y`; the last `svm=` counts, as in Linux).
 bool svm_requested(const Stub& s);
+// svm=off (or 0, n) on the signed command line: the image asks not to enter
+// secure mode. The simulated platform's stub enters secure mode unless asked
+// not to (its machine always has an ultravisor); on POWER only svm=on asks.
+bool svm_refused(const Stub& s);
 
 // The FDT the kernel will get: a copy of the platform's, outside the image,
 // with bootargs (the signed command line), the ESM blob's range and the

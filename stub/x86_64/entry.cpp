@@ -34,6 +34,8 @@ svmkit_stub_entry(uint64_t r3, uint64_t r4, uint64_t r5, const svmkit_gates* gat
         s.fatal("entered firmware-style (r5 = Open Firmware entry), but this platform has no "
                 "Open Firmware; enter kexec-style (r3 = FDT, r4 = kbase, r5 = 0)");
     load_manifest(s);
+    if (!s.calls.secure() && svm_refused(s))
+        boot_insecure(s, r3); // a normal VM: no ESM, no bounce pool
     if (!s.calls.secure())
         request_esm(s, r3);
     // The ultravisor resumes kexec-style at kbase: r3 = FDT, r4 = kbase, r5 = 0.

@@ -41,6 +41,20 @@ for backend in svmkit qemu; do
     fail "$backend: the disk file is still all zeros"
 done
 
+# ---- the same workload on a normal VM (svm=off): no pool, direct DMA -------------------
+expect_exit 0 "$SVMKIT" build --kernel "$SAMPLE_KERNEL" --key k.key -o plain.img \
+  --cmdline "console=hvc0 svm=off svmkit.io=16"
+for backend in svmkit qemu; do
+  expect_exit 0 "$SVMKIT" boot plain.img --trusted-key k.pub --disk disk-$backend.img \
+    --backend $backend
+  expect_contains "$OUT" "svm=off is on the signed command line: booting without secure mode"
+  expect_contains "$OUT" "running as a normal \(not secure\) VM"
+  expect_contains "$OUT" "io on virtio-blk at 0x100000000000: 128 MiB, direct DMA"
+  expect_contains "$OUT" "io verified [1-9][0-9]+ blocks of 4 KiB, 0 mismatched"
+  expect_contains "$OUT" "io failed requests 0, private memory intact"
+  expect_not_contains "$OUT" "UV_ESM|pool high-water"
+done
+
 # ---- hostile back end modes -------------------------------------------------------
 # mode:expected exit status:a line the guest must log
 cases=(
