@@ -34,7 +34,7 @@ TEST_CASE("vhost-blk: features, protocol features and config space") {
     Frontend f = b.connect();
     REQUIRE(f.set_owner().has_value());
     auto n = f.negotiate(kVirtioVersion1 | kVirtioAccessPlatform | kBlkFlush, kVirtioVersion1);
-    REQUIRE_MESSAGE(n.has_value(), n.error().message);
+    REQUIRE_MESSAGE(n.has_value(), error_of(n));
     CHECK((n->offered & kVirtioAccessPlatform) != 0);
     CHECK((n->offered & kFeatureProtocolFeatures) != 0);
     CHECK((n->offered & kVirtioIndirectDesc) == 0); // hardened drivers never use them
@@ -47,7 +47,7 @@ TEST_CASE("vhost-blk: features, protocol features and config space") {
     REQUIRE(queues.has_value());
     CHECK(*queues == 1);
     auto config = f.get_config(0, kBlkConfigSize);
-    REQUIRE_MESSAGE(config.has_value(), config.error().message);
+    REQUIRE_MESSAGE(config.has_value(), error_of(config));
     CHECK(load_le64(config->data() + kBlkConfigCapacity) == kDiskSize / kSectorSize);
     CHECK(load_le32(config->data() + kBlkConfigBlkSize) == 512);
     CHECK(load_le16(config->data() + kBlkConfigNumQueues) == 1);
@@ -92,10 +92,10 @@ TEST_CASE("vhost-blk: read, write, flush and get-id reach the disk file") {
     TestBlkDriver d(f, ram);
     MemoryRegion table[] = {ram.whole()};
     auto started = d.start(table);
-    REQUIRE_MESSAGE(started.has_value(), started.error().message);
+    REQUIRE_MESSAGE(started.has_value(), error_of(started));
 
     auto r = d.read(3, 8192);
-    REQUIRE_MESSAGE(r.has_value(), r.error().message << "\n" << b.backend_log());
+    REQUIRE_MESSAGE(r.has_value(), error_of(r) << "\n" << b.backend_log());
     CHECK(*r == slice(b.pattern, 3 * 512, 8192));
     auto data = random_bytes(16384, 99);
     REQUIRE(d.write(100, data).has_value());
@@ -132,7 +132,7 @@ TEST_CASE("vhost-blk: a new memory table replaces the old one") {
     // region now starts at a non-zero offset of the memfd.
     MemoryRegion shared[] = {ram.window(0, kSharedWindow)};
     auto replaced = f.set_mem_table(shared);
-    REQUIRE_MESSAGE(replaced.has_value(), replaced.error().message);
+    REQUIRE_MESSAGE(replaced.has_value(), error_of(replaced));
     auto r = d.read(8, 4096);
     REQUIRE(r.has_value());
     CHECK(*r == slice(b.pattern, 8 * 512, 4096));
@@ -180,7 +180,7 @@ TEST_CASE("vhost-blk: a chain outside the memory table breaks only that ring") {
         TestBlkDriver d2(f, ram);
         REQUIRE(d2.start_queue().has_value());
         auto r = d2.read(0, 512);
-        REQUIRE_MESSAGE(r.has_value(), r.error().message);
+        REQUIRE_MESSAGE(r.has_value(), error_of(r));
     }
     CHECK(b.alive());
 }
