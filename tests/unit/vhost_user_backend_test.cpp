@@ -152,6 +152,60 @@ TEST_CASE("vhost-blk: a new memory table replaces the old one") {
     CHECK(b.backend_log().find("new table leaves ring 0") != std::string::npos);
 }
 
+TEST_CASE("vhost-blk: rings must lie inside the memory table, aligned") {
+    BackendUnderTest b;
+    b.start_ours();
+    GuestRam ram;
+    Frontend f = b.connect();
+    REQUIRE(f.set_owner().has_value());
+    REQUIRE(f.negotiate(kVirtioVersion1, kVirtioVersion1).has_value());
+    MemoryRegion shared[] = {ram.window(0, kSharedWindow)};
+    REQUIRE(f.set_mem_table(shared).has_value());
+    REQUIRE(f.set_vring_num(0, kQueueSize).has_value());
+    auto addr = [&](std::uint64_t desc, std::uint64_t avail, std::uint64_t used) {
+        return VringAddr{
+            0, 0, ram.user_address(desc), ram.user_address(used), ram.user_address(avail), 0};
+    };
+    check_error(f.set_vring_addr(addr(kDescGpa, kAvailGpa, kSharedWindow)), ExitCode::io,
+                "SET_VRING_ADDR: back end refused (1)");
+    // The used ring would end just past the region.
+    check_error(f.set_vring_addr(addr(kDescGpa, kAvailGpa, kSharedWindow - 8)), ExitCode::io,
+                "SET_VRING_ADDR: back end refused (1)");
+    check_error(f.set_vring_addr(addr(kDescGpa + 8, kAvailGpa, kUsedGpa)), ExitCode::io,
+                "SET_VRING_ADDR: back end refused (1)");
+    check_error(f.set_vring_addr(addr(kDescGpa, kAvailGpa + 1, kUsedGpa)), ExitCode::io,
+                "SET_VRING_ADDR: back end refused (1)");
+    check_error(f.set_vring_addr(addr(kDescGpa, kAvailGpa, kUsedGpa + 2)), ExitCode::io,
+                "SET_VRING_ADDR: back end refused (1)");
+    CHECK(f.set_vring_addr(addr(kDescGpa, kAvailGpa, kUsedGpa)).has_value());
+    const std::string log = b.backend_log();
+    CHECK(log.find("used ring at") != std::string::npos);
+    CHECK(log.find("descriptor table at") != std::string::npos);
+    CHECK(log.find("is not 16-byte aligned") != std::string::npos);
+    CHECK(log.find("is not 2-byte aligned") != std::string::npos);
+    CHECK(log.find("is not 4-byte aligned") != std::string::npos);
+    // Starting a ring before SET_FEATURES, or changing a running one, is refused.
+    UniqueFd kick = make_eventfd();
+    REQUIRE(f.set_vring_kick(0, kick.get()).has_value());
+    check_error(f.set_vring_num(0, 8), ExitCode::io, "SET_VRING_NUM: back end refused (1)");
+    CHECK(b.backend_log().find("ring 0 is running") != std::string::npos);
+    REQUIRE(f.get_vring_base(0).has_value());
+    CHECK(f.set_vring_num(0, 8).has_value());
+}
+
+TEST_CASE("vhost-blk: a ring cannot start before SET_FEATURES") {
+    BackendUnderTest b;
+    b.start_ours();
+    Frontend f = b.connect();
+    REQUIRE(f.set_owner().has_value());
+    UniqueFd kick = make_eventfd();
+    // No REPLY_ACK yet: the refusal closes the connection.
+    REQUIRE(f.set_vring_kick(0, kick.get()).has_value());
+    // (closed, or reset because our request was still unread)
+    check_error(f.get_features(), ExitCode::io, "GET_FEATURES: ");
+    CHECK(b.backend_log().find("SET_FEATURES must come before a ring starts") != std::string::npos);
+}
+
 TEST_CASE("vhost-blk: a chain outside the memory table breaks only that ring") {
     BackendUnderTest b;
     b.start_ours();
