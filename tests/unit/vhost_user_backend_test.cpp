@@ -438,3 +438,29 @@ TEST_CASE("vhost-blk: bad command lines and disks are refused with svmkit exit c
     CHECK(run(vhost_blk_command(SVMKIT_VHOST_BLK, b.dir.file("not-a-socket"), b.disk, false)) == 2);
     CHECK(read_bytes(b.dir.file("not-a-socket")) == to_bytes("keep me"));
 }
+
+TEST_CASE("vhost daemon process: only stdin, stdout and stderr cross exec; stop reaps") {
+    TempDir dir("vhost");
+    // A descriptor the parent forgot to mark close-on-exec.
+    UniqueFd leaky(::memfd_create("svmkit-test-leaky", 0));
+    REQUIRE(leaky.valid());
+    auto p = DaemonProcess::spawn({"sh", "-c", "ls -l /proc/self/fd/; sleep 30"}, dir.file("log"));
+    REQUIRE(p.has_value());
+    std::string log;
+    for (int i = 0; i < 500 && log.find("sleep") == std::string::npos &&
+                    log.find("/proc/") == std::string::npos;
+         ++i) {
+        ::usleep(10000);
+        log = p->log();
+    }
+    CHECK(log.find("svmkit-test-leaky") == std::string::npos);
+    CHECK(log.find(" 0 -> /dev/null") != std::string::npos);
+    CHECK(log.find(" 2 -> " + dir.file("log")) != std::string::npos);
+    CHECK(p->running());
+    const pid_t pid = p->pid();
+    const int status = p->stop(std::chrono::milliseconds(2000));
+    CHECK(WIFSIGNALED(status));
+    CHECK(::kill(pid, 0) != 0); // reaped: no such process
+    check_error(DaemonProcess::spawn({"/nonexistent/svmkit-no-such-daemon"}, dir.file("log")),
+                ExitCode::io, "cannot start /nonexistent/svmkit-no-such-daemon");
+}
