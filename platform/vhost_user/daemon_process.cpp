@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <linux/close_range.h>
 #include <sstream>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -45,6 +46,10 @@ Result<DaemonProcess> DaemonProcess::spawn(const std::vector<std::string>& argv,
         ::dup2(null.get(), 0);
         ::dup2(log.get(), 1);
         ::dup2(log.get(), 2);
+        // Nothing but stdin/out/err crosses exec, whatever the parent forgot
+        // to mark close-on-exec (a back end must never inherit, say, the
+        // secure memfd). The report pipe stays usable until exec.
+        ::close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -3,7 +3,10 @@
 //
 // Invariants:
 //   - the child dies with us: it gets PR_SET_PDEATHSIG(SIGKILL), so a
-//     crashed test or hypervisor leaves no daemon behind;
+//     crashed test or hypervisor leaves no daemon behind (the signal fires
+//     when the spawning *thread* exits: spawn from a long-lived thread);
+//   - the child inherits no descriptor but stdin (/dev/null), stdout and
+//     stderr (the log), even ones the parent left without FD_CLOEXEC;
 //   - the destructor stops a running child (SIGTERM, then SIGKILL after the
 //     grace period) and reaps it; no zombie, no leftover process;
 //   - the child's stdout and stderr go to the log file given (the caller

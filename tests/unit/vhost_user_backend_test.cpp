@@ -34,7 +34,7 @@ TEST_CASE("vhost-blk: features, protocol features and config space") {
     Frontend f = b.connect();
     REQUIRE(f.set_owner().has_value());
     auto n = f.negotiate(kVirtioVersion1 | kVirtioAccessPlatform | kBlkFlush, kVirtioVersion1);
-    REQUIRE_MESSAGE(n.has_value(), n.error().message);
+    REQUIRE_MESSAGE(n.has_value(), error_of(n));
     CHECK((n->offered & kVirtioAccessPlatform) != 0);
     CHECK((n->offered & kFeatureProtocolFeatures) != 0);
     CHECK((n->offered & kVirtioIndirectDesc) == 0); // hardened drivers never use them
@@ -47,7 +47,7 @@ TEST_CASE("vhost-blk: features, protocol features and config space") {
     REQUIRE(queues.has_value());
     CHECK(*queues == 1);
     auto config = f.get_config(0, kBlkConfigSize);
-    REQUIRE_MESSAGE(config.has_value(), config.error().message);
+    REQUIRE_MESSAGE(config.has_value(), error_of(config));
     CHECK(load_le64(config->data() + kBlkConfigCapacity) == kDiskSize / kSectorSize);
     CHECK(load_le32(config->data() + kBlkConfigBlkSize) == 512);
     CHECK(load_le16(config->data() + kBlkConfigNumQueues) == 1);
@@ -92,10 +92,10 @@ TEST_CASE("vhost-blk: read, write, flush and get-id reach the disk file") {
     TestBlkDriver d(f, ram);
     MemoryRegion table[] = {ram.whole()};
     auto started = d.start(table);
-    REQUIRE_MESSAGE(started.has_value(), started.error().message);
+    REQUIRE_MESSAGE(started.has_value(), error_of(started));
 
     auto r = d.read(3, 8192);
-    REQUIRE_MESSAGE(r.has_value(), r.error().message << "\n" << b.backend_log());
+    REQUIRE_MESSAGE(r.has_value(), error_of(r) << "\n" << b.backend_log());
     CHECK(*r == slice(b.pattern, 3 * 512, 8192));
     auto data = random_bytes(16384, 99);
     REQUIRE(d.write(100, data).has_value());
@@ -132,7 +132,7 @@ TEST_CASE("vhost-blk: a new memory table replaces the old one") {
     // region now starts at a non-zero offset of the memfd.
     MemoryRegion shared[] = {ram.window(0, kSharedWindow)};
     auto replaced = f.set_mem_table(shared);
-    REQUIRE_MESSAGE(replaced.has_value(), replaced.error().message);
+    REQUIRE_MESSAGE(replaced.has_value(), error_of(replaced));
     auto r = d.read(8, 4096);
     REQUIRE(r.has_value());
     CHECK(*r == slice(b.pattern, 8 * 512, 4096));
@@ -150,6 +150,60 @@ TEST_CASE("vhost-blk: a new memory table replaces the old one") {
     check_error(f.set_mem_table(no_rings), ExitCode::io, "SET_MEM_TABLE: back end refused (1)");
     CHECK(d.read(24, 512).has_value());
     CHECK(b.backend_log().find("new table leaves ring 0") != std::string::npos);
+}
+
+TEST_CASE("vhost-blk: rings must lie inside the memory table, aligned") {
+    BackendUnderTest b;
+    b.start_ours();
+    GuestRam ram;
+    Frontend f = b.connect();
+    REQUIRE(f.set_owner().has_value());
+    REQUIRE(f.negotiate(kVirtioVersion1, kVirtioVersion1).has_value());
+    MemoryRegion shared[] = {ram.window(0, kSharedWindow)};
+    REQUIRE(f.set_mem_table(shared).has_value());
+    REQUIRE(f.set_vring_num(0, kQueueSize).has_value());
+    auto addr = [&](std::uint64_t desc, std::uint64_t avail, std::uint64_t used) {
+        return VringAddr{
+            0, 0, ram.user_address(desc), ram.user_address(used), ram.user_address(avail), 0};
+    };
+    check_error(f.set_vring_addr(addr(kDescGpa, kAvailGpa, kSharedWindow)), ExitCode::io,
+                "SET_VRING_ADDR: back end refused (1)");
+    // The used ring would end just past the region.
+    check_error(f.set_vring_addr(addr(kDescGpa, kAvailGpa, kSharedWindow - 8)), ExitCode::io,
+                "SET_VRING_ADDR: back end refused (1)");
+    check_error(f.set_vring_addr(addr(kDescGpa + 8, kAvailGpa, kUsedGpa)), ExitCode::io,
+                "SET_VRING_ADDR: back end refused (1)");
+    check_error(f.set_vring_addr(addr(kDescGpa, kAvailGpa + 1, kUsedGpa)), ExitCode::io,
+                "SET_VRING_ADDR: back end refused (1)");
+    check_error(f.set_vring_addr(addr(kDescGpa, kAvailGpa, kUsedGpa + 2)), ExitCode::io,
+                "SET_VRING_ADDR: back end refused (1)");
+    CHECK(f.set_vring_addr(addr(kDescGpa, kAvailGpa, kUsedGpa)).has_value());
+    const std::string log = b.backend_log();
+    CHECK(log.find("used ring at") != std::string::npos);
+    CHECK(log.find("descriptor table at") != std::string::npos);
+    CHECK(log.find("is not 16-byte aligned") != std::string::npos);
+    CHECK(log.find("is not 2-byte aligned") != std::string::npos);
+    CHECK(log.find("is not 4-byte aligned") != std::string::npos);
+    // Starting a ring before SET_FEATURES, or changing a running one, is refused.
+    UniqueFd kick = make_eventfd();
+    REQUIRE(f.set_vring_kick(0, kick.get()).has_value());
+    check_error(f.set_vring_num(0, 8), ExitCode::io, "SET_VRING_NUM: back end refused (1)");
+    CHECK(b.backend_log().find("ring 0 is running") != std::string::npos);
+    REQUIRE(f.get_vring_base(0).has_value());
+    CHECK(f.set_vring_num(0, 8).has_value());
+}
+
+TEST_CASE("vhost-blk: a ring cannot start before SET_FEATURES") {
+    BackendUnderTest b;
+    b.start_ours();
+    Frontend f = b.connect();
+    REQUIRE(f.set_owner().has_value());
+    UniqueFd kick = make_eventfd();
+    // No REPLY_ACK yet: the refusal closes the connection.
+    REQUIRE(f.set_vring_kick(0, kick.get()).has_value());
+    // (closed, or reset because our request was still unread)
+    check_error(f.get_features(), ExitCode::io, "GET_FEATURES: ");
+    CHECK(b.backend_log().find("SET_FEATURES must come before a ring starts") != std::string::npos);
 }
 
 TEST_CASE("vhost-blk: a chain outside the memory table breaks only that ring") {
@@ -180,7 +234,7 @@ TEST_CASE("vhost-blk: a chain outside the memory table breaks only that ring") {
         TestBlkDriver d2(f, ram);
         REQUIRE(d2.start_queue().has_value());
         auto r = d2.read(0, 512);
-        REQUIRE_MESSAGE(r.has_value(), r.error().message);
+        REQUIRE_MESSAGE(r.has_value(), error_of(r));
     }
     CHECK(b.alive());
 }
@@ -383,4 +437,30 @@ TEST_CASE("vhost-blk: bad command lines and disks are refused with svmkit exit c
     write_bytes(b.dir.file("not-a-socket"), to_bytes("keep me"));
     CHECK(run(vhost_blk_command(SVMKIT_VHOST_BLK, b.dir.file("not-a-socket"), b.disk, false)) == 2);
     CHECK(read_bytes(b.dir.file("not-a-socket")) == to_bytes("keep me"));
+}
+
+TEST_CASE("vhost daemon process: only stdin, stdout and stderr cross exec; stop reaps") {
+    TempDir dir("vhost");
+    // A descriptor the parent forgot to mark close-on-exec.
+    UniqueFd leaky(::memfd_create("svmkit-test-leaky", 0));
+    REQUIRE(leaky.valid());
+    auto p = DaemonProcess::spawn({"sh", "-c", "ls -l /proc/self/fd/; sleep 30"}, dir.file("log"));
+    REQUIRE(p.has_value());
+    std::string log;
+    for (int i = 0; i < 500 && log.find("sleep") == std::string::npos &&
+                    log.find("/proc/") == std::string::npos;
+         ++i) {
+        ::usleep(10000);
+        log = p->log();
+    }
+    CHECK(log.find("svmkit-test-leaky") == std::string::npos);
+    CHECK(log.find(" 0 -> /dev/null") != std::string::npos);
+    CHECK(log.find(" 2 -> " + dir.file("log")) != std::string::npos);
+    CHECK(p->running());
+    const pid_t pid = p->pid();
+    const int status = p->stop(std::chrono::milliseconds(2000));
+    CHECK(WIFSIGNALED(status));
+    CHECK(::kill(pid, 0) != 0); // reaped: no such process
+    check_error(DaemonProcess::spawn({"/nonexistent/svmkit-no-such-daemon"}, dir.file("log")),
+                ExitCode::io, "cannot start /nonexistent/svmkit-no-such-daemon");
 }

@@ -21,9 +21,11 @@
 
 #include "platform/vhost_user/daemon_process.hpp"
 #include "platform/vhost_user/frontend.hpp"
+#include "platform/vhost_user/hostile.hpp"
 #include "platform/vhost_user/virtio_blk.hpp"
 #include "test_support.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <doctest/doctest.h>
@@ -81,6 +83,13 @@ class GuestRam {
     UniqueFd fd_;
     std::byte* base_ = nullptr;
 };
+
+// A Result's error message, or "" (doctest evaluates messages also on
+// success when run with -s, so never call .error() unguarded in them).
+template <typename T>
+std::string error_of(const Result<T>& r) {
+    return r ? std::string() : r.error().message;
+}
 
 inline UniqueFd make_eventfd() {
     UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -370,19 +379,19 @@ struct BackendUnderTest {
     void start_ours(const std::string& hostile = "none", bool read_only = false) {
         auto p = DaemonProcess::spawn(
             vhost_blk_command(SVMKIT_VHOST_BLK, socket, disk, read_only, hostile), log);
-        REQUIRE_MESSAGE(p.has_value(), p.error().message);
+        REQUIRE_MESSAGE(p.has_value(), error_of(p));
         process.emplace(std::move(*p));
     }
 
     void start_qemu(bool writable = true) {
         auto p = DaemonProcess::spawn(qemu_storage_daemon_command(socket, disk, writable), log);
-        REQUIRE_MESSAGE(p.has_value(), p.error().message);
+        REQUIRE_MESSAGE(p.has_value(), error_of(p));
         process.emplace(std::move(*p));
     }
 
     Frontend connect() {
         auto f = Frontend::connect(socket);
-        REQUIRE_MESSAGE(f.has_value(), f.error().message << "\nback-end log:\n" << backend_log());
+        REQUIRE_MESSAGE(f.has_value(), error_of(f) << "\nback-end log:\n" << backend_log());
         return std::move(*f);
     }
 
