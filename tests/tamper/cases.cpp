@@ -115,8 +115,7 @@ void expect_whole_file(Case& c, const ComposedImage& composed, const format::Man
 
 } // namespace
 
-std::vector<Case> header_flips(const SignedImage& a, const ImageMap& map) {
-    (void)a;
+std::vector<Case> header_flips(const ImageMap& map) {
     std::vector<Case> out;
     for (const Region& r : map.regions()) {
         if (r.kind != RegionKind::elf_header && r.kind != RegionKind::program_header &&
@@ -134,7 +133,7 @@ std::vector<Case> header_flips(const SignedImage& a, const ImageMap& map) {
     return out;
 }
 
-std::vector<Case> content_flips(const SignedImage& a, const ImageMap& map, const CasePlan& plan) {
+std::vector<Case> content_flips(const ImageMap& map, const CasePlan& plan) {
     std::vector<Case> out;
     std::vector<const Region*> padding;
     std::uint64_t padding_bytes = 0;
@@ -202,7 +201,6 @@ std::vector<Case> content_flips(const SignedImage& a, const ImageMap& map, const
         expect_padding(c);
         out.push_back(std::move(c));
     }
-    (void)a;
     return out;
 }
 

@@ -39,17 +39,16 @@ struct Case {
     // Must be rejected: a covered byte changed. When false, `same_as` names
     // the signed image the result is byte-identical to; its verdict must be
     // that image's. (Every byte of an image is covered for verify and boot:
-    // docs/format.md, "Bytes not covered by a signature".)
+    // docs/format.md, "Bytes not covered by signatures".)
     bool covered = true;
     const SignedImage* same_as = nullptr;
     // A correct rejection names one of these (in the verify message and in
     // the boot verdict or message); empty: any rejection will do.
     std::vector<std::string> verify_names;
     std::vector<std::string> boot_names;
-    // Which paths run: verify always; boot when `boot` (sampled, see
+    // Verify and boot always run (machine boots are sampled, see
     // tamper_matrix.cpp); the ultravisor alone (file bytes placed by the
-    // pristine layout, reader bypassed) when `uv_direct`.
-    bool boot = true;
+    // pristine layout, reader bypassed) runs too when `uv_direct`.
     bool uv_direct = false;
     // The ultravisor alone verifies the manifest's tree and the components,
     // not the zero padding after the tree (docs/format.md).
@@ -64,11 +63,11 @@ struct CasePlan {
 
 // Every byte of the ELF header, the program and section headers and the
 // section name table, each flipped nine ways (each bit, and all bits).
-std::vector<Case> header_flips(const SignedImage& a, const ImageMap& map);
+std::vector<Case> header_flips(const ImageMap& map);
 
 // Sampled flips in every loaded section (every byte of small ones and of the
 // manifest's device tree), the manifest's zero padding and the file padding.
-std::vector<Case> content_flips(const SignedImage& a, const ImageMap& map, const CasePlan& plan);
+std::vector<Case> content_flips(const ImageMap& map, const CasePlan& plan);
 
 // The file cut at every region boundary, one byte before and after it too,
 // and bytes appended after the end.

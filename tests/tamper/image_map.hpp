@@ -2,8 +2,8 @@
 // program or section header, the section name table, a loaded section's
 // contents, the manifest's device tree or its zero padding, or file padding
 // between them. The tamper matrix names each mutated byte with this map and
-// decides from it whether a change must be rejected (docs/format.md, "Bytes
-// not covered by a signature").
+// chooses its expectations from it (docs/format.md, "Bytes not covered by
+// signatures").
 //
 // Invariant: the regions are sorted by offset, do not overlap, and together
 // cover [0, file size) exactly (map_image checks this before returning).

@@ -67,6 +67,21 @@ std::string reason_of(const std::string& message) {
         if (colon != std::string::npos)
             m = m.substr(colon + 2);
     }
+    // Names made of flipped bytes ("unknown section 'kernel:dtb'") vary without
+    // telling more: keep only quoted section names svmkit writes.
+    for (std::size_t open = m.find('\''); open != std::string::npos;
+         open = m.find('\'', open + 1)) {
+        const std::size_t close = m.find('\'', open + 1);
+        if (close == std::string::npos)
+            break;
+        const std::string quoted = m.substr(open + 1, close - open - 1);
+        static const char* const kKnown[] = {
+            ".text",          ".rodata",         ".kernel:esm_blob", ".kernel:vmlinux.strip",
+            ".kernel:initrd", ".kernel:cmdline", ".kernel:dtb",      ".shstrtab"};
+        if (std::find(std::begin(kKnown), std::end(kKnown), quoted) == std::end(kKnown))
+            m.replace(open + 1, quoted.size(), "...");
+        open = m.find('\'', open + 1);
+    }
     std::string out;
     for (std::size_t i = 0; i < m.size();) {
         const bool hex_prefix = m.compare(i, 2, "0x") == 0;
@@ -87,8 +102,8 @@ std::string reason_of(const std::string& message) {
             out += m[i++];
         }
     }
-    if (out.size() > 90)
-        out = out.substr(0, 87) + "...";
+    if (out.size() > 110)
+        out = out.substr(0, 107) + "...";
     return out;
 }
 
@@ -138,6 +153,11 @@ void Matrix::add(const Case& c, const Outcome& o) {
     if (c.same_as != nullptr) {
         ++r.same_as_signed;
         const bool want = c.same_as->accepted;
+        identical_.push_back(fmt::format(
+            "{} = image {}: verify {}, boot {} ({} as image {})", c.what, c.same_as->label,
+            o.verify.accepted ? "accepted" : reason_of(o.verify.message),
+            o.boot ? o.boot->verdict() : "not run", want ? "accepted" : "rejected",
+            c.same_as->label));
         if (o.verify.accepted != want || (o.boot && o.boot->accepted() != want))
             violations_.push_back(
                 fmt::format("not judged like the identical signed image {}: ", c.same_as->label) +

@@ -46,6 +46,8 @@ class Matrix {
     [[nodiscard]] std::size_t total_cases() const;
     [[nodiscard]] const std::vector<std::string>& violations() const { return violations_; }
     [[nodiscard]] const std::vector<RowStats>& rows() const { return rows_; }
+    // One line per case that was byte-identical to a signed image, with its verdicts.
+    [[nodiscard]] const std::vector<std::string>& identical() const { return identical_; }
 
     // The summary table, plain text.
     [[nodiscard]] std::string table() const;
@@ -56,6 +58,7 @@ class Matrix {
     RowStats& row(const std::string& name);
     std::vector<RowStats> rows_;
     std::vector<std::string> violations_;
+    std::vector<std::string> identical_;
 };
 
 // A short, stable name for a rejection message (numbers and paths removed),
