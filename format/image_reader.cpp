@@ -1,6 +1,7 @@
 #include "format/image_reader.hpp"
 
 #include "base/checked.hpp"
+#include "format/canonical_container.hpp"
 #include "format/image_layout.hpp"
 #include "format/manifest_fdt.hpp"
 
@@ -249,6 +250,31 @@ Result<SecureImage> open_image(const std::string& path) {
                         path, component_section(c.kind), component_name(c.kind));
     if (ms.address < m.image_base)
         return fail(ExitCode::malformed, "{}: manifest section lies below the image base", path);
+
+    // ---- where the manifest section lies, and the container's one byte form -------
+    // The stub looks for the manifest at __stub_end, the first 64 KiB boundary
+    // after its sections; the payloads start where the manifest's capacity ends.
+    std::uint64_t stub_end = m.image_base;
+    std::uint64_t next_after_manifest = UINT64_MAX;
+    for (const Component& c : m.components) {
+        if (c.kind == ComponentKind::stub_text || c.kind == ComponentKind::stub_rodata)
+            stub_end =
+                std::max(stub_end, checked_align_up(c.address + c.size, kPageSize).value_or(0));
+        else if (c.address > ms.address)
+            next_after_manifest = std::min(next_after_manifest, c.address);
+    }
+    if (ms.address != stub_end || ms.address + ms.size != next_after_manifest)
+        return fail(ExitCode::malformed,
+                    "{}: manifest section [{:#x}, {:#x}) is not between the stub's end {:#x} and "
+                    "the first payload at {:#x}",
+                    path, ms.address, ms.address + ms.size, stub_end, next_after_manifest);
+    std::vector<ContainerSection> layout;
+    for (const ImageSection& s : img.sections)
+        layout.push_back({s.name, s.address, s.size, s.executable});
+    layout.push_back({ms.name, ms.address, ms.size, ms.executable});
+    std::sort(layout.begin(), layout.end(),
+              [](const auto& a, const auto& b) { return a.address < b.address; });
+    SVM_CHECK(check_canonical_container(*file, img.arch, m.image_base, m.entry, layout));
     return img;
 }
 

@@ -465,7 +465,8 @@ Result<Manifest> decode_manifest_fdt(std::span<const std::byte> blob, const std:
         return fail(ExitCode::malformed, "{}: manifest: no signatures node", where);
     std::sort(m.components.begin(), m.components.end(),
               [](const Component& a, const Component& b) { return a.kind < b.kind; });
-    SVM_CHECK(validate_manifest(m, where));
+    // Its messages say what they are about: "<file>: manifest: components ... overlap".
+    SVM_CHECK(validate_manifest(m, where + ": manifest"));
     // One byte form per manifest: the blob must be exactly what the encoder
     // writes for what it decodes to, so no structural byte (node order, NOPs,
     // string table layout, header fields) can vary without being refused.

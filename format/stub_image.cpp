@@ -129,8 +129,14 @@ Result<StubImage> parse_stub_elf(std::span<const std::byte> bytes, Arch arch,
     }
     if (!have_end)
         return fail(ExitCode::malformed, "{}: no __stub_end symbol", where);
-    if (stub.end % SVMKIT_PAGE_SIZE != 0 || stub.end + va_base < highest_end)
-        return fail(ExitCode::malformed, "{}: __stub_end {:#x} is misplaced", where, stub.end);
+    // Exactly the first 64 KiB boundary after the segments: the reader finds
+    // the manifest there too (format/image_reader.cpp), from the manifest alone.
+    const auto expected_end = checked_align_up(highest_end, SVMKIT_PAGE_SIZE);
+    if (!expected_end || stub.end + va_base != *expected_end)
+        return fail(ExitCode::malformed,
+                    "{}: __stub_end {:#x} is misplaced (expected the first 64 KiB boundary after "
+                    "the segments)",
+                    where, stub.end);
     return stub;
 }
 

@@ -18,7 +18,7 @@ namespace svmkit::format {
 //     target (SVMKIT_IMAGE_BASE translated to its link VA), holding the entry
 //     point at its first byte; at most one R PT_LOAD (rodata) above it;
 //   - no writable segment, no PT_DYNAMIC/PT_INTERP, no relocation section;
-//   - __stub_end is 64 KiB aligned and not below the end of every segment.
+//   - __stub_end is the first 64 KiB boundary at or after the end of every segment.
 struct StubImage {
     Arch arch = Arch::x86_64;
     std::uint64_t base = 0;           // guest-physical address of text (== image base)

@@ -93,9 +93,18 @@ void set_pc(void* context, void (*to)()) {
 // whoever handled the signal before (the default action, or a sanitizer).
 struct sigaction g_previous[NSIG];
 
+std::uint64_t sp_of(void* context) {
+    return static_cast<std::uint64_t>(
+        static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RSP]);
+}
+
 void on_fault(int sig, siginfo_t* info, void* context) {
     const std::uint64_t pc = pc_of(context);
-    if (g_machine != nullptr && g_machine->in_guest_code(pc)) {
+    // Guest code runs on its stack in guest RAM, svmkit's own code never does
+    // (gate handlers run on the gate stack): a guest that jumped out of guest
+    // RAM (a tampered stub can) faults with its stack still in guest RAM.
+    if (g_machine != nullptr &&
+        (g_machine->in_guest_code(pc) || g_machine->in_guest_code(sp_of(context)))) {
         // si_addr is the faulting address only for these codes (a privileged
         // instruction, for one, raises SIGSEGV with SI_KERNEL and no address).
         const bool has_address =
@@ -495,11 +504,18 @@ Result<void> Machine::run() {
     } else if (how == SVMKIT_GUEST_FAULTED) {
         report_.outcome = BootOutcome::faulted;
         const std::uint64_t base = SVMKIT_SIM_GUEST_VA_BASE;
-        report_.message = fmt::format("guest code faulted: {} at guest address {:#x}",
-                                      signal_name(fault_signal_), fault_pc_ - base);
-        if (fault_address_ != 0 && in_guest_code(fault_address_))
+        // A tampered stub can jump out of guest RAM: then the pc is no guest address.
+        const bool jumped_out = !in_guest_code(fault_pc_);
+        report_.message =
+            jumped_out
+                ? fmt::format("guest code faulted: {}: it jumped to {:#x}, outside guest RAM",
+                              signal_name(fault_signal_), fault_pc_)
+                : fmt::format("guest code faulted: {} at guest address {:#x}",
+                              signal_name(fault_signal_), fault_pc_ - base);
+        const bool said = fault_address_ == 0 || (jumped_out && fault_address_ == fault_pc_);
+        if (!said && in_guest_code(fault_address_))
             report_.message += fmt::format(" accessing guest address {:#x}", fault_address_ - base);
-        else if (fault_address_ != 0)
+        else if (!said)
             report_.message += fmt::format(" accessing {:#x}, outside guest RAM", fault_address_);
     } else if (how == SVMKIT_GUEST_RETURNED) {
         report_.outcome = BootOutcome::returned;
