@@ -115,6 +115,7 @@ BootResult boot_here(const std::string& path, const Policy& policy, const BootOp
     config.memory_size = options.memory_size;
     config.policy.verify = std::move(*verify_policy);
     config.timeout = std::chrono::milliseconds(options.timeout_ms);
+    config.hypervisor_path = SVMKIT_HYPERVISOR_PATH;
     auto machine = platform::Machine::create(std::move(config));
     if (!machine) {
         r.stage = BootResult::Stage::platform_error;

@@ -201,7 +201,7 @@ TEST_CASE("tamper regressions: manifest validation errors say they are about the
                       ExitCode::malformed, "img: manifest: components cmdline and kernel overlap");
 }
 
-TEST_CASE("tamper regressions: a stub that jumps out of guest RAM faults; svmkit boot survives") {
+TEST_CASE("tamper regressions: a stub that jumps out of guest RAM faults and svmkit boot survives") {
     test::TempDir dir("tamper");
     // movabs $0x4000000, %rax; jmp *%rax: a guest-physical address used as a
     // pointer, far outside guest RAM's virtual range.
@@ -223,6 +223,7 @@ TEST_CASE("tamper regressions: a stub that jumps out of guest RAM faults; svmkit
         platform::MachineConfig config;
         config.memory_size = 128ull << 20;
         config.timeout = std::chrono::seconds(30);
+        config.hypervisor_path = SVMKIT_HYPERVISOR_PATH;
         std::string answer = "setup failed";
         auto machine = platform::Machine::create(std::move(config));
         if (machine && (*machine)->load(img) && (*machine)->run())
