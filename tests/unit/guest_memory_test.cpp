@@ -99,7 +99,7 @@ TEST_CASE("guest memory: a normal guest is visible to the hypervisor, a secure o
     CHECK_FALSE(m->secure_all().has_value()); // ESM only once
 }
 
-TEST_CASE("guest memory: sharing zeroes the page and exposes it; unsharing takes it back") {
+TEST_CASE("guest memory: sharing zeroes the page and exposes it, and unsharing takes it back") {
     auto m = GuestMemory::create(kSize);
     REQUIRE(m.has_value());
     put(*m, 4 * kGuestPageSize, kCanary);

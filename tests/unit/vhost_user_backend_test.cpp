@@ -381,7 +381,7 @@ TEST_CASE("vhost-blk: survives front ends that disconnect at any point") {
     CHECK(b.backend_log().find("truncated") != std::string::npos);
 }
 
-TEST_CASE("vhost-blk: one front end at a time; the next is served after it leaves") {
+TEST_CASE("vhost-blk: one front end at a time, the next is served after it leaves") {
     BackendUnderTest b;
     b.start_ours();
     GuestRam ram;
@@ -439,7 +439,7 @@ TEST_CASE("vhost-blk: bad command lines and disks are refused with svmkit exit c
     CHECK(read_bytes(b.dir.file("not-a-socket")) == to_bytes("keep me"));
 }
 
-TEST_CASE("vhost daemon process: only stdin, stdout and stderr cross exec; stop reaps") {
+TEST_CASE("vhost daemon process: only stdin, stdout and stderr cross exec, and stop reaps") {
     TempDir dir("vhost");
     // A descriptor the parent forgot to mark close-on-exec.
     UniqueFd leaky(::memfd_create("svmkit-test-leaky", 0));

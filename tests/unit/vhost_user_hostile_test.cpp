@@ -37,7 +37,7 @@ std::vector<std::byte> slice(const std::vector<std::byte>& v, std::uint64_t offs
 
 } // namespace
 
-TEST_CASE("vhost-blk hostile: every mode has a name; unknown names are refused") {
+TEST_CASE("vhost-blk hostile: every mode has a name, unknown names are refused") {
     for (auto mode : {"used-id-out-of-range", "duplicate-completion", "len-too-large",
                       "used-idx-jump", "rewrite-bounce-after-completion", "rewrite-descriptors",
                       "interrupt-storm", "no-access-platform", "dma-outside-shared"}) {

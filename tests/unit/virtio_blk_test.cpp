@@ -618,7 +618,7 @@ TEST_CASE("virtio-blk: shutdown resets the device and fails what is in flight") 
 
 // ---- A secure guest's device: everything bounces through the pool ----
 
-TEST_CASE("virtio-blk restricted: the device sees only the bounce pool; round trips") {
+TEST_CASE("virtio-blk restricted: the device sees only the bounce pool, and round trips") {
     auto rig = BlkRig::make(1u << 20);
     REQUIRE(rig->blk->init() == VirtioErr::none);
     const std::uint64_t baseline = rig->pool.used_slots(); // rings and header slots
