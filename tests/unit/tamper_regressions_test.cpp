@@ -201,7 +201,8 @@ TEST_CASE("tamper regressions: manifest validation errors say they are about the
                       ExitCode::malformed, "img: manifest: components cmdline and kernel overlap");
 }
 
-TEST_CASE("tamper regressions: a stub that jumps out of guest RAM faults and svmkit boot survives") {
+TEST_CASE(
+    "tamper regressions: a stub that jumps out of guest RAM faults and svmkit boot survives") {
     test::TempDir dir("tamper");
     // movabs $0x4000000, %rax; jmp *%rax: a guest-physical address used as a
     // pointer, far outside guest RAM's virtual range.
