@@ -32,27 +32,26 @@ int chosen(Stub& s, void* fdt) {
     return node;
 }
 
-// Copies the initrd out of the image (the kernel may reuse the image's memory)
-// and points /chosen at the copy.
-void place_initrd(Stub& s, RegionAllocator& alloc, void* fdt) {
+// Points /chosen at the initrd where it lies, inside the image: the
+// ultravisor checked its digest right there (and it is secure memory now), the
+// kernel's load range never overlaps the image (reserve_fixed), and Linux
+// keeps the initrd range reserved until it has unpacked it, whatever it does
+// with the rest of the image's memory. Copying it out would cost a pass over
+// every byte (and fresh pages) for nothing.
+void place_initrd(Stub& s, void* fdt) {
     if (!s.manifest.get(ComponentId::initrd).present) {
         // Nothing before ESM can add one: the properties are the stub's own.
         fdt_delprop(fdt, chosen(s, fdt), "linux,initrd-start");
         fdt_delprop(fdt, chosen(s, fdt), "linux,initrd-end");
         return;
     }
-    const Range from = s.placed(ComponentId::initrd);
-    uint64_t size = 0;
-    Range to;
-    if (!align_up(from.size, kPageSize, &size) || !alloc.allocate(size, kPageSize, &to))
-        s.fatal("no room for the initrd");
-    memcpy(gpa_ptr(to.base), gpa_ptr(from.base), from.size);
-    check(s, fdt_setprop_u64(fdt, chosen(s, fdt), "linux,initrd-start", to.base),
+    const Range at = s.placed(ComponentId::initrd);
+    check(s, fdt_setprop_u64(fdt, chosen(s, fdt), "linux,initrd-start", at.base),
           "linux,initrd-start");
-    check(s, fdt_setprop_u64(fdt, chosen(s, fdt), "linux,initrd-end", to.base + from.size),
+    check(s, fdt_setprop_u64(fdt, chosen(s, fdt), "linux,initrd-end", at.end()),
           "linux,initrd-end");
-    s.say("initrd ").dec(from.size).str(" bytes at ").hex(to.base).nl();
-    s.calls.trace(SVMKIT_TRACE_INITRD, to.base, to.base + from.size);
+    s.say("initrd ").dec(at.size).str(" bytes in place at ").hex(at.base).nl();
+    s.calls.trace(SVMKIT_TRACE_INITRD, at.base, at.end());
 }
 
 // The bounce pool's size: the manifest's swiotlb-size, or `swiotlb=<bytes>`
@@ -164,7 +163,7 @@ int describe_pool(Stub& s, void* fdt, const Range& pool) {
     reserve_fixed(s, alloc, fdt, fdt_gpa);
 
     unpack_kernel(s, alloc);
-    place_initrd(s, alloc, fdt);
+    place_initrd(s, fdt);
     if (secure) {
         const Range pool = share_bounce_pool(s, alloc);
         const int devices = describe_pool(s, fdt, pool);
