@@ -16,6 +16,7 @@
 #include "guest/memory.h"
 #include "guest/sha2.h"
 #include "samples/kernel/io_workload.h"
+#include "samples/kernel/uv_misuse.h"
 
 #include <libfdt.h>
 #include <string.h>
@@ -184,6 +185,21 @@ svmkit_sample_kernel_entry(uint64_t r3, uint64_t r4, uint64_t r5, const svmkit_g
     k.con.str(" bytes pool=").hex(pool.range.base).str("+").hex(pool.range.size);
     k.con.str(" virtio=").dec(static_cast<uint64_t>(devices)).str(" canary=stored at ");
     k.con.hex(ptr_gpa(g_canary)).str(" status=0").nl();
+
+    // svmkit.uv_misuse=1: ultracalls the ultravisor must refuse (uv_misuse.h).
+    if (svmkit::sample::uv_misuse_requested(bootargs, bootargs_len)) {
+        Range ram;
+        (void)fdt_first_memory(fdt, &ram); // none: every "past RAM" call is still wrong
+        const svmkit::sample::UvMisuseContext misuse{.calls = &k.calls,
+                                                     .con = &k.con,
+                                                     .secure = secure,
+                                                     .fdt = r3,
+                                                     .ram = ram,
+                                                     .pool = pool.range,
+                                                     .private_gpa = ptr_gpa(g_canary)};
+        if (!svmkit::sample::run_uv_misuse(misuse))
+            k.calls.exit(svmkit::sample::kUvMisuseUnexpected);
+    }
 
     svmkit::sample::IoContext io;
     io.calls = &k.calls;
