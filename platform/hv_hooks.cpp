@@ -76,20 +76,50 @@ std::string prefix(const HvHook& h, std::string_view action) {
     return fmt::format(R"({{"event":"{}","action":"{}")", hv_event_name(h.at), action);
 }
 
+// The parts of the memfd that hold pages ([start, end) byte ranges): the rest
+// are holes (never written, or wiped secure pages) and read as zeros. Reading
+// a hole through the mapping would allocate it; the scan skips them. Without
+// an fd (or if the file cannot say), all of it.
+std::vector<std::pair<std::uint64_t, std::uint64_t>> data_extents(const HvHookContext& ctx) {
+    const auto size = static_cast<off_t>(ctx.memory.size());
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+    if (ctx.memory_fd < 0)
+        return {{0, ctx.memory.size()}};
+    for (off_t at = 0; at < size;) {
+        const off_t data = ::lseek(ctx.memory_fd, at, SEEK_DATA);
+        if (data < 0) {
+            if (errno == ENXIO) // no data after `at`
+                break;
+            return {{0, ctx.memory.size()}};
+        }
+        off_t hole = ::lseek(ctx.memory_fd, data, SEEK_HOLE);
+        if (hole < 0 || hole > size)
+            hole = size;
+        out.emplace_back(static_cast<std::uint64_t>(data), static_cast<std::uint64_t>(hole));
+        at = hole;
+    }
+    return out;
+}
+
 std::string run_scan(const HvHook& h, const HvHookContext& ctx) {
     std::uint64_t found = 0;
     std::vector<std::uint64_t> where;
-    const auto* first = ctx.memory.data();
-    const auto* last = first + ctx.memory.size();
+    const auto* base = ctx.memory.data();
     const std::boyer_moore_horspool_searcher searcher(h.bytes.begin(), h.bytes.end());
-    for (auto it = first;;) {
-        it = std::search(it, last, searcher);
-        if (it == last)
-            break;
-        ++found;
-        if (where.size() < kMaxScanAddresses)
-            where.push_back(static_cast<std::uint64_t>(it - first));
-        ++it;
+    for (const auto& [start, end] : data_extents(ctx)) {
+        // A match may run into the zeros of the hole after the extent.
+        const std::uint64_t stop =
+            std::min<std::uint64_t>(end + h.bytes.size() - 1, ctx.memory.size());
+        const auto* last = base + stop;
+        for (auto it = base + start;;) {
+            it = std::search(it, last, searcher);
+            if (it == last)
+                break;
+            ++found;
+            if (where.size() < kMaxScanAddresses)
+                where.push_back(static_cast<std::uint64_t>(it - base));
+            ++it;
+        }
     }
     std::string at;
     for (std::uint64_t a : where)

@@ -44,6 +44,7 @@ Result<HvHook> parse_hv_hook(std::string_view spec);
 // it knows about sharing.
 struct HvHookContext {
     std::span<std::byte> memory; // the hypervisor-visible memfd, mapped
+    int memory_fd = -1;          // the same memfd (to skip its holes when scanning)
     // Shared pages as [first pfn, pages) runs, from the ultravisor's notices.
     std::span<const std::pair<std::uint64_t, std::uint64_t>> shared;
     int guest_pid = 0;

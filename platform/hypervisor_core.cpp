@@ -161,7 +161,8 @@ Result<void> HypervisorCore::event(HvEvent e, const std::uint64_t (&args)[2]) {
     if (config_.hooks.empty())
         return {};
     const auto runs = shared_runs();
-    const HvHookContext ctx{memory_, runs, config_.guest_pid, SVMKIT_SIM_GUEST_VA_BASE};
+    const HvHookContext ctx{memory_, config_.memory_fd, runs, config_.guest_pid,
+                            SVMKIT_SIM_GUEST_VA_BASE};
     for (const HvHook& hook : config_.hooks) {
         if (hook.at != e)
             continue;
