@@ -178,11 +178,8 @@ bool VirtioMmioBlk::write(std::uint64_t offset, unsigned size, std::uint64_t val
         if (queue_sel_ == 0)
             queue_.ready = (value & 1) != 0;
         return true;
-    case kQueueNotify:
-        // Normally served by the machine from the kick eventfd; a notify that
-        // reaches us (another queue index) has nothing to wake.
-        return true;
-    case kInterruptAck:
+    case kQueueNotify:  // normally the machine's kick eventfd; other queues: nothing to wake
+    case kInterruptAck: // notifications reach the vCPU directly; nothing to acknowledge here
         return true;
     case kStatus:
         set_status(static_cast<std::uint32_t>(value), memory);

@@ -149,7 +149,8 @@ Result<std::uint32_t> serve_blk_request(const Chain& chain, const BlockDisk& dis
         return finish(::fdatasync(disk.fd()) == 0 ? kBlkStatusOk : kBlkStatusIoErr, 0);
     case kBlkTypeGetId: {
         char id[kBlkIdBytes] = {};
-        std::memcpy(id, kBlkDeviceId, std::min(sizeof id, std::strlen(kBlkDeviceId)));
+        // The id is 20 bytes, NUL-padded, not NUL-terminated when it fills them.
+        std::copy_n(kBlkDeviceId, std::min(sizeof id, std::strlen(kBlkDeviceId)), id);
         const std::uint64_t n = std::min<std::uint64_t>(data_out, kBlkIdBytes);
         std::size_t done = 0;
         for_each_piece(chain, true, 0, n, [&](std::byte* p, std::size_t len) {

@@ -32,6 +32,7 @@ Result<DaemonProcess> DaemonProcess::spawn(const std::vector<std::string>& argv,
     // Everything the child needs is prepared before fork: after it, only
     // async-signal-safe calls.
     std::vector<char*> args;
+    args.reserve(argv.size() + 1);
     for (const std::string& a : argv)
         args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);

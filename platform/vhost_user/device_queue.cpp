@@ -106,7 +106,8 @@ Result<std::optional<Chain>> DeviceQueue::pop(const MemoryTable& table) {
     if (pending > size_)
         return fail(ExitCode::malformed, "avail idx {} is {} entries ahead of {}, queue size {}",
                     avail_idx, pending, last_avail_, size_);
-    const std::uint16_t head = load_shared<std::uint16_t>(avail_ + 4 + 2 * (last_avail_ % size_));
+    const std::uint16_t head =
+        load_shared<std::uint16_t>(avail_ + 4 + std::size_t{2} * (last_avail_ % size_));
     if (head >= size_)
         return fail(ExitCode::malformed, "avail entry {} names descriptor {} >= queue size {}",
                     last_avail_, head, size_);
@@ -148,7 +149,7 @@ Result<std::optional<Chain>> DeviceQueue::pop(const MemoryTable& table) {
 }
 
 void DeviceQueue::add_used(std::uint32_t id, std::uint32_t len) {
-    std::byte* elem = used_ + 4 + 8 * (used_idx_ % size_);
+    std::byte* elem = used_ + 4 + std::size_t{8} * (used_idx_ % size_);
     store_shared<std::uint32_t>(elem, id);
     store_shared<std::uint32_t>(elem + 4, len);
     ++used_idx_;

@@ -228,7 +228,8 @@ Result<std::vector<std::byte>> Session::config_bytes(std::uint32_t offset, std::
     if (offset + size > space.size()) // parse_request bounds it; kept for direct callers
         return fail(ExitCode::malformed, "config range {}+{} outside the config space", offset,
                     size);
-    return std::vector<std::byte>(space.begin() + offset, space.begin() + offset + size);
+    const auto from = std::span<const std::byte>(space).subspan(offset, size);
+    return std::vector<std::byte>(from.begin(), from.end());
 }
 
 void Session::kick_failed(std::size_t index, const std::string& why) {
