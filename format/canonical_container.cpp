@@ -205,7 +205,7 @@ Result<void> check_canonical_container(const InputFile& file, Arch arch, std::ui
               [](const Span& a, const Span& b) { return a.offset < b.offset; });
 
     // Read in bounded chunks: a hostile file may claim sections far apart.
-    constexpr std::uint64_t kChunk = 64 * 1024;
+    constexpr std::uint64_t kChunk = std::uint64_t{64} << 10;
     std::vector<std::byte> got;
     for (const Span& s : spans) {
         for (std::uint64_t done = 0; done < s.size; done += got.size()) {
