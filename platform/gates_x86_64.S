@@ -69,6 +69,18 @@ svmkit_guest_enter:
     mov %r8, %rcx                /* gates */
     mov %r9, %rsp                /* the guest's stack */
     xor %ebp, %ebp               /* ends frame-pointer backtraces here */
+    /* Nothing of the host's in the other registers: guest code runs in this
+     * process, and a stale host pointer (a callee-saved register) is all a
+     * tampered stub needs to write over the host's stack by accident. */
+    xor %ebx, %ebx
+    xor %r8d, %r8d
+    xor %r9d, %r9d
+    xor %r10d, %r10d
+    xor %r11d, %r11d
+    xor %r12d, %r12d
+    xor %r13d, %r13d
+    xor %r14d, %r14d
+    xor %r15d, %r15d
     call *%rax
     xor %eax, %eax               /* the guest returned from its entry */
     jmp svmkit_gate_return_to_host
@@ -114,6 +126,16 @@ svmkit_gate_fault_exit:
     call \handler
     cmpq $0, svmkit_gate_ctx+CTX_LEAVE(%rip)
     jne 1f
+    /* The handler's scratch registers may hold host pointers: clear them
+     * (the guest expects them clobbered anyway; %rax is the result). */
+    xor %ecx, %ecx
+    xor %edx, %edx
+    xor %esi, %esi
+    xor %edi, %edi
+    xor %r8d, %r8d
+    xor %r9d, %r9d
+    xor %r10d, %r10d
+    xor %r11d, %r11d
     mov %rbx, %rsp
     pop %rbx
     ret

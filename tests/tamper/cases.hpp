@@ -42,8 +42,10 @@ struct Case {
     // docs/format.md, "Bytes not covered by signatures".)
     bool covered = true;
     const SignedImage* same_as = nullptr;
-    // A correct rejection names one of these (in the verify message and in
-    // the boot verdict or message); empty: any rejection will do.
+    // A correct rejection: by the strict reader, before any digest (for
+    // unsigned structure), or naming one of these (in the verify message and
+    // in the boot verdict or message); empty: any rejection will do.
+    bool reader_must_refuse = false;
     std::vector<std::string> verify_names;
     std::vector<std::string> boot_names;
     // Verify and boot always run (machine boots are sampled, see

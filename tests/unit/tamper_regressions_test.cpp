@@ -201,20 +201,24 @@ TEST_CASE("tamper regressions: manifest validation errors say they are about the
                       ExitCode::malformed, "img: manifest: components cmdline and kernel overlap");
 }
 
-TEST_CASE(
-    "tamper regressions: a stub that jumps out of guest RAM faults and svmkit boot survives") {
+namespace {
+
+struct ChildBoot {
+    bool survived = false; // the booting process exited normally
+    std::string answer;    // "<outcome>: <message>"
+};
+
+// Boots an image whose stub is `code` (x86-64 machine code at the image
+// base) in a child process: a stub that breaks the platform kills only it.
+ChildBoot boot_stub(const std::vector<std::uint8_t>& code) {
     test::TempDir dir("tamper");
-    // movabs $0x4000000, %rax; jmp *%rax: a guest-physical address used as a
-    // pointer, far outside guest RAM's virtual range.
     format::StubImage stub;
     stub.arch = format::Arch::x86_64;
     stub.base = SVMKIT_IMAGE_BASE;
-    stub.text = {std::byte{0x48}, std::byte{0xb8}, std::byte{0x00}, std::byte{0x00},
-                 std::byte{0x00}, std::byte{0x04}, std::byte{0x00}, std::byte{0x00},
-                 std::byte{0x00}, std::byte{0x00}, std::byte{0xff}, std::byte{0xe0}};
+    for (std::uint8_t c : code)
+        stub.text.push_back(std::byte{c});
     stub.end = SVMKIT_IMAGE_BASE + SVMKIT_PAGE_SIZE;
-    const format::SecureImage img = *format::open_image(build(dir, "wild", stub));
-    // In a child: without the fix the fault kills the process that boots.
+    const format::SecureImage img = *format::open_image(build(dir, "stub-test", stub));
     int pipefd[2];
     REQUIRE(::pipe(pipefd) == 0);
     const pid_t pid = ::fork();
@@ -222,9 +226,9 @@ TEST_CASE(
     if (pid == 0) {
         ::close(pipefd[0]);
         platform::MachineConfig config;
+        config.hypervisor_path = SVMKIT_HYPERVISOR_PATH;
         config.memory_size = 128ull << 20;
         config.timeout = std::chrono::seconds(30);
-        config.hypervisor_path = SVMKIT_HYPERVISOR_PATH;
         std::string answer = "setup failed";
         auto machine = platform::Machine::create(std::move(config));
         if (machine && (*machine)->load(img) && (*machine)->run())
@@ -234,14 +238,38 @@ TEST_CASE(
         ::_exit(0);
     }
     ::close(pipefd[1]);
-    std::string answer;
+    ChildBoot out;
     char buf[512];
     for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;)
-        answer.append(buf, static_cast<std::size_t>(n));
+        out.answer.append(buf, static_cast<std::size_t>(n));
     ::close(pipefd[0]);
     int status = 0;
     ::waitpid(pid, &status, 0);
-    CHECK_MESSAGE(WIFEXITED(status), "the booting process died of signal ", WTERMSIG(status));
-    CHECK_MESSAGE(answer.starts_with("faulted: guest code faulted: SIGSEGV"), answer);
-    CHECK_MESSAGE(test::contains(answer, "it jumped to 0x4000000, outside guest RAM"), answer);
+    out.survived = WIFEXITED(status);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE(
+    "tamper regressions: a stub that jumps out of guest RAM faults and svmkit boot survives") {
+    // movabs $0x4000000, %rax; jmp *%rax: a guest-physical address used as a
+    // pointer, far outside guest RAM's virtual range.
+    const ChildBoot b =
+        boot_stub({0x48, 0xb8, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0xff, 0xe0});
+    CHECK_MESSAGE(b.survived, "the booting process died");
+    CHECK_MESSAGE(b.answer.starts_with("faulted: guest code faulted: SIGSEGV"), b.answer);
+    CHECK_MESSAGE(test::contains(b.answer, "it jumped to 0x4000000, outside guest RAM"), b.answer);
+}
+
+TEST_CASE("tamper regressions: guest code starts with no host value in its registers") {
+    // rax = rbx | r8 | ... | r15; load from rax; ret. Only a null pointer
+    // faults without an address to report; a host pointer left in any of
+    // these registers would be read (or written, by a tampered stub).
+    const ChildBoot b = boot_stub({0x48, 0x89, 0xd8, 0x4c, 0x09, 0xc0, 0x4c, 0x09, 0xc8, 0x4c, 0x09,
+                                   0xd0, 0x4c, 0x09, 0xd8, 0x4c, 0x09, 0xe0, 0x4c, 0x09, 0xe8, 0x4c,
+                                   0x09, 0xf0, 0x4c, 0x09, 0xf8, 0x48, 0x8b, 0x00, 0xc3});
+    CHECK_MESSAGE(b.survived, "the booting process died");
+    CHECK_MESSAGE(b.answer.starts_with("faulted: guest code faulted: SIGSEGV"), b.answer);
+    CHECK_MESSAGE(!test::contains(b.answer, "accessing"), b.answer);
 }
