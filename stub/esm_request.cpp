@@ -30,30 +30,37 @@ void set_u64(Stub& s, void* fdt, int node, const char* name, uint64_t v) {
 
 } // namespace
 
-bool svm_requested(const Stub& s) {
+namespace {
+
+// What the signed command line says of secure mode, as Linux's prom_init reads
+// `svm=`: "on", "1", "y" ask for it; "off", "0", "n" refuse it; anything
+// else (or no svm=) says nothing.
+enum class SvmSetting { unset, on, off };
+
+SvmSetting svm_setting(const Stub& s) {
     if (!s.manifest.get(ComponentId::cmdline).present)
-        return false;
+        return SvmSetting::unset;
     const Range cmdline = s.placed(ComponentId::cmdline);
     const char* value = nullptr;
     size_t len = 0;
     if (!cmdline_param(gpa_ptr<const char>(cmdline.base), cmdline.size, "svm", &value, &len))
-        return false;
-    // Linux's prom_init: "on", "1" and "y" ask for secure mode ("off", "0",
-    // "n" refuse it; it ignores anything else).
-    return (len == 2 && memcmp(value, "on", 2) == 0) ||
-           (len == 1 && (*value == '1' || *value == 'y'));
+        return SvmSetting::unset;
+    if ((len == 2 && memcmp(value, "on", 2) == 0) || (len == 1 && (*value == '1' || *value == 'y')))
+        return SvmSetting::on;
+    if ((len == 3 && memcmp(value, "off", 3) == 0) ||
+        (len == 1 && (*value == '0' || *value == 'n')))
+        return SvmSetting::off;
+    return SvmSetting::unset;
+}
+
+} // namespace
+
+bool svm_requested(const Stub& s) {
+    return svm_setting(s) == SvmSetting::on;
 }
 
 bool svm_refused(const Stub& s) {
-    if (!s.manifest.get(ComponentId::cmdline).present)
-        return false;
-    const Range cmdline = s.placed(ComponentId::cmdline);
-    const char* value = nullptr;
-    size_t len = 0;
-    if (!cmdline_param(gpa_ptr<const char>(cmdline.base), cmdline.size, "svm", &value, &len))
-        return false;
-    return (len == 3 && memcmp(value, "off", 3) == 0) ||
-           (len == 1 && (*value == '0' || *value == 'n'));
+    return svm_setting(s) == SvmSetting::off;
 }
 
 uint64_t prepare_fdt(Stub& s, uint64_t platform_fdt) {

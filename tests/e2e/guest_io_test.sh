@@ -10,8 +10,6 @@ source "$(dirname "$0")/lib.sh"
 
 SAMPLE_KERNEL=${SVMKIT_SAMPLE_KERNEL:-$(dirname "$SVMKIT")/../samples/kernel/sample-kernel.elf}
 [ -f "$SAMPLE_KERNEL" ] || { echo "no sample kernel at $SAMPLE_KERNEL" >&2; exit 1; }
-CANARY_HEX=$(printf '%s' "svmkit sample kernel secret canary" | sha256sum | cut -d' ' -f1)
-hexof() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n'; }
 HOSTILE_DMA_HEX=$(hexof "svmkit-vhost-blk hostile dma")
 
 # hook_found LOG N: the "found" count of the N-th scan in the hook log.

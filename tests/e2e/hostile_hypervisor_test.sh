@@ -22,30 +22,11 @@ source "$(dirname "$0")/lib.sh"
 
 SAMPLE_KERNEL=${SVMKIT_SAMPLE_KERNEL:-$(dirname "$SVMKIT")/../samples/kernel/sample-kernel.elf}
 [ -f "$SAMPLE_KERNEL" ] || { echo "no sample kernel at $SAMPLE_KERNEL" >&2; exit 1; }
-hexof() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n'; }
 # repeat HEX N: HEX N times (a write hook's payload).
 repeat() { local s="" i; for ((i = 0; i < $2; i++)); do s+=$1; done; printf '%s' "$s"; }
-CANARY_HEX=$(printf '%s' "svmkit sample kernel secret canary" | sha256sum | cut -d' ' -f1)
 HOSTILE_DMA_HEX=$(hexof "svmkit-vhost-blk hostile dma")
 CMDLINE="console=hvc0 svm=on swiotlb=4M svmkit.io=4"
 
-# section NAME IMAGE: "gpa size" of a section (file offset = 0x10000 + gpa - 0x4000000).
-section() {
-  python3 - "$1" "$2" <<'PY'
-import struct, sys
-name, path = sys.argv[1], sys.argv[2]
-data = open(path, "rb").read()
-eh = struct.unpack_from("<16sHHIQQQIHHHHHH", data, 0)
-shoff, shnum, shstrndx = eh[6], eh[12], eh[13]
-sh = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * 64) for i in range(shnum)]
-strtab = sh[shstrndx][4]
-for s in sh:
-    if data[strtab + s[0]:data.index(b"\0", strtab + s[0])].decode() == name:
-        print(0x4000000 + s[4] - 0x10000, s[5])
-        sys.exit(0)
-sys.exit("no section " + name)
-PY
-}
 
 # ---- the summary table and the per-attack checks ---------------------------------
 ROWS=()     # "attack|expected|observed|ok"

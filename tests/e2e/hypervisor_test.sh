@@ -16,29 +16,9 @@ SAMPLE_KERNEL=${SVMKIT_SAMPLE_KERNEL:-$(dirname "$SVMKIT")/../samples/kernel/sam
 [ -f "$SAMPLE_KERNEL" ] || { echo "no sample kernel at $SAMPLE_KERNEL" >&2; exit 1; }
 MARKER="svmkit-hv-visible-marker-7f3a9c"
 CMDLINE="console=hvc0 svm=on swiotlb=4M note=$MARKER"
-hexof() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n'; }
 MARKER_HEX=$(hexof "$MARKER")
-# The sample kernel's canary: SHA-256 of its seed text, computed at run time.
-CANARY_HEX=$(printf '%s' "svmkit sample kernel secret canary" | sha256sum | cut -d' ' -f1)
 POOL_HEX=$(hexof "svmkit sample kernel: public bytes in the shared pool")
 
-# section NAME IMAGE: "gpa size" of a section (file offset = 0x10000 + gpa - 0x4000000).
-section() {
-  python3 - "$1" "$2" <<'PY'
-import struct, sys
-name, path = sys.argv[1], sys.argv[2]
-data = open(path, "rb").read()
-eh = struct.unpack_from("<16sHHIQQQIHHHHHH", data, 0)
-shoff, shnum, shstrndx = eh[6], eh[12], eh[13]
-sh = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * 64) for i in range(shnum)]
-strtab = sh[shstrndx][4]
-for s in sh:
-    if data[strtab + s[0]:data.index(b"\0", strtab + s[0])].decode() == name:
-        print(0x4000000 + s[4] - 0x10000, s[5])
-        sys.exit(0)
-sys.exit("no section " + name)
-PY
-}
 
 # hook_check PYTHON-ASSERTION: over `log` = the hook log as a list of dicts,
 # and `find(event, action)` = the first entry for that event and action.

@@ -77,6 +77,32 @@ C
       -o "$out" "$WORK/kern.c"
 }
 
+# hexof TEXT: the bytes of TEXT as lowercase hex (for --hv-hook scan=/write=).
+hexof() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n'; }
+
+# The sample kernel's secret canary: SHA-256 of its seed text, computed at run
+# time in the guest, so its bytes are nowhere in an image.
+CANARY_HEX=$(printf '%s' "svmkit sample kernel secret canary" | sha256sum | cut -d' ' -f1)
+
+# section NAME IMAGE: "gpa size" of a section of a secure image, where the
+# simulated machine loads it (file offset = 0x10000 + gpa - 0x4000000).
+section() {
+  python3 - "$1" "$2" <<'PY'
+import struct, sys
+name, path = sys.argv[1], sys.argv[2]
+data = open(path, "rb").read()
+eh = struct.unpack_from("<16sHHIQQQIHHHHHH", data, 0)
+shoff, shnum, shstrndx = eh[6], eh[12], eh[13]
+sh = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * 64) for i in range(shnum)]
+strtab = sh[shstrndx][4]
+for s in sh:
+    if data[strtab + s[0]:data.index(b"\0", strtab + s[0])].decode() == name:
+        print(0x4000000 + s[4] - 0x10000, s[5])
+        sys.exit(0)
+sys.exit("no section " + name)
+PY
+}
+
 finish() {
   if [ "$FAILURES" -ne 0 ]; then
     echo "$FAILURES of $CHECKS checks failed" >&2
