@@ -250,7 +250,7 @@ ChildBoot boot_stub(const std::vector<std::uint8_t>& code) {
 
 } // namespace
 
-TEST_CASE("tamper regressions: a stub that jumps out of guest RAM faults; svmkit boot survives") {
+TEST_CASE("tamper regressions: a stub that jumps out of guest RAM faults, svmkit boot survives") {
     // movabs $0x4000000, %rax; jmp *%rax: a guest-physical address used as a
     // pointer, far outside guest RAM's virtual range.
     const ChildBoot b =
