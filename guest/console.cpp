@@ -13,13 +13,27 @@ Console& Console::str(const char* s) {
     return write(s, strlen(s));
 }
 
-Console& Console::hex(uint64_t v) {
-    char buf[18];
+size_t format_hex(uint64_t v, char (&buf)[20]) {
     size_t i = sizeof(buf);
     do {
         buf[--i] = "0123456789abcdef"[v & 0xf];
         v >>= 4;
     } while (v != 0);
+    return i;
+}
+
+size_t format_dec(uint64_t v, char (&buf)[20]) {
+    size_t i = sizeof(buf);
+    do {
+        buf[--i] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return i;
+}
+
+Console& Console::hex(uint64_t v) {
+    char buf[20];
+    size_t i = format_hex(v, buf);
     buf[--i] = 'x';
     buf[--i] = '0';
     return write(buf + i, sizeof(buf) - i);
@@ -27,11 +41,7 @@ Console& Console::hex(uint64_t v) {
 
 Console& Console::dec(uint64_t v) {
     char buf[20];
-    size_t i = sizeof(buf);
-    do {
-        buf[--i] = static_cast<char>('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
+    const size_t i = format_dec(v, buf);
     return write(buf + i, sizeof(buf) - i);
 }
 

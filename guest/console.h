@@ -13,6 +13,12 @@
 
 namespace svmkit::guest {
 
+// Digits of v, right-aligned at the end of `buf`; returns the index of the
+// first digit (the digits are buf[i..20)). At most 16 hex or 20 decimal
+// digits, so a hex number leaves room for a "0x" before it.
+size_t format_hex(uint64_t v, char (&buf)[20]);
+size_t format_dec(uint64_t v, char (&buf)[20]);
+
 class Console {
   public:
     explicit Console(const Calls& calls) : calls_(calls) {}

@@ -86,22 +86,14 @@ VirtioReport& VirtioReport::str(const char* s) {
 
 VirtioReport& VirtioReport::dec(uint64_t v) {
     char buf[20];
-    size_t i = sizeof(buf);
-    do {
-        buf[--i] = static_cast<char>('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
+    const size_t i = format_dec(v, buf);
     append(buf + i, sizeof(buf) - i);
     return *this;
 }
 
 VirtioReport& VirtioReport::hex(uint64_t v) {
-    char buf[18];
-    size_t i = sizeof(buf);
-    do {
-        buf[--i] = "0123456789abcdef"[v & 0xf];
-        v >>= 4;
-    } while (v != 0);
+    char buf[20];
+    size_t i = format_hex(v, buf);
     buf[--i] = 'x';
     buf[--i] = '0';
     append(buf + i, sizeof(buf) - i);

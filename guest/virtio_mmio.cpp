@@ -17,14 +17,9 @@ void format_name(char* out, size_t cap, uint64_t base) {
     const char prefix[] = "virtio-mmio@0x";
     size_t n = sizeof(prefix) - 1;
     memcpy(out, prefix, n);
-    char digits[16];
-    size_t d = 0;
-    do {
-        digits[d++] = "0123456789abcdef"[base & 0xf];
-        base >>= 4;
-    } while (base != 0);
-    while (d > 0 && n + 1 < cap)
-        out[n++] = digits[--d];
+    char digits[20];
+    for (size_t d = format_hex(base, digits); d < sizeof digits && n + 1 < cap; ++d)
+        out[n++] = digits[d];
     out[n] = '\0';
 }
 

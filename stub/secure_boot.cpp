@@ -94,14 +94,9 @@ void pool_node_name(uint64_t base, char (&name)[40]) {
     const char prefix[] = "svmkit-bounce-pool@";
     size_t n = sizeof(prefix) - 1;
     memcpy(name, prefix, n);
-    char digits[16];
-    size_t d = 0;
-    do {
-        digits[d++] = "0123456789abcdef"[base & 0xf];
-        base >>= 4;
-    } while (base != 0);
-    while (d > 0)
-        name[n++] = digits[--d];
+    char digits[20];
+    for (size_t d = format_hex(base, digits); d < sizeof digits; ++d)
+        name[n++] = digits[d];
     name[n] = '\0';
 }
 
