@@ -135,4 +135,14 @@ Result<void> write_file_atomic(const std::string& path, std::span<const std::byt
     return out.commit();
 }
 
+std::string sibling_program(const char* env_var, const char* name) {
+    if (const char* env = std::getenv(env_var); env != nullptr && *env != '\0')
+        return env;
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec)
+        return name;
+    return (self.parent_path() / name).string();
+}
+
 } // namespace svmkit

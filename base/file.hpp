@@ -59,6 +59,11 @@ class InputFile {
     std::uint64_t size_ = 0;
 };
 
+// The path of a program svmkit installs beside its own executables:
+// $`env_var` when set, else `name` in the running executable's directory
+// (else just `name`, for PATH).
+std::string sibling_program(const char* env_var, const char* name);
+
 // Reads a whole (small) file: keys, command lines, device trees.
 Result<std::vector<std::byte>> read_small_file(const std::string& path,
                                                std::uint64_t limit = 64ull << 20);

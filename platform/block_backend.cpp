@@ -1,7 +1,6 @@
 #include "platform/block_backend.hpp"
 
-#include <cstdlib>
-#include <filesystem>
+#include "base/file.hpp"
 
 namespace svmkit::platform {
 
@@ -18,13 +17,7 @@ Result<BlockBackendKind> parse_block_backend(std::string_view name) {
 }
 
 std::string default_vhost_blk_path() {
-    if (const char* env = std::getenv("SVMKIT_VHOST_BLK"); env != nullptr && *env != '\0')
-        return env;
-    std::error_code ec;
-    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    if (ec)
-        return "svmkit-vhost-blk";
-    return (self.parent_path() / "svmkit-vhost-blk").string();
+    return sibling_program("SVMKIT_VHOST_BLK", "svmkit-vhost-blk");
 }
 
 Result<vhost_user::DaemonProcess> start_block_backend(const BlockBackendSpec& spec,

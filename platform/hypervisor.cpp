@@ -32,13 +32,7 @@ constexpr int kChildFirstDeviceFd = 7;
 } // namespace
 
 std::string default_hypervisor_path() {
-    if (const char* env = std::getenv("SVMKIT_HYPERVISOR"); env != nullptr && *env != '\0')
-        return env;
-    std::error_code ec;
-    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    if (ec)
-        return "svmkit-hypervisor";
-    return (self.parent_path() / "svmkit-hypervisor").string();
+    return sibling_program("SVMKIT_HYPERVISOR", "svmkit-hypervisor");
 }
 
 Result<std::unique_ptr<HypervisorProcess>>
