@@ -130,8 +130,8 @@ VirtioErr VirtioBlk::init(uint16_t queue_size) {
                 .end();
         return refuse(VirtioErr::no_memory);
     }
-    for (uint16_t i = 0; i < q; ++i)
-        free_slots_[i] = i;
+    for (uint32_t i = 0; i < q; ++i)
+        free_slots_[i] = static_cast<uint16_t>(i);
     free_slot_count_ = static_cast<uint16_t>(q);
     if ((err = mmio_->enable_queue(vq_)) != VirtioErr::none ||
         (err = mmio_->driver_ok()) != VirtioErr::none) {
