@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <deque>
 #include <set>
 
 namespace svmkit::cli {
@@ -28,7 +29,8 @@ struct Member {
     std::string name;
     std::uint32_t mode = 0;
     std::uint64_t size = 0;
-    const BootDiskFile* file = nullptr; // null for a directory
+    const BootDiskFile* file = nullptr; // null for a directory and the trailer
+    const InputFile* input = nullptr;   // where file's bytes are, unless file->data holds them
 };
 
 std::uint64_t align4(std::uint64_t v) {
@@ -59,8 +61,9 @@ Result<void> check_archive_name(const std::string& name) {
     return {};
 }
 
+// `inputs` keeps the opened files alive (a deque: members point into it).
 Result<std::vector<Member>> archive_members(const BootDiskSpec& spec,
-                                            std::vector<InputFile>& inputs) {
+                                            std::deque<InputFile>& inputs) {
     std::vector<Member> members;
     std::set<std::string> names;
     for (const BootDiskFile& f : spec.files) {
@@ -70,18 +73,25 @@ Result<std::vector<Member>> archive_members(const BootDiskSpec& spec,
              slash = f.archive_name.find('/', slash + 1)) {
             const std::string dir = f.archive_name.substr(0, slash);
             if (names.insert(dir).second)
-                members.push_back(Member{dir, 040755, 0, nullptr});
+                members.push_back(Member{dir, 040755, 0, nullptr, nullptr});
         }
         if (!names.insert(f.archive_name).second)
             return fail(ExitCode::usage, "'{}' twice in the boot archive", f.archive_name);
-        SVM_TRY(in, InputFile::open(f.source_path));
-        if (in.size() > 0xffffffffu)
+        Member m{f.archive_name, 0100644, 0, &f, nullptr};
+        if (f.data) {
+            m.size = f.data->size();
+        } else {
+            SVM_TRY(in, InputFile::open(f.source_path));
+            inputs.push_back(std::move(in));
+            m.input = &inputs.back();
+            m.size = m.input->size();
+        }
+        if (m.size > 0xffffffffu)
             return fail(ExitCode::usage, "{}: too large for a newc cpio archive (4 GiB)",
-                        f.source_path);
-        members.push_back(Member{f.archive_name, 0100644, in.size(), &f});
-        inputs.push_back(std::move(in));
+                        f.data ? f.archive_name : f.source_path);
+        members.push_back(std::move(m));
     }
-    members.push_back(Member{"TRAILER!!!", 0, 0, nullptr});
+    members.push_back(Member{"TRAILER!!!", 0, 0, nullptr, nullptr});
     return members;
 }
 
@@ -94,11 +104,9 @@ std::uint64_t archive_size(const std::vector<Member>& members) {
 
 // Streams the archive to `out` at `offset`, hashing what it writes.
 Result<void> write_archive(AtomicOutputFile& out, std::uint64_t offset,
-                           const std::vector<Member>& members, const std::vector<InputFile>& inputs,
-                           signer::Hasher& hash) {
+                           const std::vector<Member>& members, signer::Hasher& hash) {
     std::vector<std::byte> chunk(kCopyChunk);
     std::uint64_t pos = 0;
-    std::size_t input = 0;
     auto emit = [&](std::span<const std::byte> bytes) -> Result<void> {
         SVM_CHECK(out.write_at(offset + pos, bytes));
         hash.update(bytes);
@@ -117,7 +125,12 @@ Result<void> write_archive(AtomicOutputFile& out, std::uint64_t offset,
         SVM_CHECK(pad());
         if (m.file == nullptr)
             continue;
-        const InputFile& in = inputs[input++];
+        if (m.file->data) {
+            SVM_CHECK(emit(*m.file->data));
+            SVM_CHECK(pad());
+            continue;
+        }
+        const InputFile& in = *m.input;
         for (std::uint64_t done = 0; done < m.size;) {
             const auto n =
                 static_cast<std::size_t>(std::min<std::uint64_t>(kCopyChunk, m.size - done));
@@ -149,7 +162,8 @@ using Guid = std::array<std::byte, 16>;
 // same archive, distinct per use.
 Guid derived_guid(const std::vector<std::byte>& archive_digest, std::string_view label) {
     std::vector<std::byte> input = archive_digest;
-    const auto l = as_bytes(std::string(label));
+    const std::string text(label);
+    const auto l = as_bytes(text);
     input.insert(input.end(), l.begin(), l.end());
     const auto d = signer::digest(signer::DigestAlgorithm::sha256, input);
     Guid g{};
@@ -206,7 +220,7 @@ std::vector<std::byte> protective_mbr(std::uint64_t disk_lbas) {
 } // namespace
 
 Result<BootDiskLayout> write_boot_disk(const BootDiskSpec& spec, const std::string& output) {
-    std::vector<InputFile> inputs;
+    std::deque<InputFile> inputs;
     SVM_TRY(members, archive_members(spec, inputs));
 
     BootDiskLayout layout;
@@ -230,15 +244,20 @@ Result<BootDiskLayout> write_boot_disk(const BootDiskSpec& spec, const std::stri
     const std::uint64_t last_usable = disk_lbas - 1 - kEntryArrayLbas - 1;
     const std::uint64_t boot_first = layout.boot_offset / kLba;
     const std::uint64_t boot_last = boot_first + layout.boot_size / kLba - 1;
+    // The data partition ends on a 1 MiB boundary too (what partitioning tools
+    // advise), and exists when at least 1 MiB is left.
     const std::uint64_t data_first = boot_last + 1;
-    if (last_usable >= data_first && (last_usable - data_first + 1) * kLba >= kDiskAlignment) {
+    const std::uint64_t data_end =
+        (last_usable + 1) / (kDiskAlignment / kLba) * (kDiskAlignment / kLba);
+    if (data_end > data_first && (data_end - data_first) * kLba >= kDiskAlignment) {
         layout.data_offset = data_first * kLba;
-        layout.data_size = (last_usable - data_first + 1) * kLba;
+        layout.data_size = (data_end - data_first) * kLba;
     }
+    const std::uint64_t data_last = data_end - 1;
 
     SVM_TRY(out, AtomicOutputFile::create(output));
     signer::Hasher hash(signer::DigestAlgorithm::sha256);
-    SVM_CHECK(write_archive(out, layout.boot_offset, members, inputs, hash));
+    SVM_CHECK(write_archive(out, layout.boot_offset, members, hash));
     const std::vector<std::byte> archive_digest = hash.finish();
 
     std::vector<std::byte> entries(kEntryCount * kEntrySize);
@@ -246,7 +265,7 @@ Result<BootDiskLayout> write_boot_disk(const BootDiskSpec& spec, const std::stri
               boot_first, boot_last, "svmkit boot");
     if (layout.data_size != 0)
         put_entry(&entries[kEntrySize], loader::kDataPartitionType,
-                  derived_guid(archive_digest, "data"), data_first, last_usable, "svmkit data");
+                  derived_guid(archive_digest, "data"), data_first, data_last, "svmkit data");
     const std::uint32_t entries_crc = loader::crc32(0, entries.data(), entries.size());
     const Guid disk_guid = derived_guid(archive_digest, "disk");
     const std::uint64_t backup_entries_lba = disk_lbas - 1 - kEntryArrayLbas;

@@ -10,7 +10,9 @@
 
 #include "base/error.hpp"
 
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,7 +20,8 @@ namespace svmkit::cli {
 
 struct BootDiskFile {
     std::string archive_name; // "boot.cfg", "images/a.img" (directories are added)
-    std::string source_path;  // where the bytes come from
+    std::string source_path;  // where the bytes come from, unless `data` holds them
+    std::optional<std::vector<std::byte>> data;
 };
 
 struct BootDiskSpec {

@@ -125,6 +125,27 @@ inline constexpr int kExitVmTerminated = 5;
 inline constexpr int kExitGuestCrashed = 6;
 Result<int> run_boot(const BootOptions& o);
 
+// svmkit mkdisk (wrapper/cmd_mkdisk.cpp): a GPT boot disk for the grub-style
+// loader (docs/loader.md).
+struct MkdiskOptions {
+    std::string output;
+    std::vector<std::string> entries; // NAME=IMG[,cmdline=...]
+    std::optional<std::string> default_entry;
+    std::optional<std::string> size; // whole disk, e.g. 128M
+};
+Result<int> run_mkdisk(const MkdiskOptions& o);
+
+// svmkit load --plan (wrapper/cmd_load.cpp): the kexec-style segment plan.
+// Exit 3 (malformed) when the loader rejects the image.
+struct LoadOptions {
+    std::string image;
+    bool plan = false;
+    bool json = false;
+    std::string arch;          // empty: from the image's e_machine
+    std::string memory = "1G"; // guest RAM the plan must fit
+};
+Result<int> run_load(const LoadOptions& o);
+
 // "64M", "1G", "65536", "0x100000" -> bytes.
 Result<std::uint64_t> parse_size(const std::string& text, const std::string& option);
 Result<std::uint64_t> parse_u64(const std::string& text, const std::string& option);

@@ -151,6 +151,24 @@ int main(int argc, char** argv) {
     bt->add_flag("--quiet", boot.quiet, "Do not stream the guest console");
     // ---- end boot ----
 
+    // ---- loader (docs/loader.md) ----
+    MkdiskOptions mkdisk;
+    auto* md =
+        app.add_subcommand("mkdisk", "Write a GPT boot disk with boot.cfg and secure images");
+    md->add_option("-o,--output", mkdisk.output, "Output disk image")->required();
+    md->add_option("--entry", mkdisk.entries, "Menu entry NAME=IMG[,cmdline=...]; repeatable")
+        ->required();
+    md->add_option("--default", mkdisk.default_entry, "The default entry (default: the first)");
+    md->add_option("--size", mkdisk.size, "Whole disk size (e.g. 128M; default: boot + 64 MiB)");
+    LoadOptions load;
+    auto* ld = app.add_subcommand("load", "Show the kexec-style segment plan of an image");
+    ld->add_option("image", load.image, "Secure image")->required();
+    ld->add_flag("--plan", load.plan, "Dry run: print the plan, load nothing")->required();
+    ld->add_flag("--json", load.json, "Machine-readable plan");
+    ld->add_option("--arch", load.arch, "Platform: x86_64 or ppc64le (default: the image's)");
+    ld->add_option("--memory", load.memory, "Guest RAM the plan must fit")->capture_default_str();
+    // ---- end loader ----
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -181,6 +199,10 @@ int main(int argc, char** argv) {
         result = run_attach(attach);
     if (bt->parsed())
         result = run_boot(boot);
+    if (md->parsed())
+        result = run_mkdisk(mkdisk);
+    if (ld->parsed())
+        result = run_load(load);
     if (!result) {
         std::fprintf(stderr, "svmkit: error: %s\n", result.error().message.c_str());
         return static_cast<int>(result.error().code);

@@ -82,9 +82,9 @@ struct Lab {
     }
     cli::BootDiskSpec spec(std::uint64_t size = 0) const {
         cli::BootDiskSpec s;
-        s.files = {{"boot.cfg", dir.file("boot.cfg")},
-                   {"images/a.img", dir.file("a.img")},
-                   {"images/b.img", dir.file("b.img")}};
+        s.files = {{"boot.cfg", dir.file("boot.cfg"), std::nullopt},
+                   {"images/a.img", dir.file("a.img"), std::nullopt},
+                   {"images/b.img", dir.file("b.img"), std::nullopt}};
         s.disk_size = size;
         return s;
     }
@@ -178,11 +178,14 @@ TEST_CASE("loader disk: the writer is reproducible and sizes as asked") {
     MemDisk sized = lab.disk("disk-s", 8 << 20);
     CHECK(sized.size() == 8 << 20);
     CHECK(find_part(sized) == DiskError::none);
-    // Partition 2 ("svmkit data") from 2 MiB to the last usable LBA.
+    // Partition 2 ("svmkit data") from 2 MiB to the last 1 MiB boundary before
+    // the backup table; its GUID differs from partition 1's.
     CHECK(std::memcmp(sized.bytes.data() + kEntries + kEntrySize, loader::kDataPartitionType, 16) ==
           0);
     CHECK(get64(sized.bytes, kEntries + kEntrySize + 32) == (2 << 20) / 512);
-    CHECK(get64(sized.bytes, kEntries + kEntrySize + 40) == (8 << 20) / 512 - 34);
+    CHECK(get64(sized.bytes, kEntries + kEntrySize + 40) == (7 << 20) / 512 - 1);
+    CHECK(std::memcmp(sized.bytes.data() + kEntries + 16,
+                      sized.bytes.data() + kEntries + kEntrySize + 16, 16) != 0);
     // Just enough for the boot partition: no data partition.
     MemDisk tight = lab.disk("disk-t", (2 << 20) + 33 * 512);
     CHECK(find_part(tight) == DiskError::none);
@@ -202,15 +205,16 @@ TEST_CASE("loader disk: the writer refuses bad archive names") {
     for (const char* name : {"", "/abs", "a/../b", "./a", "a//b", "a/"}) {
         CAPTURE(name);
         cli::BootDiskSpec s;
-        s.files = {{name, lab.dir.file("a.img")}};
+        s.files = {{name, lab.dir.file("a.img"), std::nullopt}};
         auto r = cli::write_boot_disk(s, lab.dir.file("x.img"));
         CHECK_FALSE(r.has_value());
     }
     cli::BootDiskSpec twice;
-    twice.files = {{"a", lab.dir.file("a.img")}, {"a", lab.dir.file("b.img")}};
+    twice.files = {{"a", lab.dir.file("a.img"), std::nullopt},
+                   {"a", lab.dir.file("b.img"), std::nullopt}};
     CHECK_FALSE(cli::write_boot_disk(twice, lab.dir.file("x.img")).has_value());
     cli::BootDiskSpec missing;
-    missing.files = {{"a", lab.dir.file("nope")}};
+    missing.files = {{"a", lab.dir.file("nope"), std::nullopt}};
     auto r = cli::write_boot_disk(missing, lab.dir.file("x.img"));
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code == ExitCode::io);
