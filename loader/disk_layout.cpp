@@ -313,8 +313,8 @@ DiskError find_cpio_file(ReadSectors read, void* ctx, const BootPartition& part,
             return DiskError::read_failed;
         if (memcmp(header, "070701", 6) != 0)
             return DiskError::cpio_bad_magic;
-        uint32_t field[kCpioFields];
-        for (int i = 0; i < kCpioFields; ++i)
+        uint32_t field[kCpioFields] = {};
+        for (size_t i = 0; i < kCpioFields; ++i)
             if (!parse_hex8(header + 6 + 8 * i, &field[i]))
                 return DiskError::cpio_bad_header;
         const uint64_t name_size = field[namesize];

@@ -14,8 +14,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-60}
 declare -A ci_runs=([manifest]=2000000 [image]=60000 [kernel_input]=100000 [esm]=300000
-  [virtio_used]=300000 [vhost_user]=200000 [loader_elf]=300000 [loader_boot_cfg]=300000
-  [loader_disk]=200000)
+  [virtio_used]=300000 [vhost_user]=200000 [loader_elf]=200000 [loader_boot_cfg]=1000000
+  [loader_disk]=80000)
 build=$(realpath -m "${2:-$root/build-fuzz}")
 CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSVMKIT_FUZZ=ON >/dev/null

@@ -140,7 +140,9 @@ TEST_CASE("loader elf: the crafted valid image is planned exactly") {
 TEST_CASE("loader elf: every crafted malformed image is rejected with its own reason") {
     const auto expected = expected_reasons();
     std::set<std::string> covered;
-    for (const auto& [file, reason] : expected) {
+    for (const auto& entry : expected) {
+        const std::string& file = entry.first;
+        const std::string& reason = entry.second;
         CAPTURE(file);
         const auto bytes = read_file(kDataDir + "/malformed/" + file);
         LoadPlan p{};
@@ -178,7 +180,8 @@ TEST_CASE("loader elf: the checked-in corpus is what make_malformed.py writes") 
     CHECK(read_file(dir.file("c/good/minimal.elf")) == minimal());
     CHECK(read_file(dir.file("c/malformed/EXPECTED")) ==
           read_file(kDataDir + "/malformed/EXPECTED"));
-    for (const auto& [file, reason] : expected_reasons()) {
+    for (const auto& entry : expected_reasons()) {
+        const std::string& file = entry.first;
         CAPTURE(file);
         CHECK(read_file(dir.file("c/malformed/" + file)) ==
               read_file(kDataDir + "/malformed/" + file));
@@ -326,7 +329,7 @@ TEST_CASE("loader elf: 16 loadable segments are accepted, the 17th is refused") 
     LoadPlan p{};
     REQUIRE(plan(b, sim_constraints(), &p) == ElfError::none);
     CHECK(p.count == loader::kMaxSegments);
-    CHECK(p.segments[15].address == kTextPaddr + 15 * 0x10000);
+    CHECK(p.segments[15].address == kTextPaddr + 15ull * 0x10000);
 }
 
 namespace {
