@@ -21,7 +21,8 @@ Result<PlacedProgram> place_guest_program(GuestMemory& memory, const std::string
     SVM_TRY(file, InputFile::open(path));
     SVM_TRY(bytes, file.read_all(kMaxProgramSize));
     auto bad = [&](std::string_view why) -> Error {
-        return Error{ExitCode::malformed, fmt::format("{}: not a usable guest program: {}", path, why)};
+        return Error{ExitCode::malformed,
+                     fmt::format("{}: not a usable guest program: {}", path, why)};
     };
     Elf64_Ehdr eh{};
     if (bytes.size() < sizeof eh)

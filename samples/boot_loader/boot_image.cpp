@@ -112,7 +112,8 @@ uint64_t boot_image(Loader& l, const uint8_t* image, uint64_t size, Range buffer
     loader::LoadPlan plan{};
     const loader::ElfError e = loader::plan_elf_load(image, size, c, &plan);
     if (e != loader::ElfError::none) {
-        l.error("the image was rejected: ").str(loader::elf_error_message(e)).nl();
+        l.error("the image was rejected: ").str(loader::elf_error_message(e));
+        l.con.str(" (").str(loader::elf_error_name(e)).str(")").nl();
         return kImageRejected;
     }
     // The stub's entry (guest-physical in the plan), and the image base (the
@@ -140,7 +141,8 @@ uint64_t boot_image(Loader& l, const uint8_t* image, uint64_t size, Range buffer
             l.con.write(two, 2);
         }
         l.con.nl();
-        l.calls.trace(SVMKIT_TRACE_LOADER_SEGMENT, s.address, s.mem_size, ptr_gpa(digests.sha256[i]));
+        l.calls.trace(SVMKIT_TRACE_LOADER_SEGMENT, s.address, s.mem_size,
+                      ptr_gpa(digests.sha256[i]));
     }
     // Segments placed, digests recorded: the hypervisor hears of it (and its
     // test hooks may tamper now, as a real one could).

@@ -138,7 +138,8 @@ uint64_t boot_from(Loader& l, VirtioBlk& blk) {
     loader::DiskError de = loader::find_cpio_file(read_disk, &disk, part, "boot.cfg", &cfg);
     if (de != loader::DiskError::none || cfg.size > kMaxBootCfg) {
         l.error("cannot read boot.cfg: ");
-        l.con.str(de != loader::DiskError::none ? loader::disk_error_message(de) : "too large").nl();
+        l.con.str(de != loader::DiskError::none ? loader::disk_error_message(de) : "too large")
+            .nl();
         return kMenuError;
     }
     if (!read_disk(&disk, cfg.data_offset, g_boot_cfg, cfg.size)) {
