@@ -73,7 +73,7 @@ for at in 0x4000100:ff 0x4040000:41; do
   expect_not_contains "$OUT" "svmkit stub:|UV_ESM"
   expect_contains "$(cat tamper.jsonl)" '"event":"segments-placed","action":"write".*"bytes":1'
 done
-# The same hook writing the byte it found changes nothing: the boot goes on.
+# A hook that only reads at segments-placed changes nothing: the boot goes on.
 expect_exit 0 "$SVMKIT" boot --kexec secure.img --trusted-key k.pub \
   --hv-hook "segments-placed:read=0x4000000+16" --hv-hook-log read.jsonl
 expect_contains "$(cat read.jsonl)" '"event":"segments-placed","action":"read"'
