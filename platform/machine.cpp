@@ -354,7 +354,11 @@ Result<void> Machine::load_normal(const NormalBootSpec& spec) {
     }
     SVM_TRY(fdt, build_platform_fdt(fdt_spec));
     SVM_CHECK(memory_.write(kFirmwareFdtAddress, fdt));
-    report_.image = spec.kexec_image.empty() ? path : spec.kexec_image;
+    // The report names what was booted: the kexec image, else the disks.
+    report_.image = spec.kexec_image;
+    for (const BlockBackendSpec& disk : config_.disks)
+        if (spec.kexec_image.empty())
+            report_.image += (report_.image.empty() ? "" : ", ") + disk.disk;
     report_.memory_size = memory_.size();
     report_.placed = PlacedImage{program.start, program.entry, 0, 0, program.end};
     report_.fdt = kFirmwareFdtAddress;

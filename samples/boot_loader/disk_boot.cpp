@@ -22,7 +22,7 @@ using namespace svmkit::guest;
 namespace {
 
 constexpr uint64_t kSector = 512;
-constexpr uint64_t kMaxBootCfg = 64 << 10;
+constexpr uint64_t kMaxBootCfg = loader::kMaxBootCfgSize;
 
 // Private memory (.bss) for the driver: ring and header memory of a direct
 // device, a bounce for unaligned reads, the boot menu's text and the menu.
@@ -56,10 +56,6 @@ bool read_disk(void* ctx, uint64_t offset, void* buf, uint64_t size) {
     return true;
 }
 
-bool same(const char* a, const char* b, size_t b_len) {
-    return strlen(a) == b_len && memcmp(a, b, b_len) == 0;
-}
-
 // The entry the command line names (svmkit.boot_entry=NAME), else the
 // menu's default. -1 (after saying why) when there is none.
 int32_t choose_entry(Loader& l, const loader::BootMenu& menu) {
@@ -67,9 +63,13 @@ int32_t choose_entry(Loader& l, const loader::BootMenu& menu) {
     size_t name_len = 0;
     if (cmdline_param(l.bootargs, static_cast<size_t>(l.bootargs_len), "svmkit.boot_entry", &name,
                       &name_len)) {
-        for (uint32_t i = 0; i < menu.count; ++i)
-            if (same(menu.entries[i].name, name, name_len))
-                return static_cast<int32_t>(i);
+        char wanted[loader::kMaxEntryName + 1] = {};
+        if (name_len < sizeof wanted) {
+            memcpy(wanted, name, name_len);
+            const int32_t found = loader::find_boot_entry(menu, wanted);
+            if (found >= 0)
+                return found;
+        }
         l.error("boot.cfg has no entry named \"").write(name, name_len).str("\" (entries:");
         for (uint32_t i = 0; i < menu.count; ++i)
             l.con.str(" \"").str(menu.entries[i].name).str("\"");
@@ -142,7 +142,7 @@ uint64_t boot_from(Loader& l, VirtioBlk& blk) {
             .nl();
         return kMenuError;
     }
-    if (!read_disk(&disk, cfg.data_offset, g_boot_cfg, cfg.size)) {
+    if (!loader::read_cpio_file(read_disk, &disk, cfg, g_boot_cfg, kMaxBootCfg)) {
         l.error("reading boot.cfg failed").nl();
         return kDiskError;
     }
@@ -165,10 +165,8 @@ uint64_t boot_from(Loader& l, VirtioBlk& blk) {
         l.say("the entry's command line \"").str(entry.cmdline);
         l.con.str("\" is not used: a secure image boots with its signed command line").nl();
     }
-    // The archive holds names without the leading '/' grub paths have.
-    const char* path = entry.image_path[0] == '/' ? entry.image_path + 1 : entry.image_path;
     loader::CpioFile file{};
-    de = loader::find_cpio_file(read_disk, &disk, part, path, &file);
+    de = loader::find_cpio_file(read_disk, &disk, part, entry.image_path, &file);
     if (de != loader::DiskError::none) {
         l.error("cannot read the image ").str(entry.image_path).str(": ");
         l.con.str(loader::disk_error_message(de)).nl();
