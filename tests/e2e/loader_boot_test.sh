@@ -95,6 +95,123 @@ head -c 100 secure.img >truncated.img
 expect_exit 31 "$SVMKIT" boot --kexec truncated.img --trusted-key k.pub
 expect_contains "$OUT" "the image was rejected: .* \(phdr_table_outside_file\)"
 
+# ---- grub-style: boot.cfg and the image from a disk ---------------------------------
+# A boot disk made with standard tools (the layout of docs/loader.md): a newc
+# cpio (cpio -H newc) in a GPT partition of type "svmkit boot", written here
+# by a few lines of Python (no partitioning tool needed).
+# boot_disk OUT DIR: DIR's files (boot.cfg first) archived onto a boot disk.
+boot_disk() {
+  (cd "$2" && { if [ -f boot.cfg ]; then echo boot.cfg; fi; find . -mindepth 1 ! -name boot.cfg | sed 's|^\./||' | sort; } |
+    cpio -o -H newc --quiet) >"$WORK/part.cpio"
+  python3 - "$1" "$WORK/part.cpio" <<'PY'
+import struct, sys, uuid, zlib
+out, part = sys.argv[1], open(sys.argv[2], "rb").read()
+LBA, first = 512, 2048
+count = -(-len(part) // (1 << 20)) * (1 << 20) // LBA
+last = first + count + 2048 - 1
+entry = (uuid.UUID("660bcd5f-9db5-409e-87fe-d909cdfd16cf").bytes_le + uuid.UUID(int=1).bytes_le +
+         struct.pack("<QQQ", first, first + count - 1, 0) + "boot".encode("utf-16-le").ljust(72, b"\0"))
+entries = entry.ljust(128 * 128, b"\0")
+def header(me, other, at):
+    h = struct.pack("<8sIIIIQQQQ16sQIII", b"EFI PART", 0x10000, 92, 0, 0, me, other, 34, last - 33,
+                    uuid.UUID(int=2).bytes_le, at, 128, 128, zlib.crc32(entries))
+    return (h[:16] + struct.pack("<I", zlib.crc32(h)) + h[20:]).ljust(LBA, b"\0")
+disk = bytearray((last + 1) * LBA)
+disk[446:462] = struct.pack("<B3sB3sII", 0, b"\0\2\0", 0xEE, b"\xff\xff\xff", 1, last)
+disk[510:512] = b"\x55\xaa"
+disk[LBA:2 * LBA] = header(1, last, 2)
+disk[2 * LBA:2 * LBA + len(entries)] = entries
+disk[first * LBA:first * LBA + len(part)] = part
+disk[(last - 32) * LBA:(last - 32) * LBA + len(entries)] = entries
+disk[last * LBA:] = header(last, 1, last - 32)
+open(out, "wb").write(disk)
+PY
+}
+
+mkdir -p root/images
+cp secure.img root/images/secure.img
+cp "$CORPUS/segments_overlap.elf" root/images/broken.img
+cat >root/boot.cfg <<'CFG'
+# svmkit boot menu
+set default="secure"
+set timeout=5
+menuentry "missing" {
+    linux /images/none.img console=hvc0
+}
+menuentry "secure" {
+    linux /images/secure.img console=hvc0
+}
+menuentry "broken" {
+    linux /images/broken.img
+}
+menuentry "dir" {
+    linux /images
+}
+CFG
+boot_disk boot.img root
+# The workload writes to the first disk: the data disk goes first, the loader
+# skips it (no boot partition) and boots from the second.
+for backend in svmkit qemu; do
+  truncate -s 0 data.img && truncate -s 128M data.img
+  expect_exit 0 "$SVMKIT" boot --disk data.img --disk boot.img --backend $backend --trusted-key k.pub
+  expect_contains "$OUT" "svmkit loader: virtio-blk disk at 0x100000000000"
+  expect_contains "$OUT" "svmkit loader: no boot partition on this disk: "
+  expect_contains "$OUT" "svmkit loader: boot partition at byte 1048576"
+  expect_contains "$OUT" "svmkit loader: boot.cfg: 4 entries"
+  expect_contains "$OUT" "svmkit loader: booting entry \"secure\": /images/secure.img"
+  expect_contains "$OUT" "the entry's command line \"console=hvc0\" is not used"
+  expect_contains "$OUT" "svmkit loader: image read: $(stat -c %s secure.img) bytes at 0x"
+  expect_contains "$OUT" "purgatory: 5 segment digests rechecked"
+  expect_contains "$OUT" "svmkit sample kernel: running secure"
+  # The device the loader drove with direct DMA was reset: the secure kernel
+  # set it up again, bounced through its pool.
+  expect_contains "$OUT" "restricted-dma-pool described for 2 virtio device\(s\)"
+  expect_contains "$OUT" "io on virtio-blk at 0x100000000000: 128 MiB, bounced through the pool"
+  expect_contains "$OUT" "io verified [1-9][0-9]+ blocks of 4 KiB, 0 mismatched"
+  expect_contains "$OUT" "io failed requests 0, private memory intact"
+  expect_contains "$OUT" "boot menu: 4 entries, chose 1 \"secure\""
+  expect_contains "$OUT" "image from disk: 0x[0-9a-f]+ \+$(stat -c %s secure.img)"
+  expect_contains "$OUT" "svmkit boot report: data.img, boot.img"
+done
+# The boot disk itself was only read: byte for byte what was written.
+boot_disk boot-again.img root
+same_files boot.img boot-again.img
+expect_exit 0 "$SVMKIT" boot --disk data.img --disk boot.img --trusted-key k.pub --json
+CHECKS=$((CHECKS + 1))
+[ "$(json "j['loader']['source'], j['loader']['entries'], j['loader']['chosen'], j['loader']['chosen_name'], j['loader']['kexec_buffer'], j['loader']['purgatory']")" = "disk 4 1 secure None ok" ] ||
+  fail "grub-style loader report: $(json "j['loader']")"
+# A data disk alone: nothing to boot.
+expect_exit 30 "$SVMKIT" boot --disk data.img --trusted-key k.pub
+expect_contains "$OUT" "svmkit loader: error: no disk holds an svmkit boot partition"
+
+# ---- boot menu errors: a clear message on the guest console, a clean stop --------
+expect_exit 34 "$SVMKIT" boot --disk data.img --disk boot.img --entry missing --trusted-key k.pub
+expect_contains "$OUT" "svmkit loader: error: cannot read the image /images/none.img: "
+expect_exit 34 "$SVMKIT" boot --disk data.img --disk boot.img --entry dir --trusted-key k.pub
+expect_contains "$OUT" "svmkit loader: error: cannot read the image /images: "
+expect_exit 33 "$SVMKIT" boot --disk data.img --disk boot.img --entry nosuch --trusted-key k.pub
+expect_contains "$OUT" "svmkit loader: error: boot.cfg has no entry named \"nosuch\" \(entries: \"missing\" \"secure\" \"broken\" \"dir\"\)"
+# A malformed image on the disk is refused by the same ELF loader.
+expect_exit 31 "$SVMKIT" boot --disk data.img --disk boot.img --entry broken --trusted-key k.pub
+expect_contains "$OUT" "the image was rejected: .* \(segments_overlap\)"
+expect_contains "$OUT" "boot menu: 4 entries, chose 2 \"broken\""
+# Bad boot.cfg files: each names its line and problem.
+bad_cfg() { # NAME EXPECTED-PATTERN: boot.cfg from stdin
+  mkdir -p "bad-$1/images" && cp secure.img "bad-$1/images/secure.img" && cat >"bad-$1/boot.cfg"
+  boot_disk "bad-$1.img" "bad-$1"
+  expect_exit 33 "$SVMKIT" boot --disk data.img --disk "bad-$1.img" --trusted-key k.pub
+  expect_contains "$OUT" "svmkit loader: error: boot.cfg line $2"
+  expect_not_contains "$OUT" "svmkit stub:"
+}
+printf 'set default="gone"\nmenuentry "secure" {\n linux /images/secure.img\n}\n' | bad_cfg default "[0-9]+: .*default"
+printf 'menuentry "secure" {\n linux /images/secure.img\n}\nboot "secure"\n' | bad_cfg keyword "4: unknown keyword"
+printf 'menuentry "secure" {\n linux /images/secure.img\n initrd /x\n}\n' | bad_cfg initrd "3: initrd not supported"
+printf 'menuentry "secure" {\n linux /images/secure.img\n' | bad_cfg unterminated "[0-9]+: .*"
+# No boot.cfg in the archive.
+mkdir -p nocfg/images && cp secure.img nocfg/images/secure.img && boot_disk nocfg.img nocfg
+expect_exit 33 "$SVMKIT" boot --disk data.img --disk nocfg.img --trusted-key k.pub
+expect_contains "$OUT" "svmkit loader: error: cannot read boot.cfg: "
+
 # ---- usage --------------------------------------------------------------------------
 expect_error 2 "nothing to boot" "$SVMKIT" boot --trusted-key k.pub
 expect_error 2 "leave out the image argument" "$SVMKIT" boot secure.img --kexec secure.img --trusted-key k.pub
