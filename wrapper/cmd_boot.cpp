@@ -46,10 +46,7 @@ std::string result_line(const BootReport& r) {
 }
 
 std::string digest_hex(const std::array<std::uint8_t, 32>& d) {
-    std::string s;
-    for (std::uint8_t b : d)
-        s += fmt::format("{:02x}", b);
-    return s;
+    return format::hex(std::as_bytes(std::span(d)));
 }
 
 std::string_view loader_source_name(std::uint64_t source) {
