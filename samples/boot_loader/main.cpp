@@ -16,7 +16,7 @@ extern "C" __attribute__((visibility("hidden"))) const uint8_t __loader_end[];
 extern "C" [[noreturn]] __attribute__((used, section(".text.entry"))) void
 svmkit_boot_loader_entry(uint64_t r3, uint64_t r4, uint64_t r5, const svmkit_gates* gates) {
     Loader l(gates);
-    l.self = Range{ptr_gpa(__loader_start), static_cast<uint64_t>(__loader_end - __loader_start)};
+    l.self = Range{ptr_gpa(__loader_start), ptr_gpa(__loader_end) - ptr_gpa(__loader_start)};
     l.say("normal guest boot loader").nl();
     if (r5 != 0 || r4 != l.self.base) {
         l.error("entered with r4 != the loader's start or r5 != 0").nl();
