@@ -184,6 +184,21 @@ CHECKS=$((CHECKS + 1))
 expect_exit 30 "$SVMKIT" boot --disk data.img --trusted-key k.pub
 expect_contains "$OUT" "svmkit loader: error: no disk holds an svmkit boot partition"
 
+# The same from a disk made by `svmkit mkdisk` (docs/loader.md): two entries,
+# the one named on the command line (--entry) boots.
+"$SVMKIT" build --kernel "$SAMPLE_KERNEL" --key k.key -o other.img \
+  --cmdline "console=hvc0 svm=on swiotlb=4M svmkit.io=2" >/dev/null
+expect_exit 0 "$SVMKIT" mkdisk -o mk.img --entry main=secure.img --entry other=other.img --default main
+expect_exit 0 "$SVMKIT" boot --disk data.img --disk mk.img --entry other --trusted-key k.pub
+expect_contains "$OUT" "svmkit loader: command line \"svmkit.boot_entry=other\""
+expect_contains "$OUT" "svmkit loader: booting entry \"other\": /images/other.img"
+expect_contains "$OUT" "bootargs \"console=hvc0 svm=on swiotlb=4M svmkit.io=2\""
+expect_contains "$OUT" "io verified [1-9][0-9]+ blocks of 4 KiB, 0 mismatched"
+expect_contains "$OUT" "boot menu: 2 entries, chose 1 \"other\""
+expect_exit 0 "$SVMKIT" boot --disk data.img --disk mk.img --trusted-key k.pub
+expect_contains "$OUT" "boot menu: 2 entries, chose 0 \"main\""
+expect_contains "$OUT" "bootargs \"console=hvc0 svm=on swiotlb=8M svmkit.io=8\""
+
 # ---- boot menu errors: a clear message on the guest console, a clean stop --------
 expect_exit 34 "$SVMKIT" boot --disk data.img --disk boot.img --entry missing --trusted-key k.pub
 expect_contains "$OUT" "svmkit loader: error: cannot read the image /images/none.img: "
