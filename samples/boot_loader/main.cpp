@@ -9,9 +9,12 @@
 using namespace svmkit::guest;
 using namespace svmkit::boot_loader;
 
-// Linker-script symbols (loader.lds.S); hidden: PC-relative, no GOT.
+// Linker-script symbols (loader.lds.S); hidden: PC-relative, no GOT. Their
+// reserved names are the toolchain's convention for such symbols.
+// NOLINTBEGIN(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp)
 extern "C" __attribute__((visibility("hidden"))) const uint8_t __loader_start[];
 extern "C" __attribute__((visibility("hidden"))) const uint8_t __loader_end[];
+// NOLINTEND(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp)
 
 extern "C" [[noreturn]] __attribute__((used, section(".text.entry"))) void
 svmkit_boot_loader_entry(uint64_t r3, uint64_t r4, uint64_t r5, const svmkit_gates* gates) {
