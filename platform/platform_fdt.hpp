@@ -5,7 +5,7 @@
 //       #address-cells = <2>; #size-cells = <2>;
 //       compatible = "svmkit,simulated-pef"; model = "svmkit simulated PEF machine";
 //       memory@0 { device_type = "memory"; reg = <0 0 size>; };
-//       chosen { };
+//       chosen { };                    (bootargs, linux,initrd-start/end for a loader)
 //       virtio_mmio@<addr> { compatible = "virtio,mmio"; reg = <...>; };   (tests only, for now)
 //   };
 #pragma once
@@ -14,6 +14,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace svmkit::platform {
@@ -29,6 +31,10 @@ struct PlatformFdtSpec {
     // virtio-mmio device nodes, one per window (the first ones have devices
     // behind them; tests may ask for more to check the stub's wiring).
     unsigned virtio_mmio_nodes = 0;
+    // /chosen for a normal guest program (the boot loader): the platform
+    // command line, and an image placed like an initrd (kexec-style boot).
+    std::string bootargs;
+    std::optional<Reservation> initrd;
 };
 
 inline constexpr std::size_t kPlatformFdtMaxSize = 0x10000;

@@ -241,9 +241,20 @@ Result<void> VirtioMmioBlk::start(const HvMemoryView& memory) {
     acked |= backend_features_ & (driver_features_ & kFeatureAccessPlatform);
     acked |= backend_features_ & vhost_user::kFeatureProtocolFeatures;
     SVM_CHECK(frontend_.set_features(acked));
+    // Started before and reset since (a normal guest's boot loader used the
+    // device, then the secure kernel starts it inside its shared pool): the
+    // back end still holds the old ring addresses, and libvhost-user remaps
+    // them on every SET_MEM_TABLE, dropping the connection when the new table
+    // leaves them out. Point the ring at its new place first, while the old
+    // table still covers it (start_queue sends the address again).
+    if (table_sent_)
+        SVM_CHECK(frontend_.set_vring_addr(vhost_user::VringAddr{
+            0, 0, memory.user_base + queue_.desc, memory.user_base + queue_.device,
+            memory.user_base + queue_.driver, 0}));
     memory_changed(memory);
     if ((status_ & kStatusNeedsReset) != 0)
         return fail(ExitCode::io, "{}: the memory table was refused", info_.name);
+    table_sent_ = true;
     vhost_user::QueueSetup q;
     q.size = queue_.num;
     q.desc_user = memory.user_base + queue_.desc;

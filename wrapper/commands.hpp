@@ -117,6 +117,11 @@ struct BootOptions {
     std::vector<std::string> disks;
     std::string backend = "svmkit";
     std::string hostile; // svmkit-vhost-blk --hostile MODE (tests)
+    // Normal-guest boot through the boot loader (docs/loader-boot.md):
+    // kexec-style with an image, or grub-style from a disk (no image at all).
+    std::string kexec_image;
+    std::string boot_entry;    // svmkit.boot_entry=NAME on the platform command line
+    std::string cmdline_extra; // appended to the platform command line
 };
 // Exit codes of `boot` beyond the common ones (README "Exit codes").
 // 5: the ultravisor refused the image, or the guest terminated the VM.

@@ -119,7 +119,17 @@ int main(int argc, char** argv) {
     BootOptions boot;
     auto* bt = app.add_subcommand(
         "boot", "Boot a secure image on the simulated PEF machine and report each stage");
-    bt->add_option("image", boot.image, "Secure image")->required();
+    bt->add_option("image", boot.image,
+                   "Secure image, booted firmware-style (leave out with --kexec, or to boot "
+                   "grub-style from the --disk that holds a boot partition)");
+    bt->add_option("--kexec", boot.kexec_image,
+                   "Boot the normal-guest loader, which loads this secure image kexec-style "
+                   "(docs/loader-boot.md)");
+    bt->add_option("--entry", boot.boot_entry,
+                   "Grub-style: the boot.cfg entry to boot instead of the default "
+                   "(svmkit.boot_entry=NAME on the platform command line)");
+    bt->add_option("--cmdline-extra", boot.cmdline_extra,
+                   "Text appended to the platform command line the loader sees");
     bt->add_option("--trusted-key", boot.trusted_keys,
                    "Public key or certificate the ultravisor trusts (repeatable)")
         ->required();
