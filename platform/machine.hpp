@@ -153,6 +153,8 @@ class Machine {
     Machine(MachineConfig config, GuestMemory memory);
     Result<void> start_hypervisor();
     bool notify_queue(const svmkit_regs& regs);
+    bool read_interrupt_status(svmkit_regs& regs);
+    long disk_register(std::uint64_t addr, std::uint64_t width, std::uint64_t reg) const;
     long cede();
     void record_trace(const svmkit_regs& regs);
     enum class Stop { none, esm_resume, exited, terminated, platform_error };
@@ -169,9 +171,12 @@ class Machine {
     std::unique_ptr<HypervisorProcess> hv_;
     std::vector<TraceEvent> events_; // H_SVMKIT_TRACE, in order (bounded)
     // Per disk: its request queue's kick and call eventfds (ioeventfd and
-    // irqfd: the back end reads kicks and writes calls directly).
+    // irqfd: the back end reads kicks and writes calls directly), and the
+    // used-buffer interrupt a call latched (InterruptStatus bit 0) until the
+    // driver acknowledges it.
     struct QueueFds {
         UniqueFd kick, call;
+        std::uint32_t interrupt = 0;
     };
     std::vector<QueueFds> queues_;
     Stop stop_ = Stop::none;
