@@ -16,7 +16,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 svmkit=$(realpath "${1:-$root/build/wrapper/svmkit}")
-runs=${2:-5}
+runs=${2:-9}
 mib=${3:-256}
 sample=$(dirname "$svmkit")/../samples/kernel/sample-kernel.elf
 work=$(mktemp -d)
