@@ -52,6 +52,43 @@ uint8_t kind_of(DmaDirection dir) {
     return Swiotlb::kind_free; // not a direction: matches no mapping
 }
 
+// The copy into the pool on map for a from_device mapping is there only so
+// that a device writing less than the buffer leaves the driver's bytes, not
+// stale ones (CVE-2022-0854): nothing reads those bytes again unless the
+// device skips them, and the device (a back end on another CPU) is about to
+// overwrite them. Streaming stores keep them out of this CPU's cache, so the
+// device's writes do not first pull dirty lines across from it. From 16 KiB
+// on; smaller copies stay cache-friendly memcpy.
+constexpr size_t kStreamingCopyMin = 16 * 1024;
+
+void copy_in_streaming(void* dst, const void* src, size_t n) {
+#if defined(__x86_64__)
+    auto* d = static_cast<uint8_t*>(dst);
+    const auto* p = static_cast<const uint8_t*>(src);
+    if (reinterpret_cast<uintptr_t>(d) % 16 == 0) {
+        for (; n >= 64; n -= 64, d += 64, p += 64)
+            asm volatile("movdqu   (%1), %%xmm0\n\t"
+                         "movdqu 16(%1), %%xmm1\n\t"
+                         "movdqu 32(%1), %%xmm2\n\t"
+                         "movdqu 48(%1), %%xmm3\n\t"
+                         "movntdq %%xmm0,   (%0)\n\t"
+                         "movntdq %%xmm1, 16(%0)\n\t"
+                         "movntdq %%xmm2, 32(%0)\n\t"
+                         "movntdq %%xmm3, 48(%0)"
+                         :
+                         : "r"(d), "r"(p)
+                         : "xmm0", "xmm1", "xmm2", "xmm3", "memory");
+        // Streaming stores are weakly ordered: make them visible before the
+        // mapping's address can reach the device (the avail ring's release
+        // store comes later in program order).
+        asm volatile("sfence" ::: "memory");
+    }
+    memcpy(d, p, n);
+#else
+    memcpy(dst, src, n);
+#endif
+}
+
 bool copies_out(DmaDirection dir) {
     return dir == DmaDirection::from_device || dir == DmaDirection::bidirectional;
 }
@@ -341,7 +378,10 @@ dma_addr_t Swiotlb::map(void* orig, size_t size, DmaDirection dir, uint64_t min_
                           size);
     const dma_addr_t bounce = slot_addr(static_cast<uint64_t>(head)) + offset;
     // Always copy in, whatever the direction (CVE-2022-0854).
-    memcpy(gpa_ptr(bounce), orig, size);
+    if (dir == DmaDirection::from_device && size >= kStreamingCopyMin)
+        copy_in_streaming(gpa_ptr(bounce), orig, size);
+    else
+        memcpy(gpa_ptr(bounce), orig, size);
     if (err != nullptr)
         *err = DmaError{};
     return bounce;

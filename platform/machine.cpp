@@ -479,24 +479,46 @@ void Machine::record_loader_trace(const TraceEvent& e) {
     }
 }
 
+// The disk whose window holds 32-bit register `reg` at `addr`, or -1.
+long Machine::disk_register(std::uint64_t addr, std::uint64_t width, std::uint64_t reg) const {
+    if (width != 4 || addr < kVirtioMmioBase)
+        return -1;
+    const std::uint64_t index = (addr - kVirtioMmioBase) / kVirtioMmioStride;
+    if (index >= queues_.size() || (addr - kVirtioMmioBase) % kVirtioMmioStride != reg)
+        return -1;
+    return static_cast<long>(index);
+}
+
 // A QueueNotify write to a disk's window goes straight into its kick eventfd,
 // as KVM's ioeventfd does: no round trip to the hypervisor on the I/O path.
+// InterruptAck clears the latched used-buffer interrupt here too (irqfd's
+// other half): the hypervisor process has no interrupt state of its own.
 bool Machine::notify_queue(const svmkit_regs& regs) {
-    const std::uint64_t addr = regs.r[4];
-    if (regs.r[5] != 4 || regs.r[6] != 0 || addr < kVirtioMmioBase)
-        return false;
-    const std::uint64_t index = (addr - kVirtioMmioBase) / kVirtioMmioStride;
-    if (index >= queues_.size() ||
-        (addr - kVirtioMmioBase) % kVirtioMmioStride != kVirtioMmioQueueNotify)
+    if (const long ack = disk_register(regs.r[4], regs.r[5], kVirtioMmioInterruptAck); ack >= 0) {
+        queues_[static_cast<std::size_t>(ack)].interrupt &= ~static_cast<std::uint32_t>(regs.r[6]);
+        return true;
+    }
+    const long index = disk_register(regs.r[4], regs.r[5], kVirtioMmioQueueNotify);
+    if (index < 0 || regs.r[6] != 0)
         return false;
     const std::uint64_t one = 1;
     // A full counter (2^64 - 2 kicks not yet seen) still wakes the back end.
-    (void)!::write(queues_[index].kick.get(), &one, sizeof one);
+    (void)!::write(queues_[static_cast<std::size_t>(index)].kick.get(), &one, sizeof one);
+    return true;
+}
+
+// InterruptStatus of a disk: the used-buffer interrupt H_CEDE latched.
+bool Machine::read_interrupt_status(svmkit_regs& regs) {
+    const long index = disk_register(regs.r[4], regs.r[5], kVirtioMmioInterruptStatus);
+    if (index < 0)
+        return false;
+    regs.r[4] = queues_[static_cast<std::size_t>(index)].interrupt;
     return true;
 }
 
 // H_CEDE: idle until a back end signals a call eventfd (irqfd) or a tick
-// passes; consume the signals so the next cede waits again.
+// passes; consume the signals so the next cede waits again, and latch them
+// as the disk's used-buffer interrupt.
 long Machine::cede() {
     constexpr int kTickMs = 10;
     std::vector<pollfd> fds;
@@ -508,10 +530,11 @@ long Machine::cede() {
         return H_SUCCESS;
     }
     if (::poll(fds.data(), fds.size(), kTickMs) > 0)
-        for (const pollfd& p : fds)
-            if ((p.revents & POLLIN) != 0) {
+        for (std::size_t i = 0; i < fds.size(); ++i)
+            if ((fds[i].revents & POLLIN) != 0) {
                 std::uint64_t count = 0;
-                (void)!::read(p.fd, &count, sizeof count);
+                if (::read(fds[i].fd, &count, sizeof count) == sizeof count && count != 0)
+                    queues_[i].interrupt |= 1; // VIRTIO_MMIO_INT_VRING
             }
     return H_SUCCESS;
 }
@@ -531,7 +554,8 @@ long Machine::on_hcall(svmkit_regs& regs) noexcept {
             regs.r[3] = H_SUCCESS;
             return H_SUCCESS;
         }
-        if (regs.r[3] == H_CEDE || (regs.r[3] == H_SVMKIT_MMIO_WRITE && notify_queue(regs))) {
+        if (regs.r[3] == H_CEDE || (regs.r[3] == H_SVMKIT_MMIO_WRITE && notify_queue(regs)) ||
+            (regs.r[3] == H_SVMKIT_MMIO_READ && read_interrupt_status(regs))) {
             const long ret = regs.r[3] == H_CEDE ? cede() : H_SUCCESS;
             regs.r[3] = static_cast<std::uint64_t>(ret);
             return ret;

@@ -194,6 +194,8 @@ class Machine {
     Machine(MachineConfig config, GuestMemory memory);
     Result<void> start_hypervisor();
     bool notify_queue(const svmkit_regs& regs);
+    bool read_interrupt_status(svmkit_regs& regs);
+    long disk_register(std::uint64_t addr, std::uint64_t width, std::uint64_t reg) const;
     long cede();
     void record_trace(const svmkit_regs& regs);
     void record_loader_trace(const TraceEvent& e);
@@ -213,9 +215,12 @@ class Machine {
     // When the loader's purgatory jumped to the stub (normal-guest boot).
     std::optional<std::chrono::steady_clock::time_point> loader_jump_at_;
     // Per disk: its request queue's kick and call eventfds (ioeventfd and
-    // irqfd: the back end reads kicks and writes calls directly).
+    // irqfd: the back end reads kicks and writes calls directly), and the
+    // used-buffer interrupt a call latched (InterruptStatus bit 0) until the
+    // driver acknowledges it.
     struct QueueFds {
         UniqueFd kick, call;
+        std::uint32_t interrupt = 0;
     };
     std::vector<QueueFds> queues_;
     Stop stop_ = Stop::none;

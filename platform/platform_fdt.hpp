@@ -46,6 +46,8 @@ inline constexpr std::uint64_t kVirtioMmioBase = 0x100000000000;
 inline constexpr std::uint64_t kVirtioMmioStride = 0x1000;
 inline constexpr std::uint64_t kVirtioMmioSize = 0x200;
 inline constexpr std::uint64_t kVirtioMmioQueueNotify = 0x050;
+inline constexpr std::uint64_t kVirtioMmioInterruptStatus = 0x060;
+inline constexpr std::uint64_t kVirtioMmioInterruptAck = 0x064;
 
 Result<std::vector<std::byte>> build_platform_fdt(const PlatformFdtSpec& spec);
 

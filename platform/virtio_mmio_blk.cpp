@@ -137,8 +137,10 @@ std::optional<std::uint64_t> VirtioMmioBlk::read(std::uint64_t offset, unsigned 
         return queue_sel_ == 0 && queue_.ready ? 1 : 0;
     case kInterruptStatus:
         // Used-buffer notifications go from the back end straight to the
-        // vCPU (the call eventfd); while the queue runs, report that one may
-        // be pending so a driver that asks checks its used ring.
+        // vCPU (the call eventfd), and the machine answers this register
+        // itself for its disks (the bit H_CEDE latched). Asked here anyway:
+        // while the queue runs, one may be pending, so a driver that asks
+        // checks its used ring.
         return running_ ? 1 : 0;
     case kStatus:
         return status_;
@@ -179,7 +181,7 @@ bool VirtioMmioBlk::write(std::uint64_t offset, unsigned size, std::uint64_t val
             queue_.ready = (value & 1) != 0;
         return true;
     case kQueueNotify:  // normally the machine's kick eventfd; other queues: nothing to wake
-    case kInterruptAck: // notifications reach the vCPU directly; nothing to acknowledge here
+    case kInterruptAck: // normally the machine's latched interrupt; nothing to acknowledge here
         return true;
     case kStatus:
         set_status(static_cast<std::uint32_t>(value), memory);
