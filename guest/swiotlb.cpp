@@ -59,7 +59,7 @@ uint8_t kind_of(DmaDirection dir) {
 // overwrite them. Streaming stores keep them out of this CPU's cache, so the
 // device's writes do not first pull dirty lines across from it. From 16 KiB
 // on; smaller copies stay cache-friendly memcpy.
-constexpr size_t kStreamingCopyMin = 16 * 1024;
+constexpr size_t kStreamingCopyMin = size_t{16} * 1024;
 
 void copy_in_streaming(void* dst, const void* src, size_t n) {
 #if defined(__x86_64__)
