@@ -6,12 +6,16 @@
 #include "signer/signer.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace svmkit::format {
 struct VerifyPolicy;
+}
+namespace CLI {
+class App;
 }
 
 namespace svmkit::cli {
@@ -124,6 +128,14 @@ inline constexpr int kExitVmTerminated = 5;
 // 6: guest code faulted, hung or returned from its entry.
 inline constexpr int kExitGuestCrashed = 6;
 Result<int> run_boot(const BootOptions& o);
+
+// svmkit esm (wrapper/cmd_esm.cpp): registers `esm` and its subcommands on
+// `app`; `run` runs the one that was parsed.
+struct EsmCommand {
+    CLI::App* command = nullptr;
+    std::function<Result<int>()> run;
+};
+EsmCommand add_esm_command(CLI::App& app);
 
 // "64M", "1G", "65536", "0x100000" -> bytes.
 Result<std::uint64_t> parse_size(const std::string& text, const std::string& option);

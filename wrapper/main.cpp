@@ -151,6 +151,8 @@ int main(int argc, char** argv) {
     bt->add_flag("--quiet", boot.quiet, "Do not stream the guest console");
     // ---- end boot ----
 
+    const EsmCommand esm = add_esm_command(app);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -181,6 +183,8 @@ int main(int argc, char** argv) {
         result = run_attach(attach);
     if (bt->parsed())
         result = run_boot(boot);
+    if (esm.command->parsed())
+        result = esm.run();
     if (!result) {
         std::fprintf(stderr, "svmkit: error: %s\n", result.error().message.c_str());
         return static_cast<int>(result.error().code);
