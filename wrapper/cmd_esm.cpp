@@ -315,6 +315,45 @@ void add_passphrase_options(CLI::App* cmd, PassphraseOptions& p) {
 
 } // namespace
 
+Result<format::EsmBlob> build_esm_nodes(const BuildOptions& o,
+                                        const format::PayloadSource& kernel_image,
+                                        const std::optional<format::PayloadSource>& initrd,
+                                        const std::string& cmdline) {
+    if (o.esm_blob)
+        return read_blob(*o.esm_blob);
+    if (o.esm_recipients.empty())
+        return format::EsmBlob{};
+    std::optional<format::EsmKey> origin;
+    if (o.esm_origin) {
+        SVM_TRY(key, format::load_esm_public_key(*o.esm_origin));
+        origin = std::move(key);
+    }
+    std::vector<format::EsmKey> recipients;
+    for (const std::string& path : o.esm_recipients) {
+        SVM_TRY(key, format::load_esm_public_key(path));
+        recipients.push_back(std::move(key));
+    }
+    format::EsmMakeRequest req;
+    if (origin)
+        req.origin = format::EsmRecipient{&*origin, "origin"};
+    for (const auto& key : recipients)
+        req.recipients.push_back({&key, key.path});
+    SVM_TRY(digests, format::compute_esm_digests(kernel_image, initrd, cmdline));
+    req.digests = std::move(digests);
+    for (const std::string& spec : o.esm_files) {
+        const auto eq = spec.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+            return fail(ExitCode::usage, "--esm-file: '{}' is not NAME=PATH", spec);
+        const std::string path = spec.substr(eq + 1);
+        SVM_TRY(data, read_small_file(path, format::kEsmMaxBlobSize));
+        req.files.push_back({spec.substr(0, eq), "", std::move(data)});
+    }
+    auto blob = format::make_esm_blob(req);
+    if (!blob)
+        return unexpected(with_context(std::move(blob.error()), "--esm-*"));
+    return std::move(*blob);
+}
+
 EsmCommand add_esm_command(CLI::App& app) {
     auto o = std::make_shared<EsmOptions>();
     auto* esm = app.add_subcommand(

@@ -13,7 +13,9 @@
 
 namespace svmkit::format {
 struct VerifyPolicy;
-}
+struct EsmBlob;
+struct PayloadSource;
+} // namespace svmkit::format
 namespace CLI {
 class App;
 }
@@ -43,6 +45,14 @@ struct BuildOptions {
     bool unsigned_image = false;
     KeyOptions key;
     std::string output;
+    // PEF ibm,esm nodes beside the manifest (docs/esm.md): lockboxes for
+    // these RSA public keys, encrypted digests of this image's kernel, initrd
+    // and command line, encrypted NAME=PATH secret files; or a whole blob
+    // made by `svmkit esm make`.
+    std::vector<std::string> esm_recipients;
+    std::optional<std::string> esm_origin;
+    std::vector<std::string> esm_files;
+    std::optional<std::string> esm_blob;
 };
 Result<int> run_build(const BuildOptions& o);
 Result<std::vector<signer::PrivateKey>> load_private_keys(const KeyOptions& k);
@@ -136,6 +146,13 @@ struct EsmCommand {
     std::function<Result<int>()> run;
 };
 EsmCommand add_esm_command(CLI::App& app);
+// The ibm,esm nodes `svmkit build` puts in an image (empty when no --esm-*
+// option was given), from the image's own kernel loadable image, initrd and
+// command line.
+Result<format::EsmBlob> build_esm_nodes(const BuildOptions& o,
+                                        const format::PayloadSource& kernel_image,
+                                        const std::optional<format::PayloadSource>& initrd,
+                                        const std::string& cmdline);
 
 // "64M", "1G", "65536", "0x100000" -> bytes.
 Result<std::uint64_t> parse_size(const std::string& text, const std::string& option);
