@@ -131,6 +131,8 @@ struct BootOptions {
     std::vector<std::string> disks;
     std::string backend = "svmkit";
     std::string hostile; // svmkit-vhost-blk --hostile MODE (tests)
+    // The machine's RSA private key (its TPM's), for ibm,esm lockboxes.
+    std::optional<std::string> machine_key;
 };
 // Exit codes of `boot` beyond the common ones (README "Exit codes").
 // 5: the ultravisor refused the image, or the guest terminated the VM.

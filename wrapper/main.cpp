@@ -161,6 +161,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     bt->add_flag("--json", boot.json, "Machine-readable report (the console goes to stderr)");
     bt->add_flag("--quiet", boot.quiet, "Do not stream the guest console");
+    bt->add_option("--machine-key", boot.machine_key,
+                   "The machine's RSA private key (stands in for its TPM): opens the image's "
+                   "ibm,esm lockbox for this machine");
     // ---- end boot ----
 
     const EsmCommand esm = add_esm_command(app);
