@@ -44,7 +44,7 @@ TEST_CASE("esm config: the svm-tools style YAML of the test tree parses") {
     CHECK(c->files[1].comment.empty());
 }
 
-TEST_CASE("esm config: minimal entries; optional fields stay empty") {
+TEST_CASE("esm config: minimal entries, optional fields stay empty") {
     auto c = parse_esm_config(kOrigin + kDigest, "x");
     REQUIRE_MESSAGE(c.has_value(), c.error().message);
     CHECK_FALSE(c->origin.seckey.has_value());
