@@ -59,7 +59,8 @@ Result<std::string> comment_of(const PropDecoder& d, const std::string& where,
 
 Result<EsmSealed> read_sealed(const FdtReader& r, int node, const std::string& label,
                               const std::string& where) {
-    SVM_TRY(props, r.properties(node, {"algorithm", "untrusted-comment", "ciphertext", "iv", "mac"}));
+    SVM_TRY(props,
+            r.properties(node, {"algorithm", "untrusted-comment", "ciphertext", "iv", "mac"}));
     SVM_TRY(kids, r.children(node));
     if (!kids.empty())
         return fail(ExitCode::malformed, "{}: {}: unexpected node under {}", where, kSubject,
@@ -116,8 +117,8 @@ Result<EsmLockbox> read_lockbox(const FdtReader& r, int node, std::uint32_t numb
                         name, label);
         SVM_TRY(grandkids, r.children(off));
         if (!grandkids.empty())
-            return fail(ExitCode::malformed, "{}: {}: unexpected node under {}/{}", where,
-                        kSubject, label, name);
+            return fail(ExitCode::malformed, "{}: {}: unexpected node under {}/{}", where, kSubject,
+                        label, name);
         SVM_TRY(fprops, r.properties(off, {"algorithm", "hash"}));
         PropDecoder f(fprops, label + "/pubkey-fingerprint", where, kSubject);
         SVM_TRY(algorithm, f.str("algorithm"));
@@ -134,8 +135,7 @@ Result<EsmLockbox> read_lockbox(const FdtReader& r, int node, std::uint32_t numb
     return box;
 }
 
-Result<void> read_lockboxes(const FdtReader& r, int node, EsmBlob& blob,
-                            const std::string& where) {
+Result<void> read_lockboxes(const FdtReader& r, int node, EsmBlob& blob, const std::string& where) {
     SVM_TRY(props, r.properties(node, {}));
     (void)props;
     SVM_TRY(kids, r.children(node));
@@ -214,8 +214,7 @@ std::vector<std::byte> encode_files_fdt(const std::vector<EsmFile>& files) {
     return b.finish();
 }
 
-Result<void> read_file_node(const FdtReader& r, int node, EsmBlob& blob,
-                            const std::string& where) {
+Result<void> read_file_node(const FdtReader& r, int node, EsmBlob& blob, const std::string& where) {
     SVM_TRY(props, r.properties(node, {"files-fdt"}));
     SVM_TRY(kids, r.children(node));
     if (!kids.empty())
@@ -252,10 +251,12 @@ const EsmFile* EsmBlob::file(const std::string& name) const {
 }
 
 bool esm_file_name_valid(std::string_view name) {
-    auto alpha = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); };
+    auto alpha = [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+    };
     auto rest = [&](char c) {
-        return alpha(c) || (c >= '0' && c <= '9') || c == ',' || c == '.' || c == '_' ||
-               c == '+' || c == '-';
+        return alpha(c) || (c >= '0' && c <= '9') || c == ',' || c == '.' || c == '_' || c == '+' ||
+               c == '-';
     };
     return !name.empty() && name.size() <= kEsmMaxFileNameLength && alpha(name[0]) &&
            std::all_of(name.begin() + 1, name.end(), rest);
@@ -406,8 +407,8 @@ Result<EsmDigests> decode_esm_digests(std::span<const std::byte> bytes, const st
     SVM_TRY(grandkids, r.children(node));
     if (!grandkids.empty())
         return fail(ExitCode::malformed, "{}: unexpected node under /digests", inner);
-    SVM_TRY(props,
-            r.properties(node, {"algorithm", "rtas", "kernel", "kernel-size", "initrd", "bootargs"}));
+    SVM_TRY(props, r.properties(
+                       node, {"algorithm", "rtas", "kernel", "kernel-size", "initrd", "bootargs"}));
     PropDecoder d(props, "/digests", inner, kSubject);
     SVM_TRY(algorithm, d.str("algorithm"));
     if (algorithm != kDigestAlgorithm)

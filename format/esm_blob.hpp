@@ -99,8 +99,8 @@ struct EsmBlob {
 
 // The plaintext of the digests FDT.
 struct EsmDigests {
-    std::vector<std::byte> kernel; // SHA-512 of the kernel's loadable image
-    std::uint32_t kernel_size = 0; // its size in bytes
+    std::vector<std::byte> kernel;                // SHA-512 of the kernel's loadable image
+    std::uint32_t kernel_size = 0;                // its size in bytes
     std::optional<std::vector<std::byte>> initrd; // SHA-512 of the initrd (absent: none)
     std::vector<std::byte> bootargs;              // SHA-512 of the command line, no NUL
     std::optional<std::vector<std::byte>> rtas;   // SHA-512 of RTAS (kept, not checked)

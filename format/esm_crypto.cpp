@@ -27,8 +27,7 @@ struct FreeWith {
 };
 using BioPtr = std::unique_ptr<BIO, FreeWith<BIO, BIO_free_all>>;
 using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, FreeWith<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
-using CipherCtxPtr =
-    std::unique_ptr<EVP_CIPHER_CTX, FreeWith<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>>;
+using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, FreeWith<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>>;
 
 constexpr int kMinRsaBits = 2048;
 constexpr std::size_t kIvSize = 12;
@@ -119,8 +118,7 @@ Result<std::vector<std::byte>> esm_wrap_symkey(const EsmKey& recipient, const Es
     ErrorQueueGuard guard;
     SVM_TRY(ctx, oaep_context(recipient, true));
     std::size_t len = 0;
-    if (EVP_PKEY_encrypt(ctx.get(), nullptr, &len, uchar(key.bytes.data()), key.bytes.size()) !=
-        1)
+    if (EVP_PKEY_encrypt(ctx.get(), nullptr, &len, uchar(key.bytes.data()), key.bytes.size()) != 1)
         return fail(ExitCode::malformed, "{}: RSA-OAEP encryption failed: {}", recipient.path,
                     openssl_reason());
     std::vector<std::byte> out(len);
@@ -137,8 +135,7 @@ Result<EsmSymKey> esm_unwrap_symkey(const EsmKey& private_key,
     ErrorQueueGuard guard;
     SVM_TRY(ctx, oaep_context(private_key, false));
     std::size_t len = 0;
-    if (EVP_PKEY_decrypt(ctx.get(), nullptr, &len, uchar(encrypted.data()), encrypted.size()) !=
-        1)
+    if (EVP_PKEY_decrypt(ctx.get(), nullptr, &len, uchar(encrypted.data()), encrypted.size()) != 1)
         return fail(ExitCode::verification_failed, "{}: the lockbox does not decrypt: {}",
                     private_key.path, openssl_reason());
     std::vector<std::byte> out(len);
@@ -168,8 +165,7 @@ EsmSealed esm_seal(const EsmSymKey& key, std::span<const std::byte> plaintext,
     CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
     int len = 0;
     int tail = 0;
-    if (!ctx ||
-        EVP_EncryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+    if (!ctx || EVP_EncryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(s.iv.size()),
                             nullptr) != 1 ||
         EVP_EncryptInit_ex2(ctx.get(), nullptr, uchar(key.bytes.data()), uchar(s.iv.data()),
@@ -193,10 +189,9 @@ Result<std::vector<std::byte>> esm_open(const EsmSymKey& key, const EsmSealed& s
     CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
     int len = 0;
     int tail = 0;
-    if (!ctx ||
-        EVP_DecryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN,
-                            static_cast<int>(sealed.iv.size()), nullptr) != 1 ||
+    if (!ctx || EVP_DecryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(sealed.iv.size()),
+                            nullptr) != 1 ||
         EVP_DecryptInit_ex2(ctx.get(), nullptr, uchar(key.bytes.data()), uchar(sealed.iv.data()),
                             nullptr) != 1 ||
         EVP_DecryptUpdate(ctx.get(), uchar(out.data()), &len, uchar(sealed.ciphertext.data()),
@@ -228,11 +223,10 @@ Result<EsmBlob> make_esm_blob(const EsmMakeRequest& req) {
                         r.key->path);
         if (const EsmLockbox* other = blob.find(r.key->fingerprint))
             return fail(ExitCode::usage, "{}: the key is already in {} (fingerprint {})",
-                        r.key->path, other->node_name(),
-                        esm_fingerprint_hex(r.key->fingerprint));
+                        r.key->path, other->node_name(), esm_fingerprint_hex(r.key->fingerprint));
         SVM_TRY(wrapped, esm_wrap_symkey(*r.key, symkey));
-        blob.lockboxes.push_back(EsmLockbox{number, r.comment, std::move(wrapped),
-                                            r.key->fingerprint});
+        blob.lockboxes.push_back(
+            EsmLockbox{number, r.comment, std::move(wrapped), r.key->fingerprint});
         return {};
     };
     if (req.origin)
@@ -265,9 +259,9 @@ EsmOpened esm_open_lockbox(const EsmBlob& blob, const EsmKey& key) {
     r.lockbox = blob.find(key.fingerprint);
     if (r.lockbox == nullptr) {
         r.failure = EsmOpenFailure::no_lockbox;
-        r.message = fmt::format("no lockbox for key {} (fingerprint {}) among {} lockboxes",
-                                key.path, esm_fingerprint_hex(key.fingerprint),
-                                blob.lockboxes.size());
+        r.message =
+            fmt::format("no lockbox for key {} (fingerprint {}) among {} lockboxes", key.path,
+                        esm_fingerprint_hex(key.fingerprint), blob.lockboxes.size());
         return r;
     }
     auto symkey = esm_unwrap_symkey(key, r.lockbox->encrypted_symkey);
@@ -307,7 +301,8 @@ Result<void> esm_revoke(EsmBlob& blob, const EsmFingerprint& fingerprint) {
         return fail(ExitCode::usage, "no lockbox has fingerprint {}",
                     esm_fingerprint_hex(fingerprint));
     if (it->number == 0)
-        return fail(ExitCode::usage, "fingerprint {} is the origin lockbox, which cannot be revoked",
+        return fail(ExitCode::usage,
+                    "fingerprint {} is the origin lockbox, which cannot be revoked",
                     esm_fingerprint_hex(fingerprint));
     blob.lockboxes.erase(it);
     return {};

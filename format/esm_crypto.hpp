@@ -60,8 +60,7 @@ Result<EsmSymKey> esm_unwrap_symkey(const EsmKey& private_key,
                                     std::span<const std::byte> encrypted);
 
 // AES-256-GCM with a fresh random 12-byte IV, no additional data.
-EsmSealed esm_seal(const EsmSymKey& key, std::span<const std::byte> plaintext,
-                   std::string comment);
+EsmSealed esm_seal(const EsmSymKey& key, std::span<const std::byte> plaintext, std::string comment);
 // ExitCode::verification_failed when the tag does not verify (wrong key, or
 // tampered ciphertext, IV or tag).
 Result<std::vector<std::byte>> esm_open(const EsmSymKey& key, const EsmSealed& sealed);

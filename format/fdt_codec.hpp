@@ -163,8 +163,7 @@ inline std::uint64_t be_value(std::span<const std::byte> b) {
 // Typed access to the properties of one node; `node` names it in messages.
 class PropDecoder {
   public:
-    PropDecoder(const Props& props, std::string node, const std::string& where,
-                std::string subject)
+    PropDecoder(const Props& props, std::string node, const std::string& where, std::string subject)
         : props_(props), node_(std::move(node)), where_(where), subject_(std::move(subject)) {}
 
     Result<std::span<const std::byte>> raw(const std::string& name) const {

@@ -69,8 +69,8 @@ static inline const char* svmkit_uv_code_name(long code) {
 
 /* Packs n bytes (n <= 8 * nregs) into registers, first byte in the most
  * significant byte of regs[0]; the rest is zero. */
-static inline void svmkit_uv_pack_bytes(const uint8_t* bytes, uint64_t n,
-                                        uint64_t* regs, uint64_t nregs) {
+static inline void svmkit_uv_pack_bytes(const uint8_t* bytes, uint64_t n, uint64_t* regs,
+                                        uint64_t nregs) {
     for (uint64_t i = 0; i < nregs; ++i)
         regs[i] = 0;
     for (uint64_t i = 0; i < n && i < 8 * nregs; ++i)
@@ -78,8 +78,7 @@ static inline void svmkit_uv_pack_bytes(const uint8_t* bytes, uint64_t n,
 }
 
 /* The reverse: 8 * nregs bytes out of registers. */
-static inline void svmkit_uv_unpack_bytes(const uint64_t* regs, uint64_t nregs,
-                                          uint8_t* bytes) {
+static inline void svmkit_uv_unpack_bytes(const uint64_t* regs, uint64_t nregs, uint8_t* bytes) {
     for (uint64_t i = 0; i < 8 * nregs; ++i)
         bytes[i] = (uint8_t)(regs[i / 8] >> (56 - 8 * (i % 8)));
 }

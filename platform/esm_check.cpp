@@ -62,8 +62,7 @@ EsmCheck check_esm_nodes(GuestMemory& memory, std::uint64_t kbase, const format:
                       "the ESM blob has lockboxes but no /digest/digests-fdt");
     auto plain = format::esm_open(opened.symkey, *blob.digests);
     if (!plain)
-        return refuse(EsmFailure::esm_auth_failed,
-                      "/digest/digests-fdt: " + plain.error().message);
+        return refuse(EsmFailure::esm_auth_failed, "/digest/digests-fdt: " + plain.error().message);
     auto digests = format::decode_esm_digests(*plain, "ESM blob");
     if (!digests)
         return refuse(EsmFailure::esm_digests_malformed, digests.error().message);
@@ -76,8 +75,8 @@ EsmCheck check_esm_nodes(GuestMemory& memory, std::uint64_t kbase, const format:
         return refuse(EsmFailure::esm_kernel_digest_mismatch,
                       fmt::format("the kernel's loadable image ({} bytes, SHA-512 {}) is not the "
                                   "sealed one ({} bytes, SHA-512 {})",
-                                  image->second, format::hex(image->first),
-                                  digests->kernel_size, format::hex(digests->kernel)));
+                                  image->second, format::hex(image->first), digests->kernel_size,
+                                  format::hex(digests->kernel)));
 
     const format::Component* initrd = m.find(format::ComponentKind::initrd);
     if ((initrd == nullptr) != !digests->initrd)

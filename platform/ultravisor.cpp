@@ -3,8 +3,8 @@
 #include "base/checked.hpp"
 #include "format/dtb.hpp"
 #include "format/manifest_fdt.hpp"
-#include "platform/esm_check.hpp"
 #include "guest/uv_abi.h"
+#include "platform/esm_check.hpp"
 
 #include <libfdt.h>
 #include <thread>

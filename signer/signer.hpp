@@ -85,7 +85,6 @@ struct PassphraseSource {
     std::optional<std::string> file;    // a file whose first line is the passphrase
 };
 
-
 // The key in a file, of any type and size OpenSSL reads (the classes below
 // then restrict it to what svmkit signs with; the PEF lockboxes of
 // format/esm_* take RSA keys of other sizes). Same forms, errors and

@@ -3,7 +3,6 @@
 #include "wrapper/commands.hpp"
 
 #include "format/esm_crypto.hpp"
-
 #include "format/image_reader.hpp"
 #include "format/verify.hpp"
 #include "guest/uv_abi.h"

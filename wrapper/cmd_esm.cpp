@@ -384,8 +384,9 @@ EsmCommand add_esm_command(CLI::App& app) {
 
     auto* revoke = esm->add_subcommand("revoke", "Remove a recipient's lockbox");
     revoke->add_option("blob", o->blob, "ibm,esm blob")->required();
-    revoke->add_option("--fingerprint", o->fingerprint,
-                       "The lockbox's fingerprint (64 hex digits) or the recipient's public key")
+    revoke
+        ->add_option("--fingerprint", o->fingerprint,
+                     "The lockbox's fingerprint (64 hex digits) or the recipient's public key")
         ->required();
     revoke->add_option("-o,--output", o->output, "Output blob (default: change BLOB)");
 

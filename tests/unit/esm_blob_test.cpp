@@ -18,8 +18,8 @@ using namespace svmkit::format;
 namespace {
 
 EsmSealed sealed(std::size_t size, std::uint64_t seed, std::string comment = "c") {
-    return EsmSealed{std::move(comment), test::random_bytes(12, seed), test::random_bytes(16, seed + 1),
-                     test::random_bytes(size, seed + 2)};
+    return EsmSealed{std::move(comment), test::random_bytes(12, seed),
+                     test::random_bytes(16, seed + 1), test::random_bytes(size, seed + 2)};
 }
 
 EsmLockbox lockbox(std::uint32_t number, std::uint64_t seed) {
@@ -48,8 +48,7 @@ bool esm_revoke_for_test(EsmBlob& blob) {
 }
 
 bool same(const EsmSealed& a, const EsmSealed& b) {
-    return a.comment == b.comment && a.iv == b.iv && a.mac == b.mac &&
-           a.ciphertext == b.ciphertext;
+    return a.comment == b.comment && a.iv == b.iv && a.mac == b.mac && a.ciphertext == b.ciphertext;
 }
 
 void check_same(const EsmBlob& a, const EsmBlob& b) {
@@ -162,9 +161,13 @@ TEST_CASE("esm blob: the decoder refuses every malformed variant") {
         {[](void* f) { REQUIRE(fdt_delprop(f, 0, "compatible") == 0); }, "lacks property"},
         {[](void* f) { REQUIRE(fdt_add_subnode(f, 0, "extra") >= 0); }, "unknown node '/extra'"},
         {[](void* f) { set_string(f, "/", "model", "x"); }, "unknown property 'model'"},
-        {[](void* f) { REQUIRE(fdt_set_name(f, node(f, "/lockboxes/lockbox-1"), "lockbox-0") == 0); },
+        {[](void* f) {
+             REQUIRE(fdt_set_name(f, node(f, "/lockboxes/lockbox-1"), "lockbox-0") == 0);
+         },
          "unexpected lockbox name 'lockbox-0'"},
-        {[](void* f) { REQUIRE(fdt_set_name(f, node(f, "/lockboxes/lockbox-1"), "lockbox-01") == 0); },
+        {[](void* f) {
+             REQUIRE(fdt_set_name(f, node(f, "/lockboxes/lockbox-1"), "lockbox-01") == 0);
+         },
          "unexpected lockbox name"},
         {[](void* f) { REQUIRE(fdt_set_name(f, node(f, "/lockboxes/lockbox-1"), "box") == 0); },
          "unexpected lockbox name"},
@@ -172,25 +175,38 @@ TEST_CASE("esm blob: the decoder refuses every malformed variant") {
          "not an RSA 2048..8192 ciphertext"},
         {[](void* f) { set_bytes(f, "/lockboxes/lockbox-1", "encrypted-symkey", 2000); },
          "not an RSA 2048..8192 ciphertext"},
-        {[](void* f) { REQUIRE(fdt_delprop(f, node(f, "/lockboxes/lockbox-1"), "untrusted-comment") == 0); },
+        {[](void* f) {
+             REQUIRE(fdt_delprop(f, node(f, "/lockboxes/lockbox-1"), "untrusted-comment") == 0);
+         },
          "lacks property 'untrusted-comment'"},
         {[](void* f) { set_string(f, "/lockboxes/lockbox-1", "untrusted-comment", "tab\there"); },
          "printable"},
-        {[](void* f) { set_string(f, "/lockboxes/lockbox-1", "extra", "x"); }, "unknown property 'extra'"},
-        {[](void* f) { REQUIRE(fdt_del_node(f, node(f, "/lockboxes/lockbox-1/pubkey-fingerprint")) == 0); },
+        {[](void* f) { set_string(f, "/lockboxes/lockbox-1", "extra", "x"); },
+         "unknown property 'extra'"},
+        {[](void* f) {
+             REQUIRE(fdt_del_node(f, node(f, "/lockboxes/lockbox-1/pubkey-fingerprint")) == 0);
+         },
          "has no pubkey-fingerprint"},
-        {[](void* f) { set_string(f, "/lockboxes/lockbox-1/pubkey-fingerprint", "algorithm", "SHA1"); },
+        {[](void* f) {
+             set_string(f, "/lockboxes/lockbox-1/pubkey-fingerprint", "algorithm", "SHA1");
+         },
          "fingerprint algorithm 'SHA1'"},
         {[](void* f) { set_bytes(f, "/lockboxes/lockbox-1/pubkey-fingerprint", "hash", 20); },
          "must be 32 bytes"},
-        {[](void* f) { REQUIRE(fdt_add_subnode(f, node(f, "/lockboxes/lockbox-1"), "other") >= 0); },
+        {[](void* f) {
+             REQUIRE(fdt_add_subnode(f, node(f, "/lockboxes/lockbox-1"), "other") >= 0);
+         },
          "unknown node 'other'"},
         {[](void* f) { set_string(f, "/digest/digests-fdt", "algorithm", "AES128-GCM"); },
          "only AES256-GCM"},
-        {[](void* f) { set_bytes(f, "/digest/digests-fdt", "iv", 8); }, "iv must be 12 to 16 bytes"},
-        {[](void* f) { set_bytes(f, "/digest/digests-fdt", "iv", 17); }, "iv must be 12 to 16 bytes"},
+        {[](void* f) { set_bytes(f, "/digest/digests-fdt", "iv", 8); },
+         "iv must be 12 to 16 bytes"},
+        {[](void* f) { set_bytes(f, "/digest/digests-fdt", "iv", 17); },
+         "iv must be 12 to 16 bytes"},
         {[](void* f) { set_bytes(f, "/digest/digests-fdt", "mac", 12); }, "must be 16 bytes"},
-        {[](void* f) { REQUIRE(fdt_delprop(f, node(f, "/digest/digests-fdt"), "ciphertext") == 0); },
+        {[](void* f) {
+             REQUIRE(fdt_delprop(f, node(f, "/digest/digests-fdt"), "ciphertext") == 0);
+         },
          "lacks property 'ciphertext'"},
         {[](void* f) { REQUIRE(fdt_add_subnode(f, node(f, "/digest"), "other") >= 0); },
          "unknown node 'other' in /digest"},
@@ -237,7 +253,8 @@ TEST_CASE("esm blob: the files device tree is checked like the outer one") {
     inner_bad([](void* f) { set_string(f, "/", "compatible", "ibm,esm"); }, "ibm,esm-file");
     inner_bad([](void* f) { REQUIRE(fdt_set_name(f, node(f, "/files/name"), "9name") == 0); },
               "file name '9name' is not valid");
-    inner_bad([](void* f) { set_string(f, "/files/name", "algorithm", "none"); }, "only AES256-GCM");
+    inner_bad([](void* f) { set_string(f, "/files/name", "algorithm", "none"); },
+              "only AES256-GCM");
     inner_bad([](void* f) { REQUIRE(fdt_add_subnode(f, 0, "more") >= 0); }, "unknown node '/more'");
 }
 
@@ -307,10 +324,16 @@ TEST_CASE("esm blob: in an image's manifest tree the nodes round trip outside th
     m.entry = 0x4000000;
     m.hash = signer::DigestAlgorithm::sha256;
     const std::vector<std::byte> digest(32, std::byte{1});
-    m.components.push_back(
-        Component{ComponentKind::stub_text, 0x4000000, 0x1000, Compression::none, digest, {}, {}, {}});
-    m.components.push_back(Component{ComponentKind::kernel, 0x4020000, 0x1000, Compression::none,
-                                     digest, {}, {}, KernelPlacement{0x200000, 0x1000, 0}});
+    m.components.push_back(Component{
+        ComponentKind::stub_text, 0x4000000, 0x1000, Compression::none, digest, {}, {}, {}});
+    m.components.push_back(Component{ComponentKind::kernel,
+                                     0x4020000,
+                                     0x1000,
+                                     Compression::none,
+                                     digest,
+                                     {},
+                                     {},
+                                     KernelPlacement{0x200000, 0x1000, 0}});
     const auto tbs_without = encode_tbs(m);
     const auto plain = encode_manifest_fdt(m);
     m.esm = sample_blob();
@@ -331,9 +354,8 @@ TEST_CASE("esm blob: in an image's manifest tree the nodes round trip outside th
     CHECK(revoked->esm.lockboxes.size() == 2);
     CHECK(encode_tbs(*revoked) == tbs_without);
     // Edited with libfdt, the tree is no longer in its one canonical form.
-    auto relaid = edited(with, [](void* f) {
-        REQUIRE(fdt_del_node(f, node(f, "/lockboxes/lockbox-1")) == 0);
-    });
+    auto relaid = edited(
+        with, [](void* f) { REQUIRE(fdt_del_node(f, node(f, "/lockboxes/lockbox-1")) == 0); });
     auto r0 = decode_manifest_fdt(relaid, "img");
     REQUIRE_FALSE(r0.has_value());
     CHECK_MESSAGE(r0.error().message.find("canonical") != std::string::npos, r0.error().message);

@@ -26,8 +26,8 @@ const std::string kDigest = "- digest:\n    kernel: vmlinux\n    args: \"a b\"\n
 
 TEST_CASE("esm config: the svm-tools style YAML of the test tree parses") {
     const auto bytes = test::read_bytes(SVMKIT_TEST_DATA_DIR "/esm/svm_blob.yml");
-    auto c = parse_esm_config(std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
-                              "svm_blob.yml");
+    auto c = parse_esm_config(
+        std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()), "svm_blob.yml");
     REQUIRE_MESSAGE(c.has_value(), c.error().message);
     CHECK(c->origin.pubkey == "keys/owner-pub.pem");
     CHECK(c->origin.seckey == "keys/owner-priv.pem");

@@ -129,9 +129,9 @@ struct EsmMachine {
         std::optional<format::PayloadSource> sealed_initrd;
         if (sealed.initrd)
             sealed_initrd = format::PayloadSource::from_memory("initrd", *sealed.initrd);
-        auto digests = format::compute_esm_digests(
-            format::PayloadSource::from_memory("kernel", sealed.kernel), sealed_initrd,
-            sealed.bootargs);
+        auto digests =
+            format::compute_esm_digests(format::PayloadSource::from_memory("kernel", sealed.kernel),
+                                        sealed_initrd, sealed.bootargs);
         REQUIRE(digests.has_value());
 
         std::vector<format::EsmKey> pubs;
@@ -174,7 +174,8 @@ struct EsmMachine {
 
     // Flips one byte of `needle`'s first occurrence in the loaded blob.
     void flip_in_blob(std::span<const std::byte> needle, std::size_t index) {
-        auto blob = memory->range(placed.manifest_start, placed.manifest_end - placed.manifest_start);
+        auto blob =
+            memory->range(placed.manifest_start, placed.manifest_end - placed.manifest_start);
         REQUIRE(blob.has_value());
         auto it = std::search(blob->begin(), blob->end(), needle.begin(), needle.end());
         REQUIRE(it != blob->end());
@@ -261,8 +262,10 @@ TEST_CASE("esm ultravisor: changed ciphertext, IV or MAC is esm-auth-failed") {
         vm.policy.machine_key = vm.keys[0];
         const format::EsmSealed& d = *vm.image.manifest.esm.digests;
         const format::EsmSealed& f = vm.image.manifest.esm.files[0].sealed;
-        const auto& target = part == 0 ? d.ciphertext : part == 1 ? d.iv : part == 2 ? d.mac
-                                                                                     : f.ciphertext;
+        const auto& target = part == 0   ? d.ciphertext
+                             : part == 1 ? d.iv
+                             : part == 2 ? d.mac
+                                         : f.ciphertext;
         vm.flip_in_blob(target, target.size() / 2);
         expect_failure(vm.esm(), EsmFailure::esm_auth_failed,
                        part == 3 ? "file pass" : "/digest/digests-fdt");
