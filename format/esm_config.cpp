@@ -1,9 +1,11 @@
 #include "format/esm_config.hpp"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <map>
 #include <set>
+#include <sstream>
 
 namespace svmkit::format {
 
@@ -45,6 +47,37 @@ std::optional<std::string> optional_field(const Fields& f, const char* key) {
     if (it == f.end())
         return std::nullopt;
     return it->second;
+}
+
+// Ignores every event: only the number of documents matters.
+class DocumentCounter final : public YAML::EventHandler {
+  public:
+    void OnDocumentStart(const YAML::Mark&) override {}
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+};
+
+// The number of documents in `text`, counting at most 2. yaml-cpp 0.7's
+// LoadAll loops forever on some malformed streams (a leading ",": its
+// HandleNextDocument keeps reporting an empty document; fixed upstream after
+// 0.7, jbeder/yaml-cpp#1319), so documents are counted with a bounded loop.
+std::size_t count_documents(const std::string& text) {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentCounter counter;
+    std::size_t n = 0;
+    while (n < 2 && parser.HandleNextDocument(counter))
+        ++n;
+    return n;
 }
 
 Result<EsmConfig> parse_document(const YAML::Node& doc, const std::string& where) {
@@ -108,11 +141,15 @@ Result<EsmConfig> parse_esm_config(std::string_view text, const std::string& whe
         return fail(ExitCode::malformed, "{}: {} bytes is larger than the {} byte limit", where,
                     text.size(), kEsmMaxConfigSize);
     try {
-        const std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
-        if (docs.size() != 1)
-            return fail(ExitCode::malformed, "{}: expected one YAML document, found {}", where,
-                        docs.size());
-        return parse_document(docs.front(), where);
+        const std::string copy(text);
+        const std::size_t documents = count_documents(copy);
+        if (documents == 0)
+            return fail(ExitCode::malformed, "{}: expected one YAML document, found none", where);
+        if (documents != 1)
+            return fail(ExitCode::malformed,
+                        "{}: not one well-formed YAML document (several, or a broken stream)",
+                        where);
+        return parse_document(YAML::Load(copy), where);
     } catch (const YAML::Exception& e) {
         return fail(ExitCode::malformed, "{}: not valid YAML: {}", where, e.what());
     }
