@@ -48,6 +48,17 @@ Result<AlignedFdt> checked_tree(std::span<const std::byte> bytes, const std::str
     return tree;
 }
 
+// The root node of a tree whose only root property is compatible = `want`.
+Result<void> check_root(const FdtReader& r, const std::string& where, std::string_view want) {
+    SVM_TRY(root_props, r.properties(0, {"compatible"}));
+    PropDecoder root(root_props, "the root node", where, kSubject);
+    SVM_TRY(compatible, root.str("compatible"));
+    if (compatible != want)
+        return fail(ExitCode::malformed, "{}: {}: root compatible is '{}', expected '{}'", where,
+                    kSubject, compatible, want);
+    return {};
+}
+
 Result<std::string> comment_of(const PropDecoder& d, const std::string& where,
                                const std::string& node) {
     SVM_TRY(c, d.str("untrusted-comment"));
@@ -175,12 +186,7 @@ Result<void> read_files_fdt(std::span<const std::byte> bytes, EsmBlob& blob,
     const std::string inner = where + ": /file/files-fdt";
     SVM_TRY(tree, checked_tree(bytes, inner));
     FdtReader r(tree.data(), inner, kSubject);
-    SVM_TRY(root_props, r.properties(0, {"compatible"}));
-    PropDecoder root(root_props, "the root node", inner, kSubject);
-    SVM_TRY(compatible, root.str("compatible"));
-    if (compatible != "ibm,esm-file")
-        return fail(ExitCode::malformed, "{}: root compatible is '{}', expected 'ibm,esm-file'",
-                    inner, compatible);
+    SVM_CHECK(check_root(r, inner, "ibm,esm-file"));
     SVM_TRY(kids, r.children(0));
     for (const auto& [name, off] : kids) {
         if (name != "files")
@@ -354,12 +360,7 @@ std::vector<std::byte> encode_esm_blob(const EsmBlob& blob) {
 Result<EsmBlob> decode_esm_blob(std::span<const std::byte> bytes, const std::string& where) {
     SVM_TRY(tree, checked_tree(bytes, where));
     FdtReader r(tree.data(), where, kSubject);
-    SVM_TRY(root_props, r.properties(0, {"compatible"}));
-    PropDecoder root(root_props, "the root node", where, kSubject);
-    SVM_TRY(compatible, root.str("compatible"));
-    if (compatible != "ibm,esm")
-        return fail(ExitCode::malformed, "{}: {}: root compatible is '{}', expected 'ibm,esm'",
-                    where, kSubject, compatible);
+    SVM_CHECK(check_root(r, where, "ibm,esm"));
     SVM_TRY(kids, r.children(0));
     EsmBlob blob;
     for (const auto& [name, off] : kids) {
@@ -394,12 +395,7 @@ Result<EsmDigests> decode_esm_digests(std::span<const std::byte> bytes, const st
     const std::string inner = where + ": digests";
     SVM_TRY(tree, checked_tree(bytes, inner));
     FdtReader r(tree.data(), inner, kSubject);
-    SVM_TRY(root_props, r.properties(0, {"compatible"}));
-    PropDecoder root(root_props, "the root node", inner, kSubject);
-    SVM_TRY(compatible, root.str("compatible"));
-    if (compatible != "ibm,esm")
-        return fail(ExitCode::malformed, "{}: root compatible is '{}', expected 'ibm,esm'", inner,
-                    compatible);
+    SVM_CHECK(check_root(r, inner, "ibm,esm"));
     SVM_TRY(kids, r.children(0));
     if (kids.size() != 1 || kids.front().first != "digests")
         return fail(ExitCode::malformed, "{}: expected exactly one /digests node", inner);

@@ -21,13 +21,9 @@ namespace {
 using signer::detail::ErrorQueueGuard;
 using signer::detail::openssl_reason;
 
-template <typename T, void (*F)(T*)>
-struct FreeWith {
-    void operator()(T* p) const { F(p); }
-};
-using BioPtr = std::unique_ptr<BIO, FreeWith<BIO, BIO_free_all>>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, FreeWith<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
-using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, FreeWith<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>>;
+using signer::detail::BioPtr;
+using signer::detail::CipherCtxPtr;
+using signer::detail::PkeyCtxPtr;
 
 constexpr int kMinRsaBits = 2048;
 constexpr std::size_t kIvSize = 12;

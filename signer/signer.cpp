@@ -35,18 +35,12 @@ namespace svmkit::signer {
 
 namespace {
 
-// ---- RAII wrappers -----------------------------------------------------------
-
-template <typename T, void (*Free)(T*)>
-struct FreeWith {
-    void operator()(T* p) const { Free(p); }
-};
-
-using BioPtr = std::unique_ptr<BIO, FreeWith<BIO, BIO_free_all>>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, FreeWith<EVP_MD_CTX, EVP_MD_CTX_free>>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, FreeWith<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
-using X509Ptr = std::unique_ptr<X509, FreeWith<X509, X509_free>>;
-using BignumPtr = std::unique_ptr<BIGNUM, FreeWith<BIGNUM, BN_clear_free>>;
+// RAII wrappers: signer/openssl_util.hpp.
+using detail::BignumPtr;
+using detail::BioPtr;
+using detail::MdCtxPtr;
+using detail::PkeyCtxPtr;
+using detail::X509Ptr;
 
 using detail::ErrorQueueGuard;
 using detail::openssl_reason;
