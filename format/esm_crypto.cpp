@@ -149,6 +149,40 @@ Result<EsmSymKey> esm_unwrap_symkey(const EsmKey& private_key,
     return key;
 }
 
+namespace {
+
+// One AES-256-GCM pass over `in` into `out` (same size): encrypting, or
+// decrypting with the tag set before the final step. False when the context
+// cannot be set up or (decrypting) the tag does not verify.
+bool gcm(bool encrypt, const EsmSymKey& key, std::span<const std::byte> iv,
+         std::span<const std::byte> in, std::span<std::byte> out, std::span<std::byte> tag) {
+    CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+    if (!ctx)
+        throw std::bad_alloc();
+    const int enc = encrypt ? 1 : 0;
+    int len = 0;
+    int tail = 0;
+    if (EVP_CipherInit_ex2(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, enc, nullptr) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(iv.size()),
+                            nullptr) != 1 ||
+        EVP_CipherInit_ex2(ctx.get(), nullptr, uchar(key.bytes.data()), uchar(iv.data()), enc,
+                           nullptr) != 1 ||
+        EVP_CipherUpdate(ctx.get(), uchar(out.data()), &len, uchar(in.data()),
+                         static_cast<int>(in.size())) != 1)
+        throw std::runtime_error("AES-256-GCM failed: " + openssl_reason());
+    if (!encrypt && EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG,
+                                        static_cast<int>(tag.size()), tag.data()) != 1)
+        throw std::runtime_error("AES-256-GCM failed: " + openssl_reason());
+    if (EVP_CipherFinal_ex(ctx.get(), uchar(out.data()) + len, &tail) != 1)
+        return false;
+    if (encrypt && EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG,
+                                       static_cast<int>(tag.size()), tag.data()) != 1)
+        throw std::runtime_error("AES-256-GCM failed: " + openssl_reason());
+    return true;
+}
+
+} // namespace
+
 EsmSealed esm_seal(const EsmSymKey& key, std::span<const std::byte> plaintext,
                    std::string comment) {
     ErrorQueueGuard guard;
@@ -158,19 +192,7 @@ EsmSealed esm_seal(const EsmSymKey& key, std::span<const std::byte> plaintext,
     random_bytes(s.iv);
     s.mac.resize(kEsmMacSize);
     s.ciphertext.resize(plaintext.size());
-    CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-    int len = 0;
-    int tail = 0;
-    if (!ctx || EVP_EncryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(s.iv.size()),
-                            nullptr) != 1 ||
-        EVP_EncryptInit_ex2(ctx.get(), nullptr, uchar(key.bytes.data()), uchar(s.iv.data()),
-                            nullptr) != 1 ||
-        EVP_EncryptUpdate(ctx.get(), uchar(s.ciphertext.data()), &len, uchar(plaintext.data()),
-                          static_cast<int>(plaintext.size())) != 1 ||
-        EVP_EncryptFinal_ex(ctx.get(), uchar(s.ciphertext.data()) + len, &tail) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(s.mac.size()),
-                            s.mac.data()) != 1)
+    if (!gcm(true, key, s.iv, plaintext, s.ciphertext, s.mac))
         throw std::runtime_error("AES-256-GCM encryption failed: " + openssl_reason());
     return s;
 }
@@ -182,20 +204,7 @@ Result<std::vector<std::byte>> esm_open(const EsmSymKey& key, const EsmSealed& s
         return fail(ExitCode::malformed, "AES-256-GCM IV or tag of the wrong size");
     std::vector<std::byte> out(sealed.ciphertext.size());
     std::vector<std::byte> tag = sealed.mac; // the ctrl call takes a non-const pointer
-    CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-    int len = 0;
-    int tail = 0;
-    if (!ctx || EVP_DecryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(sealed.iv.size()),
-                            nullptr) != 1 ||
-        EVP_DecryptInit_ex2(ctx.get(), nullptr, uchar(key.bytes.data()), uchar(sealed.iv.data()),
-                            nullptr) != 1 ||
-        EVP_DecryptUpdate(ctx.get(), uchar(out.data()), &len, uchar(sealed.ciphertext.data()),
-                          static_cast<int>(sealed.ciphertext.size())) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(tag.size()),
-                            tag.data()) != 1)
-        throw std::runtime_error("AES-256-GCM decryption failed: " + openssl_reason());
-    if (EVP_DecryptFinal_ex(ctx.get(), uchar(out.data()) + len, &tail) != 1) {
+    if (!gcm(false, key, sealed.iv, sealed.ciphertext, out, tag)) {
         OPENSSL_cleanse(out.data(), out.size());
         return fail(ExitCode::verification_failed,
                     "AES-256-GCM authentication failed (wrong key, or the ciphertext, IV or tag "
