@@ -2,8 +2,8 @@
 //
 //   esm make -y svm_blob.yml -o blob.dtb     the svm-tools YAML
 //   esm display BLOB|IMAGE [--json]          comments, fingerprints, sizes
-//   esm authorize BLOB --origin-key K --recipient PUB [-c TEXT] [-o OUT]
-//   esm revoke BLOB --fingerprint F|PUB [-o OUT]
+//   esm authorize BLOB|IMAGE --origin-key K --recipient PUB [-c TEXT] [-o OUT]
+//   esm revoke BLOB|IMAGE --fingerprint F|PUB [-o OUT]
 //   esm extract BLOB|IMAGE --key PRIV [--file NAME] -o OUT
 //   esm digest (-y svm_blob.yml | --kernel K [--initrd I] [--cmdline C]) [--json]
 //
@@ -11,6 +11,7 @@
 // --key-passphrase-file, never from a prompt.
 #include "wrapper/commands.hpp"
 
+#include "format/attach.hpp"
 #include "format/esm_blob.hpp"
 #include "format/esm_config.hpp"
 #include "format/esm_crypto.hpp"
@@ -58,21 +59,41 @@ bool is_elf(std::span<const std::byte> bytes) {
            bytes[2] == std::byte{'L'} && bytes[3] == std::byte{'F'};
 }
 
-// A standalone blob, or the ibm,esm nodes of a secure image.
-Result<format::EsmBlob> read_blob(const std::string& path) {
+// A standalone blob, or the ibm,esm nodes of a secure image (then `image`
+// holds the image, so that a changed blob can be written back into it).
+struct LoadedBlob {
+    format::EsmBlob blob;
+    std::optional<format::SecureImage> image;
+};
+
+Result<LoadedBlob> load_blob(const std::string& path) {
     SVM_TRY(file, InputFile::open(path));
     std::vector<std::byte> magic(std::min<std::uint64_t>(4, file.size()));
     SVM_CHECK(file.read_at(0, magic));
     if (is_elf(magic)) {
         SVM_TRY(img, format::open_image(path));
-        return std::move(img.manifest.esm);
+        LoadedBlob loaded{img.manifest.esm, std::move(img)};
+        return loaded;
     }
     SVM_TRY(bytes, file.read_all(format::kEsmMaxBlobSize));
-    return format::decode_esm_blob(bytes, path);
+    SVM_TRY(blob, format::decode_esm_blob(bytes, path));
+    return LoadedBlob{std::move(blob), std::nullopt};
 }
 
-Result<void> write_blob(const format::EsmBlob& blob, const std::string& path) {
-    return write_file_atomic(path, format::encode_esm_blob(blob));
+Result<format::EsmBlob> read_blob(const std::string& path) {
+    SVM_TRY(loaded, load_blob(path));
+    return std::move(loaded.blob);
+}
+
+// Writes the changed blob to `path`: a blob file, or a copy of the image
+// whose manifest section carries the new nodes (its signatures stay valid:
+// the nodes are not signed, docs/esm.md).
+Result<void> store_blob(const LoadedBlob& loaded, const std::string& path) {
+    if (!loaded.image)
+        return write_file_atomic(path, format::encode_esm_blob(loaded.blob));
+    format::Manifest m = loaded.image->manifest;
+    m.esm = loaded.blob;
+    return format::write_with_manifest(*loaded.image, m, path);
 }
 
 Result<format::EsmSymKey> open_with(const format::EsmBlob& blob, const format::EsmKey& key,
@@ -197,7 +218,8 @@ Result<int> run_display(const EsmOptions& o) {
 // ---- authorize, revoke -----------------------------------------------------
 
 Result<int> run_authorize(const EsmOptions& o) {
-    SVM_TRY(blob, read_blob(o.blob));
+    SVM_TRY(loaded, load_blob(o.blob));
+    format::EsmBlob& blob = loaded.blob;
     SVM_TRY(owner, format::load_esm_private_key(o.origin_key, o.pass.source()));
     SVM_TRY(recipient, format::load_esm_public_key(o.recipient));
     SVM_TRY(symkey, open_with(blob, owner, o.blob));
@@ -205,14 +227,15 @@ Result<int> run_authorize(const EsmOptions& o) {
     if (!added)
         return unexpected(with_context(std::move(added.error()), o.blob));
     const std::string out = o.output.empty() ? o.blob : o.output;
-    SVM_CHECK(write_blob(blob, out));
+    SVM_CHECK(store_blob(loaded, out));
     std::printf("wrote %s: authorised %s (fingerprint %s)\n", out.c_str(), o.recipient.c_str(),
                 format::esm_fingerprint_hex(recipient.fingerprint).c_str());
     return 0;
 }
 
 Result<int> run_revoke(const EsmOptions& o) {
-    SVM_TRY(blob, read_blob(o.blob));
+    SVM_TRY(loaded, load_blob(o.blob));
+    format::EsmBlob& blob = loaded.blob;
     auto fingerprint = format::parse_esm_fingerprint_hex(o.fingerprint);
     if (!fingerprint) {
         // Not 64 hex digits: a public key file.
@@ -228,7 +251,7 @@ Result<int> run_revoke(const EsmOptions& o) {
     if (!removed)
         return unexpected(with_context(std::move(removed.error()), o.blob));
     const std::string out = o.output.empty() ? o.blob : o.output;
-    SVM_CHECK(write_blob(blob, out));
+    SVM_CHECK(store_blob(loaded, out));
     std::printf("wrote %s: revoked %s\n", out.c_str(),
                 format::esm_fingerprint_hex(*fingerprint).c_str());
     return 0;
@@ -373,22 +396,22 @@ EsmCommand add_esm_command(CLI::App& app) {
     display->add_flag("--json", o->json, "Machine-readable output");
 
     auto* authorize = esm->add_subcommand("authorize", "Add a lockbox for a recipient key");
-    authorize->add_option("blob", o->blob, "ibm,esm blob")->required();
+    authorize->add_option("blob", o->blob, "ibm,esm blob or secure image")->required();
     authorize->add_option("--origin-key", o->origin_key, "A private key with a lockbox")
         ->required();
     authorize->add_option("--recipient", o->recipient, "The recipient's RSA public key")
         ->required();
     authorize->add_option("-c,--comment", o->comment, "Untrusted comment of the new lockbox");
-    authorize->add_option("-o,--output", o->output, "Output blob (default: change BLOB)");
+    authorize->add_option("-o,--output", o->output, "Output (default: change BLOB in place)");
     add_passphrase_options(authorize, o->pass);
 
     auto* revoke = esm->add_subcommand("revoke", "Remove a recipient's lockbox");
-    revoke->add_option("blob", o->blob, "ibm,esm blob")->required();
+    revoke->add_option("blob", o->blob, "ibm,esm blob or secure image")->required();
     revoke
         ->add_option("--fingerprint", o->fingerprint,
                      "The lockbox's fingerprint (64 hex digits) or the recipient's public key")
         ->required();
-    revoke->add_option("-o,--output", o->output, "Output blob (default: change BLOB)");
+    revoke->add_option("-o,--output", o->output, "Output (default: change BLOB in place)");
 
     auto* extract =
         esm->add_subcommand("extract", "Decrypt the digests device tree or a secret file");

@@ -211,6 +211,19 @@ WANT=5 boot revoked.img --machine-key m2048.key
 expect_contains "$OUT" "esm-no-lockbox"
 boot revoked.img --machine-key keys/tpm-priv.pem # the others still boot
 
+# Authorize and revoke work on an image too; its signatures stay valid.
+cp multi.img image-auth.img
+expect_exit 0 "$SVMKIT" esm authorize image-auth.img --origin-key keys/owner-priv.pem \
+  --key-passphrase-file "$PASS_FILE" --recipient m4096.pub
+expect_exit 0 "$SVMKIT" verify image-auth.img --trusted-key sign.pub
+boot image-auth.img --machine-key m4096.key
+expect_contains "$OUT" "sha256 $DISK_SHA"
+expect_exit 0 "$SVMKIT" esm revoke image-auth.img --fingerprint m4096.pub -o image-revoked.img
+expect_exit 0 "$SVMKIT" verify image-revoked.img --trusted-key sign.pub
+WANT=5 boot image-revoked.img --machine-key m4096.key
+expect_contains "$OUT" "esm-no-lockbox"
+boot image-revoked.img --machine-key b.key
+
 # ---- damaged lockbox, changed ciphertext, IV or MAC ---------------------------------
 python3 tamper.py multi.img /lockboxes/lockbox-2/encrypted-symkey t-lockbox.img
 WANT=5 boot t-lockbox.img --machine-key b.key
