@@ -3,6 +3,8 @@
 #include "base/checked.hpp"
 #include "guest/uv_abi.h"
 
+#include <openssl/crypto.h>
+
 namespace svmkit::platform {
 
 namespace {
@@ -56,6 +58,11 @@ Result<long> Ultravisor::share(bool do_share, std::uint64_t pfn, std::uint64_t c
     SVM_CHECK(do_share ? memory_.share(pfn, count) : memory_.unshare(pfn, count));
     SVM_CHECK(tell(do_share ? HvEvent::shared : HvEvent::unshared, pfn, count));
     return U_SUCCESS;
+}
+
+Ultravisor::~Ultravisor() {
+    for (auto& f : esm_files_)
+        OPENSSL_cleanse(f.data.data(), f.data.size());
 }
 
 long Ultravisor::get_file(svmkit_regs& regs) const {

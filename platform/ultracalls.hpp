@@ -59,6 +59,9 @@ class Ultravisor {
   public:
     Ultravisor(GuestMemory& memory, EsmPolicy policy)
         : memory_(memory), policy_(std::move(policy)) {}
+    Ultravisor(const Ultravisor&) = delete;
+    Ultravisor& operator=(const Ultravisor&) = delete;
+    ~Ultravisor(); // wipes the secret files
 
     // Serves one ultracall; sets r3. Platform faults (I/O) are errors.
     Result<UcallResult> ucall(svmkit_regs& regs);
