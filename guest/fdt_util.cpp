@@ -148,10 +148,12 @@ bool fdt_first_memory(const void* fdt, Range* out) {
         return false;
     int len = 0;
     const auto* reg = static_cast<const uint8_t*>(fdt_getprop(fdt, node, "reg", &len));
-    if (reg == nullptr || len < 4 * (ac + sc))
+    const size_t addr_bytes = ac == 2 ? 8 : 4; // fdt_cells accepts 1 or 2 cells only
+    const size_t size_bytes = sc == 2 ? 8 : 4;
+    if (reg == nullptr || len < 0 || static_cast<size_t>(len) < addr_bytes + size_bytes)
         return false;
     const uint64_t base = ac == 2 ? get_be64(reg) : get_be32(reg);
-    const uint64_t size = sc == 2 ? get_be64(reg + 4 * ac) : get_be32(reg + 4 * ac);
+    const uint64_t size = sc == 2 ? get_be64(reg + addr_bytes) : get_be32(reg + addr_bytes);
     return make_range(base, size, out);
 }
 

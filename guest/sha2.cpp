@@ -50,11 +50,9 @@ constexpr uint64_t kInit512[8] = {0x6a09e667f3bcc908, 0xbb67ae8584caa73b, 0x3c6e
                                   0xa54ff53a5f1d36f1, 0x510e527fade682d1, 0x9b05688c2b3e6c1f,
                                   0x1f83d9abfb41bd6b, 0x5be0cd19137e2179};
 
-constexpr uint32_t rotr32(uint32_t x, unsigned n) {
-    return (x >> n) | (x << (32 - n));
-}
-constexpr uint64_t rotr64(uint64_t x, unsigned n) {
-    return (x >> n) | (x << (64 - n));
+template <typename Word>
+constexpr Word rotr(Word x, unsigned n) {
+    return static_cast<Word>((x >> n) | (x << (sizeof(Word) * 8 - n)));
 }
 
 uint32_t load_be32(const uint8_t* p) {
@@ -64,11 +62,11 @@ uint64_t load_be64(const uint8_t* p) {
     return (uint64_t{load_be32(p)} << 32) | load_be32(p + 4);
 }
 void store_be32(uint8_t* p, uint32_t v) {
-    for (int i = 0; i < 4; ++i)
+    for (unsigned i = 0; i < 4; ++i)
         p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
 }
 void store_be64(uint8_t* p, uint64_t v) {
-    for (int i = 0; i < 8; ++i)
+    for (unsigned i = 0; i < 8; ++i)
         p[i] = static_cast<uint8_t>(v >> (56 - 8 * i));
 }
 
@@ -97,10 +95,10 @@ sha256_blocks_sha_ni(uint32_t* state, const uint8_t* p, size_t count) {
         const __m128i abef = state0;
         const __m128i cdgh = state1;
         __m128i w[4];
-        for (int i = 0; i < 4; ++i)
+        for (size_t i = 0; i < 4; ++i)
             w[i] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i)),
                                     byte_swap);
-        for (int g = 0; g < 16; ++g) {
+        for (size_t g = 0; g < 16; ++g) {
             __m128i cur = w[g & 3];
             if (g >= 4) {
                 // W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16], four at a time.
@@ -126,6 +124,61 @@ sha256_blocks_sha_ni(uint32_t* state, const uint8_t* p, size_t count) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(state + 4), state1);
 }
 #endif
+
+// SHA-256 and SHA-512 share one compression function (FIPS 180-4, 6.2.2
+// and 6.4.2) and differ in word size, round count, constants and the
+// rotation amounts of the four sigma functions: {r1, r2, shift-or-r3}.
+struct Sha256Rounds {
+    using Word = uint32_t;
+    static constexpr size_t kRounds = 64;
+    static constexpr const Word* kK = kK256;
+    static constexpr unsigned kSmall0[3] = {7, 18, 3}, kSmall1[3] = {17, 19, 10};
+    static constexpr unsigned kBig0[3] = {2, 13, 22}, kBig1[3] = {6, 11, 25};
+    static Word load(const uint8_t* p) { return load_be32(p); }
+};
+struct Sha512Rounds {
+    using Word = uint64_t;
+    static constexpr size_t kRounds = 80;
+    static constexpr const Word* kK = kK512;
+    static constexpr unsigned kSmall0[3] = {1, 8, 7}, kSmall1[3] = {19, 61, 6};
+    static constexpr unsigned kBig0[3] = {28, 34, 39}, kBig1[3] = {14, 18, 41};
+    static Word load(const uint8_t* p) { return load_be64(p); }
+};
+
+template <typename R>
+void compress(typename R::Word* state, const uint8_t* p) {
+    using Word = typename R::Word;
+    const auto small = [](Word x, const unsigned(&r)[3]) {
+        return static_cast<Word>(rotr(x, r[0]) ^ rotr(x, r[1]) ^ (x >> r[2]));
+    };
+    const auto big = [](Word x, const unsigned(&r)[3]) {
+        return static_cast<Word>(rotr(x, r[0]) ^ rotr(x, r[1]) ^ rotr(x, r[2]));
+    };
+    Word w[R::kRounds];
+    for (size_t i = 0; i < 16; ++i)
+        w[i] = R::load(p + sizeof(Word) * i);
+    for (size_t i = 16; i < R::kRounds; ++i)
+        w[i] = static_cast<Word>(w[i - 16] + small(w[i - 15], R::kSmall0) + w[i - 7] +
+                                 small(w[i - 2], R::kSmall1));
+    Word a = state[0], b = state[1], c = state[2], d = state[3];
+    Word e = state[4], f = state[5], g = state[6], h = state[7];
+    for (size_t i = 0; i < R::kRounds; ++i) {
+        const Word t1 =
+            static_cast<Word>(h + big(e, R::kBig1) + ((e & f) ^ (~e & g)) + R::kK[i] + w[i]);
+        const Word t2 = static_cast<Word>(big(a, R::kBig0) + ((a & b) ^ (a & c) ^ (b & c)));
+        h = g;
+        g = f;
+        f = e;
+        e = static_cast<Word>(d + t1);
+        d = c;
+        c = b;
+        b = a;
+        a = static_cast<Word>(t1 + t2);
+    }
+    const Word out[8] = {a, b, c, d, e, f, g, h};
+    for (size_t i = 0; i < 8; ++i)
+        state[i] = static_cast<Word>(state[i] + out[i]);
+}
 
 } // namespace
 
@@ -154,76 +207,6 @@ Sha2::Sha2(HashAlgorithm a, bool cpu_extensions) : algorithm_(a), h32_{}, h64_{}
     }
 }
 
-void Sha2::block256(const uint8_t* p) {
-    uint32_t w[64];
-    for (int i = 0; i < 16; ++i)
-        w[i] = load_be32(p + 4 * i);
-    for (int i = 16; i < 64; ++i) {
-        const uint32_t s0 = rotr32(w[i - 15], 7) ^ rotr32(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        const uint32_t s1 = rotr32(w[i - 2], 17) ^ rotr32(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    uint32_t a = h32_[0], b = h32_[1], c = h32_[2], d = h32_[3];
-    uint32_t e = h32_[4], f = h32_[5], g = h32_[6], h = h32_[7];
-    for (int i = 0; i < 64; ++i) {
-        const uint32_t t1 = h + (rotr32(e, 6) ^ rotr32(e, 11) ^ rotr32(e, 25)) +
-                            ((e & f) ^ (~e & g)) + kK256[i] + w[i];
-        const uint32_t t2 =
-            (rotr32(a, 2) ^ rotr32(a, 13) ^ rotr32(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        h = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + t2;
-    }
-    h32_[0] += a;
-    h32_[1] += b;
-    h32_[2] += c;
-    h32_[3] += d;
-    h32_[4] += e;
-    h32_[5] += f;
-    h32_[6] += g;
-    h32_[7] += h;
-}
-
-void Sha2::block512(const uint8_t* p) {
-    uint64_t w[80];
-    for (int i = 0; i < 16; ++i)
-        w[i] = load_be64(p + 8 * i);
-    for (int i = 16; i < 80; ++i) {
-        const uint64_t s0 = rotr64(w[i - 15], 1) ^ rotr64(w[i - 15], 8) ^ (w[i - 15] >> 7);
-        const uint64_t s1 = rotr64(w[i - 2], 19) ^ rotr64(w[i - 2], 61) ^ (w[i - 2] >> 6);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    uint64_t a = h64_[0], b = h64_[1], c = h64_[2], d = h64_[3];
-    uint64_t e = h64_[4], f = h64_[5], g = h64_[6], h = h64_[7];
-    for (int i = 0; i < 80; ++i) {
-        const uint64_t t1 = h + (rotr64(e, 14) ^ rotr64(e, 18) ^ rotr64(e, 41)) +
-                            ((e & f) ^ (~e & g)) + kK512[i] + w[i];
-        const uint64_t t2 =
-            (rotr64(a, 28) ^ rotr64(a, 34) ^ rotr64(a, 39)) + ((a & b) ^ (a & c) ^ (b & c));
-        h = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + t2;
-    }
-    h64_[0] += a;
-    h64_[1] += b;
-    h64_[2] += c;
-    h64_[3] += d;
-    h64_[4] += e;
-    h64_[5] += f;
-    h64_[6] += g;
-    h64_[7] += h;
-}
-
 void Sha2::blocks(const uint8_t* p, size_t count) {
 #if defined(__x86_64__)
     if (sha_ni_) {
@@ -232,7 +215,8 @@ void Sha2::blocks(const uint8_t* p, size_t count) {
     }
 #endif
     for (; count > 0; --count, p += block_size())
-        algorithm_ == HashAlgorithm::sha256 ? block256(p) : block512(p);
+        algorithm_ == HashAlgorithm::sha256 ? compress<Sha256Rounds>(h32_, p)
+                                            : compress<Sha512Rounds>(h64_, p);
 }
 
 void Sha2::update(const void* data, size_t n) {
@@ -274,7 +258,7 @@ void Sha2::final(uint8_t* out) {
     blocks(buf_, 1);
     used_ = 0;
     if (algorithm_ == HashAlgorithm::sha256) {
-        for (int i = 0; i < 8; ++i)
+        for (size_t i = 0; i < 8; ++i)
             store_be32(out + 4 * i, h32_[i]);
         return;
     }

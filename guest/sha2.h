@@ -30,12 +30,11 @@ class Sha2 {
 
   private:
     void blocks(const uint8_t* p, size_t count);
-    void block256(const uint8_t* p);
-    void block512(const uint8_t* p);
     size_t block_size() const { return algorithm_ == HashAlgorithm::sha256 ? 64 : 128; }
 
     HashAlgorithm algorithm_;
-    bool sha_ni_ = false; // SHA-256 blocks through the SHA-NI instructions
+    // SHA-256 blocks through the SHA-NI instructions (x86-64 only).
+    [[maybe_unused]] bool sha_ni_ = false;
     uint32_t h32_[8];
     uint64_t h64_[8];
     uint8_t buf_[128];

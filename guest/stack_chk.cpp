@@ -10,7 +10,9 @@
 // to find the gates through, and a smashed stack is no place to look for
 // them. It stops with a trap, which the machine reports as a guest fault at
 // this address.
-extern "C" [[noreturn]] void __stack_chk_fail() {
+// The name is the compiler ABI's, reserved on purpose.
+extern "C" [[noreturn]] void
+__stack_chk_fail() { // NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp)
     for (;;)
         __builtin_trap();
 }

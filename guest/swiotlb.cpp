@@ -6,6 +6,13 @@ namespace svmkit::guest {
 
 namespace {
 
+// The original buffer, from the CPU address recorded at map time (kept as an
+// integer in the slot table, which is plain data).
+uint8_t* orig_buffer(uint64_t orig) {
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): guest addresses are integers by nature
+    return reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(orig));
+}
+
 inline void cpu_relax() {
 #if defined(__x86_64__)
     __builtin_ia32_pause();
@@ -43,6 +50,43 @@ uint8_t kind_of(DmaDirection dir) {
         return Swiotlb::kind_bidirectional;
     }
     return Swiotlb::kind_free; // not a direction: matches no mapping
+}
+
+// The copy into the pool on map for a from_device mapping is there only so
+// that a device writing less than the buffer leaves the driver's bytes, not
+// stale ones (CVE-2022-0854): nothing reads those bytes again unless the
+// device skips them, and the device (a back end on another CPU) is about to
+// overwrite them. Streaming stores keep them out of this CPU's cache, so the
+// device's writes do not first pull dirty lines across from it. From 16 KiB
+// on; smaller copies stay cache-friendly memcpy.
+constexpr size_t kStreamingCopyMin = 16 * 1024;
+
+void copy_in_streaming(void* dst, const void* src, size_t n) {
+#if defined(__x86_64__)
+    auto* d = static_cast<uint8_t*>(dst);
+    const auto* p = static_cast<const uint8_t*>(src);
+    if (reinterpret_cast<uintptr_t>(d) % 16 == 0) {
+        for (; n >= 64; n -= 64, d += 64, p += 64)
+            asm volatile("movdqu   (%1), %%xmm0\n\t"
+                         "movdqu 16(%1), %%xmm1\n\t"
+                         "movdqu 32(%1), %%xmm2\n\t"
+                         "movdqu 48(%1), %%xmm3\n\t"
+                         "movntdq %%xmm0,   (%0)\n\t"
+                         "movntdq %%xmm1, 16(%0)\n\t"
+                         "movntdq %%xmm2, 32(%0)\n\t"
+                         "movntdq %%xmm3, 48(%0)"
+                         :
+                         : "r"(d), "r"(p)
+                         : "xmm0", "xmm1", "xmm2", "xmm3", "memory");
+        // Streaming stores are weakly ordered: make them visible before the
+        // mapping's address can reach the device (the avail ring's release
+        // store comes later in program order).
+        asm volatile("sfence" ::: "memory");
+    }
+    memcpy(d, p, n);
+#else
+    memcpy(dst, src, n);
+#endif
 }
 
 bool copies_out(DmaDirection dir) {
@@ -334,7 +378,10 @@ dma_addr_t Swiotlb::map(void* orig, size_t size, DmaDirection dir, uint64_t min_
                           size);
     const dma_addr_t bounce = slot_addr(static_cast<uint64_t>(head)) + offset;
     // Always copy in, whatever the direction (CVE-2022-0854).
-    memcpy(gpa_ptr(bounce), orig, size);
+    if (dir == DmaDirection::from_device && size >= kStreamingCopyMin)
+        copy_in_streaming(gpa_ptr(bounce), orig, size);
+    else
+        memcpy(gpa_ptr(bounce), orig, size);
     if (err != nullptr)
         *err = DmaError{};
     return bounce;
@@ -368,7 +415,7 @@ bool Swiotlb::unmap(dma_addr_t dma, size_t size, DmaDirection dir) {
     if (h.kind != kind || kind == kind_free || dma != slot_addr(head) + h.offset || size != h.size)
         return false;
     if (copies_out(dir))
-        memcpy(reinterpret_cast<void*>(static_cast<uintptr_t>(h.orig)), gpa_ptr(dma), size);
+        memcpy(orig_buffer(h.orig), gpa_ptr(dma), size);
     release(head);
     return true;
 }
@@ -380,7 +427,7 @@ bool Swiotlb::sync_for_cpu(dma_addr_t dma, size_t size, DmaDirection dir) {
     const Slot& h = slots_[head];
     if (copies_out(dir)) {
         const uint64_t at = dma - (slot_addr(head) + h.offset);
-        memcpy(reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(h.orig)) + at, gpa_ptr(dma), size);
+        memcpy(orig_buffer(h.orig) + at, gpa_ptr(dma), size);
     }
     return true;
 }
@@ -392,8 +439,7 @@ bool Swiotlb::sync_for_device(dma_addr_t dma, size_t size, DmaDirection dir) {
     const Slot& h = slots_[head];
     if (copies_in(dir)) {
         const uint64_t at = dma - (slot_addr(head) + h.offset);
-        memcpy(gpa_ptr(dma), reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(h.orig)) + at,
-               size);
+        memcpy(gpa_ptr(dma), orig_buffer(h.orig) + at, size);
     }
     return true;
 }

@@ -19,7 +19,8 @@
 //     either mask is page aligned;
 //   - map copies the buffer in whatever the direction (a device that writes
 //     less than the buffer must find the driver's bytes there, never stale
-//     pool contents of an earlier mapping: CVE-2022-0854); unmap and
+//     pool contents of an earlier mapping: CVE-2022-0854; for a large
+//     from_device mapping with streaming stores, see swiotlb.cpp); unmap and
 //     sync_for_cpu copy out for from_device and bidirectional; sync_for_device
 //     copies in for to_device and bidirectional;
 //   - every copy is checked against the record map made: the address must lie

@@ -129,5 +129,15 @@ static inline void svmkit_uv_unpack_bytes(const uint64_t* regs, uint64_t nregs, 
 #define SVMKIT_TRACE_KERNEL_ENTRY 1 /* r5 = entry (gpa), r6 = FDT (gpa), r7 = stack top (gpa) */
 #define SVMKIT_TRACE_INITRD 2       /* r5 = start, r6 = end (gpa): where the initrd was placed */
 #define SVMKIT_TRACE_KERNEL 3       /* r5 = load address, r6 = unpacked size, r7 = 1 if inflated */
+/* The boot loader of a normal guest (samples/boot_loader/, docs/loader-boot.md).
+ * Strings and digests are passed by guest-physical address; the machine reads
+ * them when the event arrives (at most 64 bytes of a name). */
+#define SVMKIT_TRACE_LOADER_IMAGE 4 /* r5 = source (1 kexec buffer, 2 disk), r6 = gpa, r7 = size */
+#define SVMKIT_TRACE_LOADER_MENU 5  /* r5 = entries, r6 = chosen index, r7 = gpa of its name (NUL) */
+#define SVMKIT_TRACE_LOADER_SEGMENT 6 /* r5 = address, r6 = memory size, r7 = gpa of its SHA-256 */
+#define SVMKIT_TRACE_LOADER_PLACED 7  /* r5 = segments, r6 = entry, r7 = kbase: digests recorded */
+#define SVMKIT_TRACE_LOADER_PURGATORY 8 /* r5 = 0 ok / 1 mismatch, r6 = bad segment, r7 = entry */
+#define SVMKIT_LOADER_SOURCE_KEXEC 1
+#define SVMKIT_LOADER_SOURCE_DISK 2
 
 #endif

@@ -130,8 +130,8 @@ VirtioErr VirtioBlk::init(uint16_t queue_size) {
                 .end();
         return refuse(VirtioErr::no_memory);
     }
-    for (uint16_t i = 0; i < q; ++i)
-        free_slots_[i] = i;
+    for (uint32_t i = 0; i < q; ++i)
+        free_slots_[i] = static_cast<uint16_t>(i);
     free_slot_count_ = static_cast<uint16_t>(q);
     if ((err = mmio_->enable_queue(vq_)) != VirtioErr::none ||
         (err = mmio_->driver_ok()) != VirtioErr::none) {
@@ -300,7 +300,15 @@ void VirtioBlk::kick() {
 
 void VirtioBlk::idle() {
     kick();
+    // The device notifies only while the driver sleeps: each completion
+    // wakes it at once then (the device runs on another CPU and publishes
+    // request by request), and costs nothing while it works.
+    if (!vq_.enable_interrupts()) {
+        vq_.disable_interrupts();
+        return; // completed (or broke) meanwhile: nothing to wait for
+    }
     const uint32_t bits = mmio_->wait();
+    vq_.disable_interrupts();
     if ((bits & kVirtioMmioIntConfigChange) != 0 && mmio_->check_device() != VirtioErr::none)
         vq_.mark_broken(VirtioErr::device_failed);
     if (mmio_->transport_failed())

@@ -84,6 +84,7 @@ VirtioErr Virtqueue::init(DmaDevice* dma, uint16_t index, uint16_t size, VirtioR
     used_seen_ = 0;
     unnotified_ = 0;
     broken_ = VirtioErr::none;
+    disable_interrupts(); // the owner asks for them before it sleeps
     return VirtioErr::none;
 }
 
@@ -165,6 +166,22 @@ bool Virtqueue::needs_notify() {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     const uint16_t flags = load_once(&used_->flags);
     return (flags & kVirtqUsedFNoNotify) == 0;
+}
+
+void Virtqueue::disable_interrupts() {
+    if (rings_ != nullptr)
+        __atomic_store_n(&avail_->flags, kVirtqAvailFNoInterrupt, __ATOMIC_RELAXED);
+}
+
+bool Virtqueue::enable_interrupts() {
+    if (rings_ == nullptr || broken())
+        return false;
+    __atomic_store_n(&avail_->flags, uint16_t{0}, __ATOMIC_RELAXED);
+    // The flag store must be visible before used idx is read again: a device
+    // publishing in between either sees the flag clear (and notifies) or is
+    // seen here.
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    return !has_used() && !broken();
 }
 
 void Virtqueue::violation(VirtioErr why) {

@@ -9,6 +9,9 @@
 //     free list live in private memory (desc_, free_head_); chains are freed
 //     by walking the private copy, so a device rewriting the shared table
 //     changes nothing the driver relies on.
+//   - The only field the driver writes for the device's benefit beyond the
+//     rings' contents is the avail flags' NO_INTERRUPT hint; it is never read
+//     back.
 //   - No indirect descriptors (each table would be one more shared structure
 //     needing its own private shadow), no packed ring (its descriptors are
 //     rewritten by the device), no event index (fewer device-written fields).
@@ -88,6 +91,16 @@ class Virtqueue {
     // call (reads the device's NO_NOTIFY hint once; a lying device only
     // delays itself).
     bool needs_notify();
+
+    // Used-buffer notifications (VIRTQ_AVAIL_F_NO_INTERRUPT in the
+    // driver-written avail flags: a hint the device may ignore, so a device
+    // only wakes the driver when it is about to sleep). Off from init().
+    // enable_interrupts() asks for them, then looks at used idx once more
+    // (after a full barrier, so a completion published before the device
+    // could see the request is not missed): true when the driver may sleep,
+    // false when completions arrived meanwhile (or the queue broke).
+    void disable_interrupts();
+    bool enable_interrupts();
 
     // The next completed chain: true with its token and the device-written
     // length (validated: at most the chain's writable bytes). False when

@@ -48,7 +48,7 @@ std::optional<std::vector<std::byte>> parse_hex(std::string_view s) {
 
 std::optional<HvEvent> parse_event(std::string_view s) {
     for (HvEvent e : {HvEvent::loaded, HvEvent::esm_start, HvEvent::esm_done, HvEvent::esm_failed,
-                      HvEvent::exit})
+                      HvEvent::exit, HvEvent::segments_placed})
         if (hv_event_name(e) == s)
             return e;
     return std::nullopt;

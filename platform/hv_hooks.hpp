@@ -4,7 +4,9 @@
 // process), at the moments a hypervisor sees.
 //
 // A hook is `EVENT:ACTION`, given to `svmkit boot --hv-hook` (repeatable):
-//   EVENT  loaded | esm-start | esm-done | esm-failed | exit
+//   EVENT  loaded | esm-start | esm-done | esm-failed | exit | segments-placed
+//          (the last: a normal guest's loader placed an image's segments,
+//          before its purgatory rechecks them; docs/loader-boot.md)
 //   ACTION scan=HEX         count occurrences of the bytes in all of
 //                           hypervisor-visible memory (reports the first
 //                           guest-physical addresses found)

@@ -24,6 +24,8 @@ std::string_view hv_event_name(HvEvent e) {
         return "unshared";
     case HvEvent::exit:
         return "exit";
+    case HvEvent::segments_placed:
+        return "segments-placed";
     }
     return "?";
 }

@@ -35,6 +35,10 @@ enum class HvEvent : std::uint32_t {
     shared = 5,     // args = {first pfn, pages}: now hypervisor-visible (zeroed)
     unshared = 6,   // args = {first pfn, pages}: secure again
     exit = 7,       // args = {exit status}: the guest ended the VM
+    // A normal guest's loader placed a secure image's segments and recorded
+    // their digests (H_SVMKIT_TRACE SVMKIT_TRACE_LOADER_PLACED); its purgatory
+    // has not rechecked them yet. args = {segment count, entry}.
+    segments_placed = 8,
 };
 std::string_view hv_event_name(HvEvent e);
 

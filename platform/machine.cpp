@@ -317,6 +317,60 @@ Result<void> Machine::load(const format::SecureImage& image) {
     return {};
 }
 
+Result<void> Machine::load_normal(const NormalBootSpec& spec) {
+    if (loaded_)
+        return fail(ExitCode::usage, "the machine is already loaded");
+    const std::string path = spec.program.empty() ? default_boot_loader_path() : spec.program;
+    const AvoidRange firmware[] = {{kFirmwareFdtAddress, kPlatformFdtMaxSize},
+                                   {kGuestStackBase, kGuestStackTop - kGuestStackBase}};
+    SVM_TRY(program, place_guest_program(memory_, path, firmware));
+    LoaderReport loader;
+    loader.program = program;
+    loader.cmdline = spec.cmdline;
+    PlatformFdtSpec fdt_spec;
+    fdt_spec.memory_size = memory_.size();
+    fdt_spec.reserved = {{kFirmwareFdtAddress, kPlatformFdtMaxSize},
+                         {kGuestStackBase, kGuestStackTop - kGuestStackBase},
+                         {program.start, program.end - program.start}};
+    fdt_spec.virtio_mmio_nodes =
+        std::max<unsigned>(config_.virtio_mmio_nodes, static_cast<unsigned>(config_.disks.size()));
+    fdt_spec.bootargs = spec.cmdline;
+    if (!spec.kexec_image.empty()) {
+        // The image is untrusted input for the loader, which validates it: the
+        // firmware copies its bytes and nothing else, at the top of RAM (64 KiB
+        // aligned, so a zero-length file still gets a well-defined place).
+        SVM_TRY(file, InputFile::open(spec.kexec_image));
+        const std::uint64_t floor = std::max<std::uint64_t>(program.end, SVMKIT_IMAGE_BASE);
+        if (file.size() > memory_.size() - floor)
+            return fail(ExitCode::usage,
+                        "{}: {} bytes do not fit in guest RAM above the loader; use a larger "
+                        "--memory",
+                        spec.kexec_image, file.size());
+        const std::uint64_t base = (memory_.size() - file.size()) & ~(kGuestPageSize - 1);
+        SVM_CHECK(memory_.write_from_file(base, file.fd(), 0, file.size()));
+        fdt_spec.initrd = Reservation{base, file.size()};
+        fdt_spec.reserved.push_back(Reservation{base, memory_.size() - base});
+        loader.kexec_buffer = std::pair{base, base + file.size()};
+    }
+    SVM_TRY(fdt, build_platform_fdt(fdt_spec));
+    SVM_CHECK(memory_.write(kFirmwareFdtAddress, fdt));
+    // The report names what was booted: the kexec image, else the disks.
+    report_.image = spec.kexec_image;
+    for (const BlockBackendSpec& disk : config_.disks)
+        if (spec.kexec_image.empty())
+            report_.image += (report_.image.empty() ? "" : ", ") + disk.disk;
+    report_.memory_size = memory_.size();
+    report_.placed = PlacedImage{program.start, program.entry, 0, 0, program.end};
+    report_.fdt = kFirmwareFdtAddress;
+    report_.stack_base = kGuestStackBase;
+    report_.stack_top = kGuestStackTop;
+    report_.loader = std::move(loader);
+    loaded_ = true;
+    loaded_at_ = std::chrono::steady_clock::now();
+    SVM_CHECK(hv_->notify(HvEvent::loaded));
+    return {};
+}
+
 bool Machine::in_guest_code(std::uint64_t pc) const {
     const std::uint64_t base = SVMKIT_SIM_GUEST_VA_BASE;
     return pc >= base && pc - base < memory_.size();
@@ -362,28 +416,109 @@ void Machine::record_trace(const svmkit_regs& regs) {
     e.args[1] = regs.r[6];
     e.args[2] = regs.r[7];
     e.when = std::chrono::steady_clock::now();
+    if (report_.loader && e.event >= SVMKIT_TRACE_LOADER_IMAGE &&
+        e.event <= SVMKIT_TRACE_LOADER_PURGATORY) {
+        record_loader_trace(e);
+        return;
+    }
     if (events_.size() < 1024)
         events_.push_back(e);
 }
 
+// The loader's events fill the report's loader stage as they come: names and
+// digests are read from guest memory now (the stub may reuse it later).
+void Machine::record_loader_trace(const TraceEvent& e) {
+    LoaderReport& l = *report_.loader;
+    switch (e.event) {
+    case SVMKIT_TRACE_LOADER_IMAGE:
+        l.source = e.args[0];
+        l.image_gpa = e.args[1];
+        l.image_size = e.args[2];
+        break;
+    case SVMKIT_TRACE_LOADER_MENU: {
+        l.entries = e.args[0];
+        l.chosen = e.args[1];
+        std::array<std::byte, 64> name{};
+        if (e.args[2] < memory_.size() && memory_.size() - e.args[2] >= name.size() &&
+            memory_.read(e.args[2], name)) {
+            const auto* c = reinterpret_cast<const char*>(name.data());
+            l.chosen_name.assign(c, ::strnlen(c, name.size()));
+        }
+        break;
+    }
+    case SVMKIT_TRACE_LOADER_SEGMENT: {
+        if (l.segments.size() >= 64)
+            break;
+        LoaderSegmentRecord seg{e.args[0], e.args[1], {}};
+        (void)memory_.read(e.args[2], std::as_writable_bytes(std::span(seg.sha256)));
+        l.segments.push_back(seg);
+        break;
+    }
+    case SVMKIT_TRACE_LOADER_PLACED: {
+        l.placed = true;
+        l.entry = e.args[1];
+        l.kbase = e.args[2];
+        // The hypervisor learns it too, and its test hooks may tamper now:
+        // between placement and the purgatory's recheck is the window a
+        // hypervisor has over a normal guest's memory.
+        auto told = hv_->notify(HvEvent::segments_placed, e.args[0], e.args[1]);
+        if (!told) {
+            platform_error_ = told.error();
+            leave_guest(Stop::platform_error);
+        }
+        break;
+    }
+    case SVMKIT_TRACE_LOADER_PURGATORY:
+        l.purgatory_ok = e.args[0] == 0;
+        l.bad_segment = e.args[1];
+        if (e.args[0] == 0)
+            loader_jump_at_ = e.when;
+        break;
+    default:
+        break;
+    }
+}
+
+// The disk whose window holds 32-bit register `reg` at `addr`, or -1.
+long Machine::disk_register(std::uint64_t addr, std::uint64_t width, std::uint64_t reg) const {
+    if (width != 4 || addr < kVirtioMmioBase)
+        return -1;
+    const std::uint64_t index = (addr - kVirtioMmioBase) / kVirtioMmioStride;
+    if (index >= queues_.size() || (addr - kVirtioMmioBase) % kVirtioMmioStride != reg)
+        return -1;
+    return static_cast<long>(index);
+}
+
 // A QueueNotify write to a disk's window goes straight into its kick eventfd,
 // as KVM's ioeventfd does: no round trip to the hypervisor on the I/O path.
+// InterruptAck clears the latched used-buffer interrupt here too (irqfd's
+// other half): the hypervisor process has no interrupt state of its own.
 bool Machine::notify_queue(const svmkit_regs& regs) {
-    const std::uint64_t addr = regs.r[4];
-    if (regs.r[5] != 4 || regs.r[6] != 0 || addr < kVirtioMmioBase)
-        return false;
-    const std::uint64_t index = (addr - kVirtioMmioBase) / kVirtioMmioStride;
-    if (index >= queues_.size() ||
-        (addr - kVirtioMmioBase) % kVirtioMmioStride != kVirtioMmioQueueNotify)
+    if (const long ack = disk_register(regs.r[4], regs.r[5], kVirtioMmioInterruptAck); ack >= 0) {
+        queues_[static_cast<std::size_t>(ack)].interrupt &= ~static_cast<std::uint32_t>(regs.r[6]);
+        return true;
+    }
+    const long index = disk_register(regs.r[4], regs.r[5], kVirtioMmioQueueNotify);
+    if (index < 0 || regs.r[6] != 0)
         return false;
     const std::uint64_t one = 1;
     // A full counter (2^64 - 2 kicks not yet seen) still wakes the back end.
-    (void)!::write(queues_[index].kick.get(), &one, sizeof one);
+    (void)!::write(queues_[static_cast<std::size_t>(index)].kick.get(), &one, sizeof one);
+    return true;
+}
+
+// InterruptStatus of a disk: the used-buffer interrupt H_CEDE latched.
+bool Machine::read_interrupt_status(svmkit_regs& regs) {
+    const long index = disk_register(regs.r[4], regs.r[5], kVirtioMmioInterruptStatus);
+    if (index < 0)
+        return false;
+    regs.r[4] = queues_[static_cast<std::size_t>(index)].interrupt;
     return true;
 }
 
 // H_CEDE: idle until a back end signals a call eventfd (irqfd) or a tick
-// passes; consume the signals so the next cede waits again.
+// passes; consume the signals so the next cede waits again, and latch them
+// as the disk's used-buffer interrupt.
 long Machine::cede() {
     constexpr int kTickMs = 10;
     std::vector<pollfd> fds;
@@ -395,10 +530,11 @@ long Machine::cede() {
         return H_SUCCESS;
     }
     if (::poll(fds.data(), fds.size(), kTickMs) > 0)
-        for (const pollfd& p : fds)
-            if ((p.revents & POLLIN) != 0) {
+        for (std::size_t i = 0; i < fds.size(); ++i)
+            if ((fds[i].revents & POLLIN) != 0) {
                 std::uint64_t count = 0;
-                (void)!::read(p.fd, &count, sizeof count);
+                if (::read(fds[i].fd, &count, sizeof count) == sizeof count && count != 0)
+                    queues_[i].interrupt |= 1; // VIRTIO_MMIO_INT_VRING
             }
     return H_SUCCESS;
 }
@@ -418,7 +554,8 @@ long Machine::on_hcall(svmkit_regs& regs) noexcept {
             regs.r[3] = H_SUCCESS;
             return H_SUCCESS;
         }
-        if (regs.r[3] == H_CEDE || (regs.r[3] == H_SVMKIT_MMIO_WRITE && notify_queue(regs))) {
+        if (regs.r[3] == H_CEDE || (regs.r[3] == H_SVMKIT_MMIO_WRITE && notify_queue(regs)) ||
+            (regs.r[3] == H_SVMKIT_MMIO_READ && read_interrupt_status(regs))) {
             const long ret = regs.r[3] == H_CEDE ? cede() : H_SUCCESS;
             regs.r[3] = static_cast<std::uint64_t>(ret);
             return ret;
@@ -566,6 +703,15 @@ void Machine::finish_report(std::chrono::steady_clock::time_point entered,
         r.stages.push_back(BootStage{std::move(name), since(origin_, from), since(from, to)});
     };
     stage("load", origin_, loaded_at_);
+    if (r.loader) {
+        // A normal guest's boot loader ran first; the stub starts at its jump.
+        stage("loader", entered, loader_jump_at_.value_or(stopped));
+        if (!loader_jump_at_) {
+            r.total_us = since(origin_, stopped);
+            return;
+        }
+        entered = *loader_jump_at_;
+    }
     if (uv_->esm()) {
         stage("stub", entered, uv_->esm_start());
         stage("esm", uv_->esm_start(), uv_->esm_end());

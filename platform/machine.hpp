@@ -19,11 +19,13 @@
 #include "format/image_reader.hpp"
 #include "platform/block_backend.hpp"
 #include "platform/guest_memory.hpp"
+#include "platform/guest_program.hpp"
 #include "platform/hypervisor.hpp"
 #include "platform/image_loader.hpp"
 #include "platform/ultracalls.hpp"
 #include "platform/ultravisor.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -98,6 +100,39 @@ struct KernelUnpacked {
     bool inflated = false;
 };
 
+// Booting a normal guest program, the boot loader (docs/loader-boot.md),
+// instead of a secure image: it loads the image itself, kexec-style from a
+// buffer the firmware placed like an initrd, or grub-style from a disk.
+struct NormalBootSpec {
+    std::string program;     // the loader's ELF; empty: default_boot_loader_path()
+    std::string cmdline;     // the platform command line: /chosen/bootargs
+    std::string kexec_image; // a file placed in RAM like an initrd; empty: none
+};
+
+struct LoaderSegmentRecord {
+    std::uint64_t address = 0;
+    std::uint64_t size = 0; // memory size
+    std::array<std::uint8_t, 32> sha256{};
+};
+
+// The loader stage of the report: what the firmware gave the loader, then
+// what the loader reported (H_SVMKIT_TRACE SVMKIT_TRACE_LOADER_*).
+struct LoaderReport {
+    PlacedProgram program;
+    std::string cmdline;
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> kexec_buffer; // [start, end)
+    std::uint64_t source = 0; // SVMKIT_LOADER_SOURCE_*, 0 until the loader has an image
+    std::uint64_t image_gpa = 0, image_size = 0;
+    std::optional<std::uint64_t> entries; // boot menu entries (grub-style)
+    std::uint64_t chosen = 0;
+    std::string chosen_name;
+    std::vector<LoaderSegmentRecord> segments;
+    bool placed = false; // every segment placed and its digest recorded
+    std::uint64_t entry = 0, kbase = 0;
+    std::optional<bool> purgatory_ok; // the recheck right before the jump
+    std::uint64_t bad_segment = 0;
+};
+
 struct BootReport {
     std::string image;
     std::uint64_t memory_size = 0;
@@ -116,6 +151,8 @@ struct BootReport {
     std::optional<KernelUnpacked> kernel;
     std::optional<std::pair<std::uint64_t, std::uint64_t>> initrd; // [start, end)
     std::optional<KernelEntry> kernel_entry;
+    // A normal guest's boot loader (load_normal()).
+    std::optional<LoaderReport> loader;
     // How it ended.
     BootOutcome outcome = BootOutcome::returned;
     std::optional<std::uint64_t> exit_status;
@@ -133,6 +170,10 @@ class Machine {
 
     // Firmware: places the image and the FDT. Once, before run().
     Result<void> load(const format::SecureImage& image);
+    // Firmware for a normal guest: places the boot loader program, the FDT
+    // (bootargs, and the kexec image's range as linux,initrd-start/end) and
+    // the kexec image at the top of RAM. Once, before run(), instead of load().
+    Result<void> load_normal(const NormalBootSpec& spec);
     // Runs the guest until the VM stops. Errors are platform faults; how the
     // guest ended (including refusals) is in report().
     Result<void> run();
@@ -153,8 +194,11 @@ class Machine {
     Machine(MachineConfig config, GuestMemory memory);
     Result<void> start_hypervisor();
     bool notify_queue(const svmkit_regs& regs);
+    bool read_interrupt_status(svmkit_regs& regs);
+    long disk_register(std::uint64_t addr, std::uint64_t width, std::uint64_t reg) const;
     long cede();
     void record_trace(const svmkit_regs& regs);
+    void record_loader_trace(const TraceEvent& e);
     enum class Stop { none, esm_resume, exited, terminated, platform_error };
     void leave_guest(Stop why) noexcept;
     void finish_report(std::chrono::steady_clock::time_point entered,
@@ -168,10 +212,15 @@ class Machine {
     std::unique_ptr<Ultravisor> uv_;
     std::unique_ptr<HypervisorProcess> hv_;
     std::vector<TraceEvent> events_; // H_SVMKIT_TRACE, in order (bounded)
+    // When the loader's purgatory jumped to the stub (normal-guest boot).
+    std::optional<std::chrono::steady_clock::time_point> loader_jump_at_;
     // Per disk: its request queue's kick and call eventfds (ioeventfd and
-    // irqfd: the back end reads kicks and writes calls directly).
+    // irqfd: the back end reads kicks and writes calls directly), and the
+    // used-buffer interrupt a call latched (InterruptStatus bit 0) until the
+    // driver acknowledges it.
     struct QueueFds {
         UniqueFd kick, call;
+        std::uint32_t interrupt = 0;
     };
     std::vector<QueueFds> queues_;
     Stop stop_ = Stop::none;

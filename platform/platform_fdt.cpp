@@ -58,6 +58,14 @@ Result<std::vector<std::byte>> build_platform_fdt(const PlatformFdtSpec& spec) {
     prop("reg", reg.data(), reg.size());
     end();
     begin("chosen");
+    if (!spec.bootargs.empty())
+        prop_str("bootargs", spec.bootargs);
+    if (spec.initrd) {
+        const auto start = be_cells({spec.initrd->base});
+        const auto stop = be_cells({spec.initrd->base + spec.initrd->size});
+        prop("linux,initrd-start", start.data(), start.size());
+        prop("linux,initrd-end", stop.data(), stop.size());
+    }
     end();
     for (unsigned i = 0; i < spec.virtio_mmio_nodes; ++i) {
         const std::uint64_t at = kVirtioMmioBase + i * kVirtioMmioStride;

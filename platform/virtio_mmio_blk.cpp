@@ -137,8 +137,10 @@ std::optional<std::uint64_t> VirtioMmioBlk::read(std::uint64_t offset, unsigned 
         return queue_sel_ == 0 && queue_.ready ? 1 : 0;
     case kInterruptStatus:
         // Used-buffer notifications go from the back end straight to the
-        // vCPU (the call eventfd); while the queue runs, report that one may
-        // be pending so a driver that asks checks its used ring.
+        // vCPU (the call eventfd), and the machine answers this register
+        // itself for its disks (the bit H_CEDE latched). Asked here anyway:
+        // while the queue runs, one may be pending, so a driver that asks
+        // checks its used ring.
         return running_ ? 1 : 0;
     case kStatus:
         return status_;
@@ -179,7 +181,7 @@ bool VirtioMmioBlk::write(std::uint64_t offset, unsigned size, std::uint64_t val
             queue_.ready = (value & 1) != 0;
         return true;
     case kQueueNotify:  // normally the machine's kick eventfd; other queues: nothing to wake
-    case kInterruptAck: // notifications reach the vCPU directly; nothing to acknowledge here
+    case kInterruptAck: // normally the machine's latched interrupt; nothing to acknowledge here
         return true;
     case kStatus:
         set_status(static_cast<std::uint32_t>(value), memory);
@@ -241,9 +243,20 @@ Result<void> VirtioMmioBlk::start(const HvMemoryView& memory) {
     acked |= backend_features_ & (driver_features_ & kFeatureAccessPlatform);
     acked |= backend_features_ & vhost_user::kFeatureProtocolFeatures;
     SVM_CHECK(frontend_.set_features(acked));
+    // Started before and reset since (a normal guest's boot loader used the
+    // device, then the secure kernel starts it inside its shared pool): the
+    // back end still holds the old ring addresses, and libvhost-user remaps
+    // them on every SET_MEM_TABLE, dropping the connection when the new table
+    // leaves them out. Point the ring at its new place first, while the old
+    // table still covers it (start_queue sends the address again).
+    if (table_sent_)
+        SVM_CHECK(frontend_.set_vring_addr(vhost_user::VringAddr{
+            0, 0, memory.user_base + queue_.desc, memory.user_base + queue_.device,
+            memory.user_base + queue_.driver, 0}));
     memory_changed(memory);
     if ((status_ & kStatusNeedsReset) != 0)
         return fail(ExitCode::io, "{}: the memory table was refused", info_.name);
+    table_sent_ = true;
     vhost_user::QueueSetup q;
     q.size = queue_.num;
     q.desc_user = memory.user_base + queue_.desc;

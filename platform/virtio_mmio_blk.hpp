@@ -98,6 +98,7 @@ class VirtioMmioBlk {
     std::uint32_t queue_sel_ = 0;
     Queue queue_;
     bool running_ = false;
+    bool table_sent_ = false; // the back end has a memory table (and ring addresses)
 };
 
 } // namespace svmkit::platform

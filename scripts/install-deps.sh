@@ -12,6 +12,8 @@ packages=(
   g++-powerpc64le-linux-gnu binutils-powerpc64le-linux-gnu
   # tools the tests and benchmarks compare against or check with
   openssl elfutils binutils device-tree-compiler u-boot-tools cpio time python3
+  # GPT checkers for svmkit mkdisk disks (tests/e2e/loader_cli_test.sh)
+  fdisk gdisk
   # libFuzzer with ASan+UBSan (scripts/fuzz.sh)
   clang-14 libclang-rt-14-dev
   # static analysis (scripts/lint.sh)

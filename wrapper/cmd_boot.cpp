@@ -11,6 +11,7 @@
 
 #include "base/file.hpp"
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -45,6 +46,53 @@ std::string result_line(const BootReport& r) {
     }
 }
 
+std::string digest_hex(const std::array<std::uint8_t, 32>& d) {
+    return format::hex(std::as_bytes(std::span(d)));
+}
+
+std::string_view loader_source_name(std::uint64_t source) {
+    switch (source) {
+    case SVMKIT_LOADER_SOURCE_KEXEC:
+        return "kexec";
+    case SVMKIT_LOADER_SOURCE_DISK:
+        return "disk";
+    default:
+        return "none";
+    }
+}
+
+std::string loader_load_text(const platform::LoaderReport& l) {
+    std::string out = fmt::format("      boot loader {} at {:#x}..{:#x}, entry {:#x}\n",
+                                  l.program.path, l.program.start, l.program.end, l.program.entry);
+    out += fmt::format("      platform command line \"{}\"\n", l.cmdline);
+    if (l.kexec_buffer)
+        out += fmt::format("      kexec image {:#x}..{:#x} (/chosen linux,initrd-start/end)\n",
+                           l.kexec_buffer->first, l.kexec_buffer->second);
+    return out;
+}
+
+std::string loader_stage_text(const platform::LoaderReport& l) {
+    std::string out;
+    if (l.entries)
+        out += fmt::format("      boot menu: {} entries, chose {} \"{}\"\n", *l.entries, l.chosen,
+                           l.chosen_name);
+    if (l.source != 0)
+        out += fmt::format("      image from {}: {:#x} +{}\n", loader_source_name(l.source),
+                           l.image_gpa, l.image_size);
+    for (const platform::LoaderSegmentRecord& seg : l.segments)
+        out += fmt::format("      segment {:#x} +{:<10} sha256 {}\n", seg.address, seg.size,
+                           digest_hex(seg.sha256));
+    if (l.placed)
+        out += fmt::format("      {} segments placed; entry {:#x}, kbase {:#x}\n",
+                           l.segments.size(), l.entry, l.kbase);
+    if (l.purgatory_ok)
+        out += *l.purgatory_ok
+                   ? "      purgatory: every segment digest rechecked, jumped to the stub\n"
+                   : fmt::format("      purgatory: segment {} CHANGED after placement\n",
+                                 l.bad_segment);
+    return out;
+}
+
 void report_text(const BootReport& r) {
     std::string out =
         fmt::format("\nsvmkit boot report: {} (memory {} MiB)\n", r.image, r.memory_size >> 20);
@@ -56,6 +104,10 @@ void report_text(const BootReport& r) {
                                "{:#x}..{:#x}\n",
                                r.placed.kbase, r.placed.end, r.placed.entry, r.fdt, r.stack_base,
                                r.stack_top);
+        if (s.name == "load" && r.loader)
+            out += loader_load_text(*r.loader);
+        if (s.name == "loader" && r.loader)
+            out += loader_stage_text(*r.loader);
         if (s.name == "esm" && r.esm) {
             const platform::EsmResult& e = *r.esm;
             out += fmt::format("      {} pages secured\n", e.pages_secured);
@@ -198,6 +250,57 @@ void report_json(const BootReport& r) {
         j.null("kernel_entry");
     }
     j.value("console", r.console);
+    if (r.loader) {
+        const platform::LoaderReport& l = *r.loader;
+        j.begin_object("loader");
+        j.value("program", l.program.path);
+        j.value("program_start", hex_address(l.program.start));
+        j.value("program_end", hex_address(l.program.end));
+        j.value("cmdline", l.cmdline);
+        if (l.kexec_buffer) {
+            j.begin_object("kexec_buffer");
+            j.value("start", hex_address(l.kexec_buffer->first));
+            j.value("end", hex_address(l.kexec_buffer->second));
+            j.end_object();
+        } else {
+            j.null("kexec_buffer");
+        }
+        j.value("source", loader_source_name(l.source));
+        j.value("image_address", hex_address(l.image_gpa));
+        j.value("image_size", l.image_size);
+        if (l.entries) {
+            j.value("entries", *l.entries);
+            j.value("chosen", l.chosen);
+            j.value("chosen_name", l.chosen_name);
+        } else {
+            j.null("entries");
+            j.null("chosen");
+            j.null("chosen_name");
+        }
+        j.begin_array("segments");
+        for (const platform::LoaderSegmentRecord& seg : l.segments) {
+            j.begin_object();
+            j.value("address", hex_address(seg.address));
+            j.value("size", seg.size);
+            j.value("sha256", digest_hex(seg.sha256));
+            j.end_object();
+        }
+        j.end_array();
+        j.value("placed", l.placed);
+        j.value("entry", hex_address(l.entry));
+        j.value("kbase", hex_address(l.kbase));
+        if (l.purgatory_ok)
+            j.value("purgatory", *l.purgatory_ok ? "ok" : "mismatch");
+        else
+            j.null("purgatory");
+        if (l.purgatory_ok && !*l.purgatory_ok)
+            j.value("bad_segment", l.bad_segment);
+        else
+            j.null("bad_segment");
+        j.end_object();
+    } else {
+        j.null("loader");
+    }
     j.end_object();
     std::fputs(j.str().c_str(), stdout);
 }
@@ -213,7 +316,28 @@ Result<int> run_boot(const BootOptions& o) {
         return fail(ExitCode::usage, "--memory {} must be a non-zero multiple of 64K", o.memory);
     if (o.timeout_seconds > 24ull * 3600)
         return fail(ExitCode::usage, "--timeout {} is longer than a day", o.timeout_seconds);
-    SVM_TRY(image, format::open_image(o.image));
+    // Three ways in: a secure image firmware-style; the normal-guest loader
+    // with a kexec image; the loader alone, grub-style from a disk.
+    const bool normal = o.image.empty();
+    if (!normal && (!o.kexec_image.empty() || !o.boot_entry.empty() || !o.cmdline_extra.empty()))
+        return fail(ExitCode::usage, "--kexec, --entry and --cmdline-extra boot through the "
+                                     "loader: leave out the image argument");
+    if (normal && o.kexec_image.empty() && o.disks.empty())
+        return fail(ExitCode::usage,
+                    "nothing to boot: give a secure image, --kexec IMG, or a --disk with a boot "
+                    "partition (svmkit mkdisk)");
+    if (!o.kexec_image.empty() && !o.boot_entry.empty())
+        return fail(ExitCode::usage, "--entry picks from a disk's boot menu; --kexec has none");
+    if (normal && o.boot_entry.find_first_of(" \t\n") != std::string::npos)
+        return fail(ExitCode::usage, "--entry {}: a boot entry name has no blanks", o.boot_entry);
+    std::optional<format::SecureImage> image;
+    if (!normal) {
+        SVM_TRY(opened, format::open_image(o.image));
+        image.emplace(std::move(opened));
+    } else if (!o.kexec_image.empty() && ::access(o.kexec_image.c_str(), R_OK) != 0) {
+        return fail(ExitCode::io, "{}: cannot open the image: {}", o.kexec_image,
+                    std::strerror(errno));
+    }
     if (!o.hv_hooks.empty() && o.hv_hook_log.empty())
         return fail(ExitCode::usage, "--hv-hook needs --hv-hook-log FILE for its results");
     std::optional<AtomicOutputFile> hook_log;
@@ -244,7 +368,17 @@ Result<int> run_boot(const BootOptions& o) {
     }
     config.hv_hook_log_fd = hook_log ? hook_log->fd() : -1;
     SVM_TRY(machine, platform::Machine::create(std::move(config)));
-    SVM_CHECK(machine->load(image));
+    if (normal) {
+        platform::NormalBootSpec spec;
+        spec.kexec_image = o.kexec_image;
+        if (!o.boot_entry.empty())
+            spec.cmdline = "svmkit.boot_entry=" + o.boot_entry;
+        if (!o.cmdline_extra.empty())
+            spec.cmdline += (spec.cmdline.empty() ? "" : " ") + o.cmdline_extra;
+        SVM_CHECK(machine->load_normal(spec));
+    } else {
+        SVM_CHECK(machine->load(*image));
+    }
     SVM_CHECK(machine->run());
     if (hook_log)
         SVM_CHECK(hook_log->commit());
@@ -260,12 +394,12 @@ Result<int> run_boot(const BootOptions& o) {
         return static_cast<int>(std::min<std::uint64_t>(*r.exit_status, 255));
     case BootOutcome::refused:
     case BootOutcome::terminated:
-        std::fprintf(stderr, "svmkit: error: %s: %s\n", o.image.c_str(), r.message.c_str());
+        std::fprintf(stderr, "svmkit: error: %s: %s\n", r.image.c_str(), r.message.c_str());
         return kExitVmTerminated;
     case BootOutcome::faulted:
     case BootOutcome::returned:
     case BootOutcome::timed_out:
-        std::fprintf(stderr, "svmkit: error: %s: %s\n", o.image.c_str(), r.message.c_str());
+        std::fprintf(stderr, "svmkit: error: %s: %s\n", r.image.c_str(), r.message.c_str());
         return kExitGuestCrashed;
     }
     return kExitGuestCrashed;

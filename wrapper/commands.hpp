@@ -133,6 +133,11 @@ struct BootOptions {
     std::string hostile; // svmkit-vhost-blk --hostile MODE (tests)
     // The machine's RSA private key (its TPM's), for ibm,esm lockboxes.
     std::optional<std::string> machine_key;
+    // Normal-guest boot through the boot loader (docs/loader-boot.md):
+    // kexec-style with an image, or grub-style from a disk (no image at all).
+    std::string kexec_image;
+    std::string boot_entry;    // svmkit.boot_entry=NAME on the platform command line
+    std::string cmdline_extra; // appended to the platform command line
 };
 // Exit codes of `boot` beyond the common ones (README "Exit codes").
 // 5: the ultravisor refused the image, or the guest terminated the VM.
@@ -155,6 +160,26 @@ Result<format::EsmBlob> build_esm_nodes(const BuildOptions& o,
                                         const format::PayloadSource& kernel_image,
                                         const std::optional<format::PayloadSource>& initrd,
                                         const std::string& cmdline);
+// svmkit mkdisk (wrapper/cmd_mkdisk.cpp): a GPT boot disk for the grub-style
+// loader (docs/loader.md).
+struct MkdiskOptions {
+    std::string output;
+    std::vector<std::string> entries; // NAME=IMG[,cmdline=...]
+    std::optional<std::string> default_entry;
+    std::optional<std::string> size; // whole disk, e.g. 128M
+};
+Result<int> run_mkdisk(const MkdiskOptions& o);
+
+// svmkit load --plan (wrapper/cmd_load.cpp): the kexec-style segment plan.
+// Exit 3 (malformed) when the loader rejects the image.
+struct LoadOptions {
+    std::string image;
+    bool plan = false;
+    bool json = false;
+    std::string arch;          // empty: from the image's e_machine
+    std::string memory = "1G"; // guest RAM the plan must fit
+};
+Result<int> run_load(const LoadOptions& o);
 
 // "64M", "1G", "65536", "0x100000" -> bytes.
 Result<std::uint64_t> parse_size(const std::string& text, const std::string& option);

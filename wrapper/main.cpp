@@ -131,7 +131,17 @@ int main(int argc, char** argv) {
     BootOptions boot;
     auto* bt = app.add_subcommand(
         "boot", "Boot a secure image on the simulated PEF machine and report each stage");
-    bt->add_option("image", boot.image, "Secure image")->required();
+    bt->add_option("image", boot.image,
+                   "Secure image, booted firmware-style (leave out with --kexec, or to boot "
+                   "grub-style from the --disk that holds a boot partition)");
+    bt->add_option("--kexec", boot.kexec_image,
+                   "Boot the normal-guest loader, which loads this secure image kexec-style "
+                   "(docs/loader-boot.md)");
+    bt->add_option("--entry", boot.boot_entry,
+                   "Grub-style: the boot.cfg entry to boot instead of the default "
+                   "(svmkit.boot_entry=NAME on the platform command line)");
+    bt->add_option("--cmdline-extra", boot.cmdline_extra,
+                   "Text appended to the platform command line the loader sees");
     bt->add_option("--trusted-key", boot.trusted_keys,
                    "Public key or certificate the ultravisor trusts (repeatable)")
         ->required();
@@ -167,6 +177,23 @@ int main(int argc, char** argv) {
     // ---- end boot ----
 
     const EsmCommand esm = add_esm_command(app);
+    // ---- loader (docs/loader.md) ----
+    MkdiskOptions mkdisk;
+    auto* md =
+        app.add_subcommand("mkdisk", "Write a GPT boot disk with boot.cfg and secure images");
+    md->add_option("-o,--output", mkdisk.output, "Output disk image")->required();
+    md->add_option("--entry", mkdisk.entries, "Menu entry NAME=IMG[,cmdline=...]; repeatable")
+        ->required();
+    md->add_option("--default", mkdisk.default_entry, "The default entry (default: the first)");
+    md->add_option("--size", mkdisk.size, "Whole disk size (e.g. 128M; default: boot + 64 MiB)");
+    LoadOptions load;
+    auto* ld = app.add_subcommand("load", "Show the kexec-style segment plan of an image");
+    ld->add_option("image", load.image, "Secure image")->required();
+    ld->add_flag("--plan", load.plan, "Dry run: print the plan, load nothing")->required();
+    ld->add_flag("--json", load.json, "Machine-readable plan");
+    ld->add_option("--arch", load.arch, "Platform: x86_64 or ppc64le (default: the image's)");
+    ld->add_option("--memory", load.memory, "Guest RAM the plan must fit")->capture_default_str();
+    // ---- end loader ----
 
     try {
         app.parse(argc, argv);
@@ -200,6 +227,10 @@ int main(int argc, char** argv) {
         result = run_boot(boot);
     if (esm.command->parsed())
         result = esm.run();
+    if (md->parsed())
+        result = run_mkdisk(mkdisk);
+    if (ld->parsed())
+        result = run_load(load);
     if (!result) {
         std::fprintf(stderr, "svmkit: error: %s\n", result.error().message.c_str());
         return static_cast<int>(result.error().code);

@@ -148,6 +148,22 @@ Result<std::optional<Chain>> DeviceQueue::pop(const MemoryTable& table) {
     return std::optional<Chain>(std::move(chain));
 }
 
+void DeviceQueue::suppress_kicks(bool on) {
+    if (used_ == nullptr)
+        return;
+    store_shared<std::uint16_t>(used_, on ? kUsedFlagNoNotify : std::uint16_t{0});
+    if (!on)
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+bool DeviceQueue::has_avail() const {
+    if (!running())
+        return false;
+    const auto avail_idx =
+        __atomic_load_n(reinterpret_cast<const std::uint16_t*>(avail_ + 2), __ATOMIC_ACQUIRE);
+    return avail_idx != last_avail_;
+}
+
 void DeviceQueue::add_used(std::uint32_t id, std::uint32_t len) {
     std::byte* elem = used_ + 4 + std::size_t{8} * (used_idx_ % size_);
     store_shared<std::uint32_t>(elem, id);

@@ -81,6 +81,17 @@ class DeviceQueue {
     [[nodiscard]] int call_fd() const { return call_.get(); }
     [[nodiscard]] std::uint16_t used_idx() const { return used_idx_; }
 
+    // Kick suppression while the device works through the ring
+    // (VIRTQ_USED_F_NO_NOTIFY, a hint to the driver): on while processing;
+    // turned off before the device goes back to sleep, followed by a full
+    // barrier so that has_avail() afterwards sees every chain the driver
+    // published without kicking (the driver reads the flag after a full
+    // barrier too, so one of the two sees the other's store).
+    void suppress_kicks(bool on);
+    // Whether the driver published chains not taken yet (reads avail idx once;
+    // pop() validates it).
+    [[nodiscard]] bool has_avail() const;
+
     // Takes the next available chain (nullopt: none). An invalid chain is an
     // error; the caller marks the queue broken.
     Result<std::optional<Chain>> pop(const MemoryTable& table);

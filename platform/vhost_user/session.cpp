@@ -13,6 +13,8 @@ namespace svmkit::vhost_user {
 namespace {
 
 constexpr unsigned kStormSignalsPerCompletion = 1000;
+// Rings' worth of requests one kick serves at most (process_queue).
+constexpr std::uint32_t kPassesPerKick = 4;
 constexpr std::uint32_t kHostileLenExcess = 4096;
 constexpr std::uint64_t kOutsidePage = 4096;
 
@@ -243,35 +245,56 @@ void Session::process_queue(std::size_t index) {
     if (index >= queues_.size())
         return;
     DeviceQueue& q = queues_[index];
-    if (options_.hostile == HostileMode::rewrite_bounce_after_completion)
-        rewrite_completed_buffers();
     bool completed = false;
-    // A driver can have at most `size` requests available per batch (it cannot
-    // reuse a descriptor before this batch's used entries are published), so
-    // this bound never stops a legitimate driver and ends a hostile one's
-    // endless stream of avail entries.
-    for (std::uint32_t n = 0; n < q.size() && q.running(); ++n) {
-        auto chain = q.pop(memory_);
-        if (!chain) {
-            q.mark_broken(chain.error().message);
-            logf(fmt::format("ring {} broken: {}", index, chain.error().message));
+    // The driver need not kick while the device works through the ring
+    // (suppress_kicks); once that is off again the device looks once more, so
+    // a chain published in between never waits for a kick that is not coming.
+    // A driver that keeps publishing as its requests complete keeps the
+    // device here; after kPassesPerKick rings' worth it goes back to its
+    // event loop (messages, signals) and kicks itself to return. The same
+    // bound ends a hostile driver's endless stream of avail entries.
+    std::uint32_t budget = q.size() * kPassesPerKick;
+    for (bool more = true; more;) {
+        q.suppress_kicks(true);
+        for (; budget > 0 && q.running(); --budget) {
+            auto chain = q.pop(memory_);
+            if (!chain) {
+                q.mark_broken(chain.error().message);
+                logf(fmt::format("ring {} broken: {}", index, chain.error().message));
+                break;
+            }
+            if (!*chain)
+                break;
+            // Hostile: the buffers of requests completed before this one
+            // change under the driver now.
+            if (options_.hostile == HostileMode::rewrite_bounce_after_completion)
+                rewrite_completed_buffers();
+            auto len = serve_blk_request(**chain, disk_);
+            if (!len) {
+                q.mark_broken(len.error().message);
+                logf(fmt::format("ring {} broken: {}", index, len.error().message));
+                break;
+            }
+            complete(q, **chain, *len);
+            // Published, and the driver notified unless it said it does not
+            // wait (VIRTQ_AVAIL_F_NO_INTERRUPT), at once rather than at the
+            // end of the batch: a driver waiting for this request starts on
+            // it (copying it out of the bounce pool) while the next one is
+            // read.
+            q.publish_used();
+            q.notify();
+            completed = true;
+        }
+        q.suppress_kicks(false);
+        more = q.has_avail();
+        if (more && budget == 0) {
+            const std::uint64_t one = 1;
+            (void)!::write(q.kick_fd(), &one, sizeof one);
             break;
         }
-        if (!*chain)
-            break;
-        auto len = serve_blk_request(**chain, disk_);
-        if (!len) {
-            q.mark_broken(len.error().message);
-            logf(fmt::format("ring {} broken: {}", index, len.error().message));
-            break;
-        }
-        complete(q, **chain, *len);
-        completed = true;
     }
     if (!completed)
         return;
-    q.publish_used();
-    q.notify();
     if (options_.hostile == HostileMode::interrupt_storm)
         for (unsigned i = 0; i < kStormSignalsPerCompletion; ++i)
             q.force_notify();

@@ -29,6 +29,7 @@ inline constexpr std::uint16_t kDescFlagNext = 1;
 inline constexpr std::uint16_t kDescFlagWrite = 2;
 inline constexpr std::uint16_t kDescFlagIndirect = 4;
 inline constexpr std::uint16_t kAvailFlagNoInterrupt = 1;
+inline constexpr std::uint16_t kUsedFlagNoNotify = 1; // VIRTQ_USED_F_NO_NOTIFY
 constexpr std::uint64_t desc_table_bytes(std::uint64_t q) {
     return kDescSize * q;
 }

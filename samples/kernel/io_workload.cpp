@@ -262,7 +262,7 @@ struct Workload {
     // (a vCPU and a back end run in parallel, as on a real machine).
     void read_only(uint64_t total, bool sequential) {
         Rng rng{mix(seed) | 1};
-        const uint64_t size = sequential ? 128 * 1024 : kBlock;
+        const uint64_t size = sequential ? uint64_t{128} * 1024 : kBlock;
         const uint64_t span = region_blocks * kBlock;
         uint64_t issued = 0, done = 0, requests = 0, at = 0;
         auto issue = [&](unsigned i) {

@@ -24,9 +24,12 @@
 
 using namespace svmkit::guest;
 
-// Linker-script symbols (kernel.lds.S); hidden: PC-relative, no GOT.
+// Linker-script symbols (kernel.lds.S); hidden: PC-relative, no GOT. The
+// names follow the linker's reserved convention on purpose.
+// NOLINTBEGIN(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp)
 extern "C" __attribute__((visibility("hidden"))) const uint8_t __kernel_start[];
 extern "C" __attribute__((visibility("hidden"))) const uint8_t __kernel_end[];
+// NOLINTEND(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp)
 
 namespace {
 
@@ -84,7 +87,7 @@ Pool check_pool(Kernel& k, const void* fdt, const char* bootargs, int bootargs_l
     if (pool.range.size < (1u << 20) || pool.range.base % kPageSize != 0 ||
         pool.range.size % kPageSize != 0)
         k.fail(kBadPool, "the pool is smaller than 1 MiB or not 64 KiB aligned");
-    const Range self{ptr_gpa(__kernel_start), static_cast<uint64_t>(__kernel_end - __kernel_start)};
+    const Range self{ptr_gpa(__kernel_start), ptr_gpa(__kernel_end) - ptr_gpa(__kernel_start)};
     if (pool.range.overlaps(self))
         k.fail(kBadPool, "the pool overlaps the kernel");
     pool.phandle = fdt_get_phandle(fdt, node);

@@ -48,9 +48,15 @@ static void* read_all(const char* path, size_t* size) {
         die(path);
     size_t cap = 1 << 20, n = 0;
     char* buf = malloc(cap);
+    if (!buf)
+        die("malloc");
     for (;;) {
-        if (n == cap && !(buf = realloc(buf, cap *= 2)))
-            die("realloc");
+        if (n == cap) {
+            char* grown = realloc(buf, cap *= 2);
+            if (!grown)
+                die("realloc"); /* exits; buf goes with the process */
+            buf = grown;
+        }
         ssize_t r = read(fd, buf + n, cap - n);
         if (r < 0)
             die(path);
@@ -118,7 +124,7 @@ int main(int argc, char** argv) {
     if (n == 0 || base < FDT_ADDR + round_up(fdt_size) + (1u << 20) || base >= (1ul << 31) ||
         ph_size_below(first, image, image_size)) {
         fprintf(stderr, "kexec-load: the image must lie above 0x%lx, below 2 GiB\n",
-                FDT_ADDR + round_up(fdt_size) + (1u << 20));
+                (unsigned long)(FDT_ADDR + round_up(fdt_size) + (1u << 20)));
         return 1;
     }
     seg[n++] = (struct kexec_segment){fdt, fdt_size, (void*)FDT_ADDR, round_up(fdt_size)};

@@ -3,16 +3,22 @@
 # pool (secure guest, swiotlb) next to the same guest without a pool (svm=off:
 # a normal VM, direct DMA), in one run, on svmkit-vhost-blk and on
 # qemu-storage-daemon: sequential 128 KiB reads and random 4 KiB reads, 8 in
-# flight. Prints MB/s, IOPS and the bounce/direct ratios. Best of N runs.
+# flight. Each of the RUNS rounds boots the bounce guest and then the direct
+# one, so both see the same machine load. Prints the median MB/s (IOPS), the
+# spread (slowest..fastest run) and the bounce/direct ratio three ways: of
+# the medians, of the best runs, and the median of each round's own ratio
+# (bounce over the direct boot right after it: the least sensitive to load
+# that changes during the script).
 #
 # Targets: sequential 128 KiB reads >= 0.7x of direct, random 4 KiB reads
 # >= 0.8x of direct (our back end).
 #
 #   tests/bench/io_bench.sh [SVMKIT_BINARY] [RUNS] [MIB]
+# IO_BENCH_BACKENDS="svmkit" limits the back ends (default: svmkit qemu).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 svmkit=$(realpath "${1:-$root/build/wrapper/svmkit}")
-runs=${2:-3}
+runs=${2:-9}
 mib=${3:-256}
 sample=$(dirname "$svmkit")/../samples/kernel/sample-kernel.elf
 work=$(mktemp -d)
@@ -28,22 +34,37 @@ for mode in seqread randread; do
   done
 done
 
-# rate BACKEND MODE SVM: best "MB/s IOPS" of the runs.
-rate() {
-  for _ in $(seq "$runs"); do
-    "$svmkit" boot "$2-$3.img" --trusted-key k.pub --disk disk.img --backend "$1" --timeout 300 |
-      sed -nE "s/.*io $2 .* ([0-9]+) MB\/s, ([0-9]+) IOPS/\1 \2/p"
-  done | sort -n | tail -1
+# once BACKEND MODE SVM: "MB/s IOPS" of one boot.
+once() {
+  "$svmkit" boot "$2-$3.img" --trusted-key k.pub --disk disk.img --backend "$1" --timeout 300 |
+    sed -nE "s/.*io $2 .* ([0-9]+) MB\/s, ([0-9]+) IOPS/\1 \2/p"
 }
 
-printf "%-8s %-9s %14s %14s %8s %s\n" backend workload "bounce MB/s" "direct MB/s" ratio target
-for backend in svmkit qemu; do
+# stats FILE: "median min max" of the first column, and the IOPS of the median run.
+stats() {
+  sort -n "$1" | awk '{ mb[NR] = $1; io[NR] = $2 } END {
+    m = int((NR + 1) / 2); print mb[m], mb[1], mb[NR], io[m] }'
+}
+
+echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $runs interleaved runs each"
+printf "%-7s %-9s %-26s %-26s %7s %7s %7s %s\n" backend workload "bounce MB/s median (IOPS)" \
+  "direct MB/s median (IOPS)" median best paired target
+for backend in ${IO_BENCH_BACKENDS:-svmkit qemu}; do
   for mode in seqread randread; do
-    read -r b_mb b_iops < <(rate $backend $mode on)
-    read -r d_mb d_iops < <(rate $backend $mode off)
+    : > on.txt
+    : > off.txt
+    for _ in $(seq "$runs"); do
+      once $backend $mode on >> on.txt
+      once $backend $mode off >> off.txt
+    done
+    read -r b_med b_min b_max b_iops < <(stats on.txt)
+    read -r d_med d_min d_max d_iops < <(stats off.txt)
     target=$([ $mode = seqread ] && echo 0.70 || echo 0.80)
-    ratio=$(echo "scale=2; $b_mb / $d_mb" | bc)
-    printf "%-8s %-9s %8s (%6s) %8s (%6s) %7sx >=%sx\n" $backend $mode "$b_mb" "$b_iops" \
-      "$d_mb" "$d_iops" "$ratio" $target
+    paired=$(paste on.txt off.txt | awk '{ print $1 / $3 }' | sort -g |
+      awk '{ r[NR] = $1 } END { printf "%.2f", r[int((NR + 1) / 2)] }')
+    printf "%-7s %-9s %5s (%6s) [%5s..%5s] %5s (%6s) [%5s..%5s] %6sx %6sx %6sx >=%sx\n" \
+      $backend $mode "$b_med" "$b_iops" "$b_min" "$b_max" "$d_med" "$d_iops" "$d_min" "$d_max" \
+      "$(echo "scale=2; $b_med / $d_med" | bc)" "$(echo "scale=2; $b_max / $d_max" | bc)" \
+      "$paired" $target
   done
 done

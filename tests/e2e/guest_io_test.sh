@@ -57,7 +57,7 @@ done
 # mode:expected exit status:a line the guest must log
 cases=(
   "used-id-out-of-range:20:used id [0-9]+ out of range.*marked broken"
-  "duplicate-completion:20:used idx moved .*marked broken"
+  "duplicate-completion:20:(used idx moved|used id [0-9]+ completed twice).*marked broken"
   "len-too-large:20:used len [0-9]+ for chain [0-9]+ exceeds .*marked broken"
   "used-idx-jump:20:used idx moved from 0 to [0-9]+.*marked broken"
   "rewrite-bounce-after-completion:20:io request failed: (read|write) of [0-9]+ bytes at sector [0-9]+: "

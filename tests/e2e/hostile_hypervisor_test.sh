@@ -176,7 +176,7 @@ while IFS='|' read -r mode expected status line; do
   observed "$(first "$line")"
 done <<'MODES'
 used-id-out-of-range|ring marked broken, requests fail cleanly (20)|20|used id [0-9]+ out of range.*marked broken
-duplicate-completion|ring marked broken, requests fail cleanly (20)|20|used idx moved .*marked broken
+duplicate-completion|ring marked broken, requests fail cleanly (20)|20|(used idx moved|used id [0-9]+ completed twice).*marked broken
 len-too-large|ring marked broken, requests fail cleanly (20)|20|used len [0-9]+ for chain [0-9]+ exceeds .*marked broken
 used-idx-jump|ring marked broken, requests fail cleanly (20)|20|used idx moved from 0 to [0-9]+.*marked broken
 rewrite-descriptors|ignored: the driver never reads its table back; data verified (0)|0|io verified [1-9][0-9]+ blocks of 4 KiB, 0 mismatched

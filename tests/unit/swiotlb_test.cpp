@@ -137,6 +137,41 @@ TEST_CASE("swiotlb: a partial device write does not leak stale pool bytes (CVE-2
     CHECK(std::all_of(buf + 100, buf + 4096, [](std::uint8_t b) { return b == 0xee; }));
 }
 
+TEST_CASE("swiotlb: large from_device mappings are copied in too (streaming), any size and "
+          "alignment") {
+    TestPool t(MiB);
+    std::uint8_t seed = 1;
+    for (std::size_t size : {16 * KiB, 64 * KiB + 1, 100 * KiB + 37, 256 * KiB}) {
+        for (std::size_t src_offset : {0, 1, 8}) {
+            CAPTURE(size);
+            CAPTURE(src_offset);
+            // Stale bytes in the slots first, then a read mapping over them.
+            std::uint8_t* other = t.priv(0x300000);
+            fill_pattern(other, size, static_cast<std::uint8_t>(seed + 100));
+            dma_addr_t stale = t.tlb.map(other, size, DmaDirection::to_device, 0, 0, 0, nullptr);
+            REQUIRE(stale != kDmaMappingError);
+            REQUIRE(t.tlb.unmap(stale, size, DmaDirection::to_device));
+            std::uint8_t* buf = t.priv(0x10000) + src_offset;
+            fill_pattern(buf, size, ++seed);
+            dma_addr_t dma = t.tlb.map(buf, size, DmaDirection::from_device, 0, 0, 0, nullptr);
+            REQUIRE(dma == stale);
+            CHECK(has_pattern(TestPool::device(dma), size, seed)); // every byte, the tail too
+            REQUIRE(t.tlb.unmap(dma, size, DmaDirection::from_device));
+            CHECK(has_pattern(buf, size, seed)); // the device wrote nothing
+        }
+    }
+    // A bounce start that is not 16-byte aligned (min_align_mask keeps the
+    // buffer's low bits): copied in all the same.
+    std::uint8_t* buf = t.priv(0x10000) + 3;
+    fill_pattern(buf, 40 * KiB, 77);
+    dma_addr_t dma = t.tlb.map(buf, 40 * KiB, DmaDirection::from_device, 0xfff, 0, 0, nullptr);
+    REQUIRE(dma != kDmaMappingError);
+    CHECK(dma % 16 == 3);
+    CHECK(has_pattern(TestPool::device(dma), 40 * KiB, 77));
+    REQUIRE(t.tlb.unmap(dma, 40 * KiB, DmaDirection::from_device));
+    t.check();
+}
+
 TEST_CASE("swiotlb: unmap checks address, size and direction against the record") {
     TestPool t(MiB);
     std::uint8_t* buf = t.priv(0x10000);

@@ -217,10 +217,14 @@ TEST_CASE("virtio-blk: several requests in flight, completed out of order, one n
         CHECK(std::memcmp(bufs[i], rig->disk(static_cast<std::uint64_t>(i) * 16), 4096) == 0);
     }
     CHECK(rig->model.max_outstanding == kN);
-    // The driver idled and acknowledged the used-buffer interrupt.
+    // The driver idled and acknowledged the used-buffer interrupt; it asked
+    // for interrupts while it slept and for none once awake again.
     CHECK(rig->model.cedes >= 1);
     CHECK(rig->model.acks >= 1);
     CHECK(rig->model.interrupt_status == 0);
+    CHECK(rig->model.cedes_with_interrupts_off == 0);
+    CHECK((gpa_ptr<VirtqAvailHeader>(rig->blk->queue().avail_addr())->flags &
+           kVirtqAvailFNoInterrupt) != 0);
     CHECK(rig->canaries_intact());
 }
 

@@ -100,6 +100,9 @@ class VirtioBlkModel {
     std::uint32_t interrupt_status = 0;
     std::uint32_t config_generation = 0;
     unsigned notifies = 0, cedes = 0, acks = 0, flushes = 0, resets = 0;
+    // H_CEDEs during which the driver's avail flags asked for no interrupt
+    // (VIRTQ_AVAIL_F_NO_INTERRUPT set while it sleeps: it could miss a wake).
+    unsigned cedes_with_interrupts_off = 0;
     std::size_t max_outstanding = 0; // chains popped and not completed, at most
     std::vector<ModelChain> outstanding;
     std::string console;
@@ -431,6 +434,10 @@ class VirtioBlkModel {
         case H_CEDE:
             if (++cedes > 100000)
                 throw std::runtime_error("device model: the driver waits forever");
+            if (avail_addr != 0 &&
+                (__atomic_load_n(&at<VirtqAvailHeader>(avail_addr, 4)->flags, __ATOMIC_ACQUIRE) &
+                 kVirtqAvailFNoInterrupt) != 0)
+                ++cedes_with_interrupts_off;
             if (completion == Completion::on_cede) {
                 collect();
                 complete_all();

@@ -230,6 +230,36 @@ TEST_CASE("virtqueue: the device's NO_NOTIFY hint is honoured") {
     CHECK(rig.vq->needs_notify());
 }
 
+TEST_CASE("virtqueue: used-buffer notifications are asked for only before sleeping") {
+    auto rig = QueueRig::make(4);
+    const auto avail_flags = [&] {
+        return __atomic_load_n(&gpa_ptr<VirtqAvailHeader>(rig.vq->avail_addr())->flags,
+                               __ATOMIC_ACQUIRE);
+    };
+    CHECK(avail_flags() == kVirtqAvailFNoInterrupt); // off from init
+    REQUIRE(add2(*rig.vq, 1) == VirtioErr::none);
+    // Nothing completed: the driver may sleep, and the device is asked to wake it.
+    CHECK(rig.vq->enable_interrupts());
+    CHECK(avail_flags() == 0);
+    rig.vq->disable_interrupts();
+    CHECK(avail_flags() == kVirtqAvailFNoInterrupt);
+    // A completion published before the driver asked: it must not sleep.
+    REQUIRE(rig.pop() >= 0);
+    rig.complete(0, 512);
+    CHECK_FALSE(rig.vq->enable_interrupts());
+    void* token = nullptr;
+    std::uint32_t len = 0;
+    REQUIRE(rig.vq->get_used(&token, &len));
+    CHECK(token == reinterpret_cast<void*>(1));
+    // Used idx moving impossibly while it looks: broken, and no sleeping either.
+    rig.vq->disable_interrupts();
+    REQUIRE(add2(*rig.vq, 2) == VirtioErr::none);
+    rig.publish(static_cast<std::uint16_t>(rig.device_used + 3));
+    CHECK_FALSE(rig.vq->enable_interrupts());
+    expect_broken(rig, VirtioErr::used_idx, "used idx moved");
+    CHECK_FALSE(rig.vq->enable_interrupts());
+}
+
 TEST_CASE("virtqueue hostile: used id out of range breaks the queue") {
     auto rig = QueueRig::make(8);
     REQUIRE(add2(*rig.vq, 1) == VirtioErr::none);

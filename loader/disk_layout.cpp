@@ -1,0 +1,363 @@
+// GPT and newc cpio reading for the boot disk (loader/disk_layout.h).
+//
+// GPT facts from the UEFI specification (chapter 5): header fields at fixed
+// offsets, little-endian; CRC-32 over the header (its CRC field zeroed) and
+// over the entry array. newc facts from cpio(5): a 110-byte ASCII header
+// ("070701" + 13 fields of 8 hex digits), the name (namesize bytes, NUL
+// included), both padded to 4 bytes, then the data padded to 4 bytes; the
+// archive ends with an entry named "TRAILER!!!".
+#include "loader/disk_layout.h"
+
+#include <string.h>
+
+namespace svmkit::loader {
+
+namespace {
+
+uint32_t le32(const uint8_t* p) {
+    return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+           (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
+uint64_t le64(const uint8_t* p) {
+    return static_cast<uint64_t>(le32(p)) | (static_cast<uint64_t>(le32(p + 4)) << 32);
+}
+
+bool add_overflows(uint64_t a, uint64_t b, uint64_t* sum) {
+    return __builtin_add_overflow(a, b, sum);
+}
+
+// GPT header fields (UEFI 2.10, table 5-5).
+constexpr uint32_t kGptRevision = 0x00010000;
+constexpr uint32_t kGptMinHeaderSize = 92;
+constexpr uint32_t kGptEntrySize = 128;
+// The primary table, the backup table: a header LBA and 32 LBAs of entries each.
+constexpr uint64_t kMinDiskLbas = 1 + 2 * (1 + 32);
+
+DiskError check_protective_mbr(const uint8_t* mbr) {
+    if (mbr[510] != 0x55 || mbr[511] != 0xaa)
+        return DiskError::bad_protective_mbr;
+    for (int i = 0; i < 4; ++i)
+        if (mbr[446 + 16 * i + 4] == 0xee)
+            return DiskError::none;
+    return DiskError::bad_protective_mbr;
+}
+
+struct GptHeader {
+    uint64_t first_usable, last_usable, entries_lba;
+    uint32_t entry_count, entries_crc;
+};
+
+DiskError check_gpt_header(uint8_t* h, uint64_t disk_lbas, GptHeader* out) {
+    if (memcmp(h, "EFI PART", 8) != 0)
+        return DiskError::bad_gpt_signature;
+    if (le32(h + 8) != kGptRevision)
+        return DiskError::bad_gpt_revision;
+    const uint32_t size = le32(h + 12);
+    if (size < kGptMinHeaderSize || size > kLbaSize)
+        return DiskError::bad_gpt_header_size;
+    const uint32_t stored = le32(h + 16);
+    memset(h + 16, 0, 4);
+    if (crc32(0, h, size) != stored)
+        return DiskError::bad_gpt_header_crc;
+    const uint64_t my_lba = le64(h + 24), backup_lba = le64(h + 32);
+    if (my_lba != 1 || backup_lba <= 1 || backup_lba >= disk_lbas)
+        return DiskError::bad_gpt_location;
+    out->first_usable = le64(h + 40);
+    out->last_usable = le64(h + 48);
+    out->entries_lba = le64(h + 72);
+    out->entry_count = le32(h + 80);
+    out->entries_crc = le32(h + 88);
+    if (out->first_usable < 2 || out->first_usable > out->last_usable ||
+        out->last_usable >= disk_lbas || out->last_usable >= backup_lba)
+        return DiskError::bad_gpt_usable_range;
+    if (le32(h + 84) != kGptEntrySize)
+        return DiskError::bad_partition_entry_size;
+    if (out->entry_count > kMaxPartitionEntries)
+        return DiskError::too_many_partition_entries;
+    // The entry array lies between the header and the first usable LBA.
+    const uint64_t array_lbas =
+        (uint64_t{out->entry_count} * kGptEntrySize + kLbaSize - 1) / kLbaSize;
+    uint64_t array_end = 0;
+    if (out->entries_lba < 2 || add_overflows(out->entries_lba, array_lbas, &array_end) ||
+        array_end > disk_lbas)
+        return DiskError::partition_table_outside_disk;
+    if (array_end > out->first_usable)
+        return DiskError::bad_gpt_usable_range;
+    return DiskError::none;
+}
+
+// newc header fields, in order after the magic.
+enum CpioField {
+    ino,
+    mode,
+    uid,
+    gid,
+    nlink,
+    mtime,
+    filesize,
+    devmajor,
+    devminor,
+    rdevmajor,
+    rdevminor,
+    namesize,
+    check,
+    kCpioFields
+};
+constexpr uint64_t kCpioHeaderSize = 110;
+constexpr uint64_t kCpioMaxName = 512; // namesize limit, NUL included
+constexpr uint32_t kModeTypeMask = 0170000;
+constexpr uint32_t kModeRegular = 0100000;
+
+bool parse_hex8(const uint8_t* p, uint32_t* out) {
+    uint32_t v = 0;
+    for (int i = 0; i < 8; ++i) {
+        const uint8_t c = p[i];
+        uint32_t d = 0;
+        if (c >= '0' && c <= '9')
+            d = static_cast<uint32_t>(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = static_cast<uint32_t>(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            d = static_cast<uint32_t>(c - 'A' + 10);
+        else
+            return false;
+        v = (v << 4) | d;
+    }
+    *out = v;
+    return true;
+}
+
+uint64_t align4(uint64_t v) {
+    return (v + 3) & ~uint64_t{3}; // callers keep v far below 2^64
+}
+
+// Drops leading "/" and "./" ("/boot.cfg", "./boot.cfg" -> "boot.cfg").
+const char* strip_root(const char* s, uint64_t* len) {
+    for (;;) {
+        if (*len >= 1 && s[0] == '/') {
+            ++s;
+            --*len;
+        } else if (*len >= 2 && s[0] == '.' && s[1] == '/') {
+            s += 2;
+            *len -= 2;
+        } else {
+            return s;
+        }
+    }
+}
+
+// Name and message of each error. A switch, not a table of pointers (guest
+// code on ppc64le may run away from its link address; see elf_plan.cpp).
+struct ErrorText {
+    const char* name;
+    const char* message;
+};
+
+ErrorText error_text(DiskError e) {
+    switch (e) {
+    case DiskError::none:
+        return {"none", "no error"};
+    case DiskError::read_failed:
+        return {"read_failed", "disk read failed"};
+    case DiskError::disk_too_small:
+        return {"disk_too_small", "disk too small for a GPT"};
+    case DiskError::bad_protective_mbr:
+        return {"bad_protective_mbr", "no protective MBR"};
+    case DiskError::bad_gpt_signature:
+        return {"bad_gpt_signature", "bad GPT signature (no \"EFI PART\" at LBA 1)"};
+    case DiskError::bad_gpt_revision:
+        return {"bad_gpt_revision", "unsupported GPT revision"};
+    case DiskError::bad_gpt_header_size:
+        return {"bad_gpt_header_size", "bad GPT header size"};
+    case DiskError::bad_gpt_header_crc:
+        return {"bad_gpt_header_crc", "GPT header CRC mismatch"};
+    case DiskError::bad_gpt_location:
+        return {"bad_gpt_location", "GPT header location fields wrong (MyLBA/AlternateLBA)"};
+    case DiskError::bad_gpt_usable_range:
+        return {"bad_gpt_usable_range", "GPT usable LBA range inconsistent"};
+    case DiskError::bad_partition_entry_size:
+        return {"bad_partition_entry_size", "GPT partition entry size is not 128"};
+    case DiskError::too_many_partition_entries:
+        return {"too_many_partition_entries", "too many GPT partition entries"};
+    case DiskError::partition_table_outside_disk:
+        return {"partition_table_outside_disk", "GPT partition entries outside the disk"};
+    case DiskError::bad_partition_table_crc:
+        return {"bad_partition_table_crc", "GPT partition entry array CRC mismatch"};
+    case DiskError::no_boot_partition:
+        return {"no_boot_partition", "no svmkit boot partition"};
+    case DiskError::several_boot_partitions:
+        return {"several_boot_partitions", "more than one svmkit boot partition"};
+    case DiskError::bad_partition_range:
+        return {"bad_partition_range", "boot partition LBA range invalid"};
+    case DiskError::cpio_bad_magic:
+        return {"cpio_bad_magic", "not a newc cpio archive (bad magic)"};
+    case DiskError::cpio_bad_header:
+        return {"cpio_bad_header", "malformed cpio header"};
+    case DiskError::cpio_bad_name:
+        return {"cpio_bad_name", "malformed cpio file name"};
+    case DiskError::cpio_truncated:
+        return {"cpio_truncated", "cpio archive truncated (entry beyond the partition)"};
+    case DiskError::cpio_too_many_entries:
+        return {"cpio_too_many_entries", "too many cpio entries"};
+    case DiskError::cpio_duplicate_file:
+        return {"cpio_duplicate_file", "file stored twice in the cpio archive"};
+    case DiskError::cpio_not_regular_file:
+        return {"cpio_not_regular_file", "not a regular file in the cpio archive"};
+    case DiskError::cpio_file_not_found:
+        return {"cpio_file_not_found", "file not found in the cpio archive"};
+    case DiskError::path_too_long:
+        return {"path_too_long", "path too long"};
+    }
+    return {"unknown", "unknown disk error"};
+}
+
+} // namespace
+
+uint32_t crc32(uint32_t crc, const void* data, uint64_t size) {
+    // Four bits at a time with a 16-entry table of the reflected polynomial
+    // 0xEDB88320's remainders: small, no writable state.
+    constexpr uint32_t kNibble[16] = {0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac,
+                                      0x76dc4190, 0x6b6b51f4, 0x4db26158, 0x5005713c,
+                                      0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
+                                      0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c};
+    const auto* p = static_cast<const uint8_t*>(data);
+    crc = ~crc;
+    for (uint64_t i = 0; i < size; ++i) {
+        crc ^= p[i];
+        crc = (crc >> 4) ^ kNibble[crc & 15];
+        crc = (crc >> 4) ^ kNibble[crc & 15];
+    }
+    return ~crc;
+}
+
+const char* disk_error_message(DiskError e) {
+    return error_text(e).message;
+}
+
+const char* disk_error_name(DiskError e) {
+    return error_text(e).name;
+}
+
+DiskError find_boot_partition(ReadSectors read, void* ctx, uint64_t disk_size, BootPartition* out) {
+    const uint64_t disk_lbas = disk_size / kLbaSize;
+    if (disk_lbas < kMinDiskLbas)
+        return DiskError::disk_too_small;
+    uint8_t sector[kLbaSize];
+    if (!read(ctx, 0, sector, kLbaSize))
+        return DiskError::read_failed;
+    DiskError e = check_protective_mbr(sector);
+    if (e != DiskError::none)
+        return e;
+    if (!read(ctx, kLbaSize, sector, kLbaSize))
+        return DiskError::read_failed;
+    GptHeader h{};
+    e = check_gpt_header(sector, disk_lbas, &h);
+    if (e != DiskError::none)
+        return e;
+
+    // One pass over the entry array: the CRC and the boot partition together,
+    // so the entries used are the entries checked (the disk may change under
+    // us; nothing read twice is trusted twice). Nothing is acted on before
+    // the CRC matched.
+    uint32_t crc = 0;
+    uint32_t boot_count = 0;
+    uint64_t first = 0, last = 0;
+    const uint64_t total = uint64_t{h.entry_count} * kGptEntrySize;
+    for (uint64_t done = 0; done < total; done += kLbaSize) {
+        const uint64_t n = total - done < kLbaSize ? total - done : kLbaSize;
+        if (!read(ctx, h.entries_lba * kLbaSize + done, sector, n))
+            return DiskError::read_failed;
+        crc = crc32(crc, sector, n);
+        for (uint64_t at = 0; at < n; at += kGptEntrySize) {
+            const uint8_t* entry = sector + at;
+            if (memcmp(entry, kBootPartitionType, 16) != 0)
+                continue;
+            if (boot_count++ == 0) {
+                first = le64(entry + 32);
+                last = le64(entry + 40);
+            }
+        }
+    }
+    if (crc != h.entries_crc)
+        return DiskError::bad_partition_table_crc;
+    if (boot_count == 0)
+        return DiskError::no_boot_partition;
+    if (boot_count > 1)
+        return DiskError::several_boot_partitions;
+    if (first > last || first < h.first_usable || last > h.last_usable)
+        return DiskError::bad_partition_range;
+    // last_usable < disk_lbas <= 2^64 / 512: these products cannot overflow.
+    out->byte_offset = first * kLbaSize;
+    out->byte_size = (last - first + 1) * kLbaSize;
+    return DiskError::none;
+}
+
+DiskError find_cpio_file(ReadSectors read, void* ctx, const BootPartition& part, const char* path,
+                         CpioFile* out) {
+    uint64_t want_len = strnlen(path, kMaxCpioPath + 1);
+    if (want_len > kMaxCpioPath)
+        return DiskError::path_too_long;
+    const char* want = strip_root(path, &want_len);
+
+    bool found = false;
+    CpioFile hit{};
+    uint32_t hit_mode = 0;
+    uint64_t pos = 0; // within the partition; invariant: pos <= part.byte_size
+    for (uint32_t entries = 0;; ++entries) {
+        if (entries == kMaxCpioEntries)
+            return DiskError::cpio_too_many_entries;
+        uint8_t header[kCpioHeaderSize];
+        if (part.byte_size - pos < kCpioHeaderSize)
+            return DiskError::cpio_truncated;
+        if (!read(ctx, part.byte_offset + pos, header, kCpioHeaderSize))
+            return DiskError::read_failed;
+        if (memcmp(header, "070701", 6) != 0)
+            return DiskError::cpio_bad_magic;
+        uint32_t field[kCpioFields] = {};
+        for (size_t i = 0; i < kCpioFields; ++i)
+            if (!parse_hex8(header + 6 + 8 * i, &field[i]))
+                return DiskError::cpio_bad_header;
+        const uint64_t name_size = field[namesize];
+        if (name_size == 0 || name_size > kCpioMaxName)
+            return DiskError::cpio_bad_header;
+        // Sizes are 32-bit and pos <= partition size: these sums stay far
+        // below 2^64; only their place in the partition needs checking.
+        const uint64_t name_at = pos + kCpioHeaderSize;
+        const uint64_t data_at = align4(name_at + name_size);
+        const uint64_t data_end = data_at + field[filesize];
+        if (data_at > part.byte_size || data_end > part.byte_size)
+            return DiskError::cpio_truncated;
+        char name[kCpioMaxName];
+        if (!read(ctx, part.byte_offset + name_at, name, name_size))
+            return DiskError::read_failed;
+        if (name[name_size - 1] != '\0' || strnlen(name, name_size) != name_size - 1)
+            return DiskError::cpio_bad_name;
+        if (strcmp(name, "TRAILER!!!") == 0)
+            break;
+        uint64_t len = name_size - 1;
+        const char* stored = strip_root(name, &len);
+        if (len == want_len && memcmp(stored, want, len) == 0) {
+            if (found)
+                return DiskError::cpio_duplicate_file;
+            found = true;
+            hit = CpioFile{part.byte_offset + data_at, field[filesize]};
+            hit_mode = field[mode];
+        }
+        pos = align4(data_end) < part.byte_size ? align4(data_end) : part.byte_size;
+    }
+    if (!found)
+        return DiskError::cpio_file_not_found;
+    if ((hit_mode & kModeTypeMask) != kModeRegular)
+        return DiskError::cpio_not_regular_file;
+    *out = hit;
+    return DiskError::none;
+}
+
+bool read_cpio_file(ReadSectors read, void* ctx, const CpioFile& file, void* buf,
+                    uint64_t buf_size) {
+    if (file.size > buf_size)
+        return false;
+    return file.size == 0 || read(ctx, file.data_offset, buf, file.size);
+}
+
+} // namespace svmkit::loader
