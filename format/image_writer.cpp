@@ -176,6 +176,7 @@ Result<ImageBuildResult> build_image(const ImageBuildRequest& req) {
     m.creation_time = req.creation_time;
     m.swiotlb_size = req.swiotlb_size;
     m.hash = req.hash;
+    m.esm = req.esm;
 
     // The manifest's capacity: its unsigned encoding (digest sizes are fixed,
     // so zero digests have the final size) plus room for signatures.

@@ -34,6 +34,7 @@ struct ImageBuildRequest {
     signer::DigestAlgorithm hash = signer::DigestAlgorithm::sha256;
     std::vector<const signer::PrivateKey*> keys; // empty: an unsigned image
     std::string output_path;
+    EsmBlob esm; // PEF ibm,esm nodes stored beside the manifest (unsigned; docs/esm.md)
 };
 
 struct ImageBuildResult {

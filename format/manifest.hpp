@@ -4,11 +4,13 @@
 // `.kernel:esm_blob` section (format/manifest_fdt.*); what a signature covers
 // is the canonical to-be-signed encoding of this struct (format/tbs.*). The
 // decoder accepts only what is described here, so nothing in the blob escapes
-// the signature except the signatures themselves.
+// the signature except the signatures themselves and the PEF ibm,esm nodes
+// (`esm`, whose own encryption binds them; docs/esm.md).
 #pragma once
 
 #include "base/error.hpp"
 #include "format/arch.hpp"
+#include "format/esm_blob.hpp"
 #include "signer/signer.hpp"
 
 #include <array>
@@ -83,6 +85,10 @@ struct Manifest {
     signer::DigestAlgorithm hash = signer::DigestAlgorithm::sha256;
     std::vector<Component> components; // sorted by kind, each kind at most once
     std::vector<Signature> signatures;
+    // The PEF ibm,esm nodes (lockboxes, encrypted digests and files) stored
+    // beside the manifest in the same tree; empty when the image has none.
+    // Not part of the to-be-signed encoding, like the signatures (docs/esm.md).
+    EsmBlob esm;
 
     [[nodiscard]] const Component* find(ComponentKind kind) const;
     Component* find(ComponentKind kind);

@@ -1,6 +1,7 @@
 #include "format/manifest_fdt.hpp"
 
 #include "format/dtb.hpp"
+#include "format/fdt_codec.hpp"
 
 #include <libfdt.h>
 
@@ -16,204 +17,16 @@ namespace {
 constexpr const char* kRootCompatible = "ibm,esm";
 constexpr const char* kManifestNode = "svmkit-manifest";
 
-// ---- encoding ----------------------------------------------------------------
-
-// Sequential-write FDT builder that grows its buffer when libfdt runs out of room.
-class FdtBuilder {
-  public:
-    FdtBuilder() : buf_(16ull * 1024) { check(fdt_create(buf_.data(), size())); }
-
-    void begin(const char* name) {
-        retry([&] { return fdt_begin_node(buf_.data(), name); });
-    }
-    void end() {
-        retry([&] { return fdt_end_node(buf_.data()); });
-    }
-    void prop(const char* name, std::span<const std::byte> value) {
-        retry([&] {
-            return fdt_property(buf_.data(), name, value.data(), static_cast<int>(value.size()));
-        });
-    }
-    void prop_string(const char* name, std::string_view s) {
-        std::string z(s);
-        retry([&] {
-            return fdt_property(buf_.data(), name, z.c_str(), static_cast<int>(z.size() + 1));
-        });
-    }
-    void prop_u32(const char* name, std::uint32_t v) {
-        retry([&] { return fdt_property_u32(buf_.data(), name, v); });
-    }
-    void prop_u64(const char* name, std::uint64_t v) {
-        retry([&] { return fdt_property_u64(buf_.data(), name, v); });
-    }
-    std::vector<std::byte> finish() {
-        retry([&] { return fdt_finish(buf_.data()); });
-        buf_.resize(fdt_totalsize(buf_.data()));
-        return std::move(buf_);
-    }
-    void finish_reservemap() {
-        retry([&] { return fdt_finish_reservemap(buf_.data()); });
-    }
-
-  private:
-    int size() const { return static_cast<int>(buf_.size()); }
-    template <typename F>
-    void retry(F op) {
-        for (;;) {
-            int err = op();
-            if (err != -FDT_ERR_NOSPACE) {
-                check(err);
-                return;
-            }
-            buf_.resize(buf_.size() * 2);
-            check(fdt_resize(buf_.data(), buf_.data(), size()));
-        }
-    }
-    static void check(int err) {
-        // Only NOSPACE can happen with well-formed calls; anything else is a
-        // programming error in this file.
-        if (err < 0)
-            __builtin_trap();
-    }
-    std::vector<std::byte> buf_;
-};
-
-// ---- decoding ----------------------------------------------------------------
-
-// A read-only view of an already fdt_check_full()-validated tree.
-class FdtReader {
-  public:
-    FdtReader(const void* fdt, const std::string& where) : fdt_(fdt), where_(where) {}
-
-    [[nodiscard]] std::string node_name(int node) const {
-        int len = 0;
-        const char* name = fdt_get_name(fdt_, node, &len);
-        return name != nullptr && len >= 0 ? std::string(name, static_cast<std::size_t>(len))
-                                           : std::string();
-    }
-    std::string path(int node) const {
-        char buf[256];
-        if (fdt_get_path(fdt_, node, buf, sizeof buf) != 0)
-            return "?";
-        return buf;
-    }
-
-    // Collects a node's properties, rejecting unknown and repeated names.
-    Result<std::map<std::string, std::span<const std::byte>>>
-    properties(int node, std::initializer_list<std::string_view> allowed) const {
-        std::map<std::string, std::span<const std::byte>> props;
-        int prop = 0;
-        fdt_for_each_property_offset(prop, fdt_, node) {
-            const char* name = nullptr;
-            int len = 0;
-            const void* value = fdt_getprop_by_offset(fdt_, prop, &name, &len);
-            if (value == nullptr || name == nullptr || len < 0)
-                return fail(ExitCode::malformed, "{}: manifest: unreadable property in {}", where_,
-                            path(node));
-            std::string key(name);
-            if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
-                return fail(ExitCode::malformed, "{}: manifest: unknown property '{}' in {}",
-                            where_, key, path(node));
-            auto bytes =
-                std::span(static_cast<const std::byte*>(value), static_cast<std::size_t>(len));
-            if (!props.emplace(key, bytes).second)
-                return fail(ExitCode::malformed, "{}: manifest: property '{}' repeated in {}",
-                            where_, key, path(node));
-        }
-        return props;
-    }
-
-    // Lists a node's children, rejecting repeated names.
-    Result<std::vector<std::pair<std::string, int>>> children(int node) const {
-        std::vector<std::pair<std::string, int>> out;
-        std::set<std::string> seen;
-        int child = 0;
-        fdt_for_each_subnode(child, fdt_, node) {
-            std::string name = node_name(child);
-            if (!seen.insert(name).second)
-                return fail(ExitCode::malformed, "{}: manifest: node '{}' repeated in {}", where_,
-                            name, path(node));
-            out.emplace_back(name, child);
-        }
-        if (child != -FDT_ERR_NOTFOUND)
-            return fail(ExitCode::malformed, "{}: manifest: bad node structure under {}", where_,
-                        path(node));
-        return out;
-    }
-
-    const void* fdt_;
-    const std::string& where_;
-};
-
-using Props = std::map<std::string, std::span<const std::byte>>;
-
-std::uint64_t be_value(std::span<const std::byte> b) {
-    std::uint64_t v = 0;
-    for (std::byte x : b)
-        v = (v << 8) | static_cast<std::uint64_t>(x);
-    return v;
-}
-
-class PropDecoder {
-  public:
-    PropDecoder(const Props& props, std::string node, const std::string& where)
-        : props_(props), node_(std::move(node)), where_(where) {}
-
-    Result<std::span<const std::byte>> raw(const std::string& name) const {
-        auto it = props_.find(name);
-        if (it == props_.end())
-            return fail(ExitCode::malformed, "{}: manifest: {} lacks property '{}'", where_, node_,
-                        name);
-        return it->second;
-    }
-    bool has(const std::string& name) const { return props_.contains(name); }
-    Result<std::uint64_t> u64(const std::string& name) const {
-        SVM_TRY(b, raw(name));
-        if (b.size() != 8)
-            return fail(ExitCode::malformed, "{}: manifest: {}/{} must be a 64-bit value", where_,
-                        node_, name);
-        return be_value(b);
-    }
-    Result<std::uint32_t> u32(const std::string& name) const {
-        SVM_TRY(b, raw(name));
-        if (b.size() != 4)
-            return fail(ExitCode::malformed, "{}: manifest: {}/{} must be a 32-bit value", where_,
-                        node_, name);
-        return static_cast<std::uint32_t>(be_value(b));
-    }
-    // A NUL-terminated printable ASCII string with no embedded NUL.
-    Result<std::string> str(const std::string& name) const {
-        SVM_TRY(b, raw(name));
-        if (b.empty() || b.back() != std::byte{0})
-            return fail(ExitCode::malformed, "{}: manifest: {}/{} must be a string", where_, node_,
-                        name);
-        std::string s;
-        for (std::size_t i = 0; i + 1 < b.size(); ++i) {
-            auto c = static_cast<unsigned char>(b[i]);
-            if (c < 0x20 || c > 0x7e)
-                return fail(ExitCode::malformed, "{}: manifest: {}/{} must be one printable string",
-                            where_, node_, name);
-            s.push_back(static_cast<char>(c));
-        }
-        return s;
-    }
-    Result<std::vector<std::byte>> bytes(const std::string& name) const {
-        SVM_TRY(b, raw(name));
-        return std::vector<std::byte>(b.begin(), b.end());
-    }
-
-  private:
-    const Props& props_;
-    std::string node_;
-    const std::string& where_;
-};
+using fdt::FdtBuilder;
+using fdt::FdtReader;
+using fdt::PropDecoder;
 
 Result<Component> decode_component(const FdtReader& r, int node, ComponentKind kind,
                                    const std::string& where) {
     SVM_TRY(props,
             r.properties(node, {"address", "size", "compression", "digest", "unpacked-size",
                                 "unpacked-digest", "load-address", "memory-size", "entry-offset"}));
-    PropDecoder d(props, "component " + std::string(component_name(kind)), where);
+    PropDecoder d(props, "component " + std::string(component_name(kind)), where, "manifest");
     Component c;
     c.kind = kind;
     SVM_TRY(address, d.u64("address"));
@@ -252,7 +65,7 @@ Result<Component> decode_component(const FdtReader& r, int node, ComponentKind k
 Result<Signature> decode_signature(const FdtReader& r, int node, const std::string& label,
                                    const std::string& where) {
     SVM_TRY(props, r.properties(node, {"algorithm", "key-id", "value"}));
-    PropDecoder d(props, label, where);
+    PropDecoder d(props, label, where, "manifest");
     SVM_TRY(algo_name, d.str("algorithm"));
     SVM_TRY(key_id, d.bytes("key-id"));
     SVM_TRY(value, d.bytes("value"));
@@ -315,6 +128,7 @@ std::vector<std::byte> encode_manifest_fdt(const Manifest& m) {
     }
     b.end();
     b.end();
+    write_esm_nodes(b, m.esm);
     b.end();
     return b.finish();
 }
@@ -352,27 +166,33 @@ Result<Manifest> decode_manifest_fdt(std::span<const std::byte> blob, const std:
         return fail(ExitCode::malformed, "{}: manifest: unexpected memory reservation entries",
                     where);
 
-    FdtReader r(fdt, where);
+    FdtReader r(fdt, where, "manifest");
     SVM_TRY(root_props, r.properties(0, {"compatible"}));
-    PropDecoder root(root_props, "the root node", where);
+    PropDecoder root(root_props, "the root node", where, "manifest");
     SVM_TRY(compatible, root.str("compatible"));
     if (compatible != kRootCompatible)
         return fail(ExitCode::malformed, "{}: manifest: root compatible is '{}', expected '{}'",
                     where, compatible, kRootCompatible);
     SVM_TRY(root_children, r.children(0));
     int mnode = -1;
+    EsmBlob esm;
     for (const auto& [name, off] : root_children) {
+        if (is_esm_root_node(name)) {
+            SVM_CHECK(read_esm_node(r, name, off, esm));
+            continue;
+        }
         if (name != kManifestNode)
             return fail(ExitCode::malformed, "{}: manifest: unknown node '/{}'", where, name);
         mnode = off;
     }
+    SVM_CHECK(validate_esm_blob(esm, where));
     if (mnode < 0)
         return fail(ExitCode::malformed, "{}: manifest: no /{} node", where, kManifestNode);
 
     SVM_TRY(mprops,
             r.properties(mnode, {"format-version", "arch", "image-base", "entry",
                                  "security-version", "creation-time", "swiotlb-size", "hash"}));
-    PropDecoder d(mprops, kManifestNode, where);
+    PropDecoder d(mprops, kManifestNode, where, "manifest");
     Manifest m;
     SVM_TRY(version, d.u32("format-version"));
     m.format_version = version;
@@ -467,6 +287,7 @@ Result<Manifest> decode_manifest_fdt(std::span<const std::byte> blob, const std:
               [](const Component& a, const Component& b) { return a.kind < b.kind; });
     // Its messages say what they are about: "<file>: manifest: components ... overlap".
     SVM_CHECK(validate_manifest(m, where + ": manifest"));
+    m.esm = std::move(esm);
     // One byte form per manifest: the blob must be exactly what the encoder
     // writes for what it decodes to, so no structural byte (node order, NOPs,
     // string table layout, header fields) can vary without being refused.

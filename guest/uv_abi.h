@@ -5,6 +5,8 @@
 #ifndef SVMKIT_GUEST_UV_ABI_H
 #define SVMKIT_GUEST_UV_ABI_H
 
+#include <stdint.h>
+
 /* Ultracalls: `sc 2`, r3 = number. */
 #define UV_WRITE_PATE 0xF104
 #define UV_RESTRICTED_SPR_WRITE 0xF108
@@ -24,7 +26,15 @@
 #define UV_UNSHARE_ALL_PAGES 0xF140
 #define UV_READ_MEM 0xF144
 #define UV_WRITE_MEM 0xF148
+/* UV_ESMB_GET_FILE: r4 = offset, r5..r12 = file name (at most
+ * UV_ESMB_NAME_MAX bytes, NUL-padded); out r3 = bytes returned (0 at the end)
+ * or a negative U_* code, r4..r11 = up to UV_ESMB_CHUNK bytes of the file.
+ * Names and data are packed into the registers big-endian, the first byte in
+ * the most significant byte (svm-tools' esmb-get-file.c); see
+ * svmkit_uv_pack_bytes / svmkit_uv_unpack_bytes. */
 #define UV_ESMB_GET_FILE 0xF14C
+#define UV_ESMB_CHUNK 64
+#define UV_ESMB_NAME_MAX 64
 
 /* Return codes (same values as the hypervisor's H_*). */
 #define U_SUCCESS 0
@@ -55,6 +65,22 @@ static inline const char* svmkit_uv_code_name(long code) {
     case U_STATE: return "U_STATE";
     default: return "unknown";
     }
+}
+
+/* Packs n bytes (n <= 8 * nregs) into registers, first byte in the most
+ * significant byte of regs[0]; the rest is zero. */
+static inline void svmkit_uv_pack_bytes(const uint8_t* bytes, uint64_t n, uint64_t* regs,
+                                        uint64_t nregs) {
+    for (uint64_t i = 0; i < nregs; ++i)
+        regs[i] = 0;
+    for (uint64_t i = 0; i < n && i < 8 * nregs; ++i)
+        regs[i / 8] |= (uint64_t)bytes[i] << (56 - 8 * (i % 8));
+}
+
+/* The reverse: 8 * nregs bytes out of registers. */
+static inline void svmkit_uv_unpack_bytes(const uint64_t* regs, uint64_t nregs, uint8_t* bytes) {
+    for (uint64_t i = 0; i < 8 * nregs; ++i)
+        bytes[i] = (uint8_t)(regs[i / 8] >> (56 - 8 * (i % 8)));
 }
 
 /* Hypercalls used by svmkit guests: `sc 1`, r3 = number. */

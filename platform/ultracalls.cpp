@@ -3,6 +3,8 @@
 #include "base/checked.hpp"
 #include "guest/uv_abi.h"
 
+#include <openssl/crypto.h>
+
 namespace svmkit::platform {
 
 namespace {
@@ -23,6 +25,8 @@ Result<UcallResult> Ultravisor::esm(svmkit_regs& regs) {
     SVM_CHECK(tell(HvEvent::esm_start));
     esm_start_ = std::chrono::steady_clock::now();
     SVM_TRY(result, enter_secure_mode(memory_, kbase, fdt, policy_));
+    esm_files_ = std::move(result.esm_files);
+    result.esm_files.clear();
     esm_end_ = std::chrono::steady_clock::now();
     SVM_CHECK(tell(result.ok() ? HvEvent::esm_done : HvEvent::esm_failed));
     esm_code_ = esm_failure_code(result.failure);
@@ -54,6 +58,33 @@ Result<long> Ultravisor::share(bool do_share, std::uint64_t pfn, std::uint64_t c
     SVM_CHECK(do_share ? memory_.share(pfn, count) : memory_.unshare(pfn, count));
     SVM_CHECK(tell(do_share ? HvEvent::shared : HvEvent::unshared, pfn, count));
     return U_SUCCESS;
+}
+
+Ultravisor::~Ultravisor() {
+    for (auto& f : esm_files_)
+        OPENSSL_cleanse(f.data.data(), f.data.size());
+}
+
+long Ultravisor::get_file(svmkit_regs& regs) const {
+    if (!secure_)
+        return U_PERMISSION;
+    std::uint8_t name_bytes[UV_ESMB_NAME_MAX];
+    svmkit_uv_unpack_bytes(&regs.r[5], UV_ESMB_NAME_MAX / 8, name_bytes);
+    std::size_t len = 0;
+    while (len < sizeof name_bytes && name_bytes[len] != 0)
+        ++len;
+    const std::string name(reinterpret_cast<const char*>(name_bytes), len);
+    const format::EsmSecretFile* file = nullptr;
+    for (const auto& f : esm_files_)
+        if (f.name == name)
+            file = &f;
+    const std::uint64_t offset = regs.r[4];
+    if (file == nullptr || offset > file->data.size())
+        return U_PARAMETER;
+    const std::uint64_t count = std::min<std::uint64_t>(UV_ESMB_CHUNK, file->data.size() - offset);
+    svmkit_uv_pack_bytes(reinterpret_cast<const std::uint8_t*>(file->data.data()) + offset, count,
+                         &regs.r[4], UV_ESMB_CHUNK / 8);
+    return static_cast<long>(count);
 }
 
 Result<UcallResult> Ultravisor::ucall(svmkit_regs& regs) {
@@ -103,6 +134,9 @@ Result<UcallResult> Ultravisor::ucall(svmkit_regs& regs) {
         }
         break;
     }
+    case UV_ESMB_GET_FILE:
+        ret = get_file(regs);
+        break;
     default:
         break;
     }

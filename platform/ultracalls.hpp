@@ -9,6 +9,11 @@
 //   UV_SHARE_PAGE(r4 = pfn, r5 = count)   secure guests only
 //   UV_UNSHARE_PAGE(r4 = pfn, r5 = count) secure guests only
 //   UV_UNSHARE_ALL_PAGES                  secure guests only
+//   UV_ESMB_GET_FILE(r4 = offset, r5..r12 = name)  secure guests only: up to
+//                                       64 bytes of a secret file of the
+//                                       image's ibm,esm blob in r4..r11, the
+//                                       count in r3 (0 at the end); any
+//                                       number of calls, any offset order
 //   UV_SVM_TERMINATE                      the VM stops
 //   anything else                         U_FUNCTION
 // Share calls from a guest that is not secure get U_PERMISSION; a page range
@@ -54,6 +59,9 @@ class Ultravisor {
   public:
     Ultravisor(GuestMemory& memory, EsmPolicy policy)
         : memory_(memory), policy_(std::move(policy)) {}
+    Ultravisor(const Ultravisor&) = delete;
+    Ultravisor& operator=(const Ultravisor&) = delete;
+    ~Ultravisor(); // wipes the secret files
 
     // Serves one ultracall; sets r3. Platform faults (I/O) are errors.
     Result<UcallResult> ucall(svmkit_regs& regs);
@@ -78,6 +86,7 @@ class Ultravisor {
   private:
     Result<UcallResult> esm(svmkit_regs& regs);
     Result<long> share(bool share, std::uint64_t pfn, std::uint64_t count);
+    long get_file(svmkit_regs& regs) const;
     Result<void> tell(HvEvent e, std::uint64_t a0 = 0, std::uint64_t a1 = 0) {
         return listener_ ? listener_(e, a0, a1) : Result<void>{};
     }
@@ -92,6 +101,9 @@ class Ultravisor {
     std::optional<EsmResume> resume_;
     std::vector<ShareRecord> shares_;
     Listener listener_;
+    // The secret files of the image's ibm,esm blob, decrypted at UV_ESM
+    // (platform/esm_check.hpp); only UV_ESMB_GET_FILE reads them.
+    std::vector<format::EsmSecretFile> esm_files_;
 };
 
 } // namespace svmkit::platform

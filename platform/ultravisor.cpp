@@ -4,6 +4,7 @@
 #include "format/dtb.hpp"
 #include "format/manifest_fdt.hpp"
 #include "guest/uv_abi.h"
+#include "platform/esm_check.hpp"
 
 #include <libfdt.h>
 #include <thread>
@@ -50,6 +51,20 @@ std::string_view esm_failure_name(EsmFailure f) {
         return "dtb-digest-mismatch";
     case EsmFailure::bootargs_mismatch:
         return "bootargs-mismatch";
+    case EsmFailure::esm_no_lockbox:
+        return "esm-no-lockbox";
+    case EsmFailure::esm_unwrap_failed:
+        return "esm-unwrap-failed";
+    case EsmFailure::esm_auth_failed:
+        return "esm-auth-failed";
+    case EsmFailure::esm_digests_malformed:
+        return "esm-digests-malformed";
+    case EsmFailure::esm_kernel_digest_mismatch:
+        return "esm-kernel-digest-mismatch";
+    case EsmFailure::esm_initrd_digest_mismatch:
+        return "esm-initrd-digest-mismatch";
+    case EsmFailure::esm_bootargs_mismatch:
+        return "esm-bootargs-mismatch";
     }
     return "?";
 }
@@ -245,6 +260,16 @@ Result<EsmResult> enter_secure_mode(GuestMemory& memory, std::uint64_t kbase, st
         return refuse(EsmFailure::bootargs_mismatch,
                       fmt::format("/chosen/bootargs \"{}\" is not the signed command line \"{}\"",
                                   bootargs, signed_cmdline));
+
+    // 7. The PEF ibm,esm nodes: the machine's lockbox, the sealed digests
+    //    against the secure copy, the secret files.
+    if (!m.esm.lockboxes.empty()) {
+        EsmCheck esm = check_esm_nodes(memory, kbase, m, bootargs, policy.machine_key.get());
+        if (esm.failure != EsmFailure::none)
+            return refuse(esm.failure, std::move(esm.message));
+        r.esm_lockbox = std::move(esm.lockbox);
+        r.esm_files = std::move(esm.files);
+    }
 
     r.resume_pc = kbase + (m.entry - m.image_base);
     return r;

@@ -7,11 +7,13 @@
 #pragma once
 
 #include "base/error.hpp"
+#include "format/esm_crypto.hpp"
 #include "format/manifest.hpp"
 #include "format/verify.hpp"
 #include "platform/guest_memory.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +42,15 @@ enum class EsmFailure {
     cmdline_digest_mismatch,
     dtb_digest_mismatch,
     bootargs_mismatch, // /chosen/bootargs differs from the signed command line
+    // The PEF ibm,esm nodes (platform/esm_check.hpp), checked when the blob
+    // has lockboxes:
+    esm_no_lockbox,             // no lockbox for this machine's key (or no key)
+    esm_unwrap_failed,          // the matching lockbox does not decrypt with the key
+    esm_auth_failed,            // AES-GCM tag mismatch: ciphertext, IV or MAC changed
+    esm_digests_malformed,      // no digests, or the decrypted digests FDT is invalid
+    esm_kernel_digest_mismatch, // the kernel's loadable image (or its size) differs
+    esm_initrd_digest_mismatch, // the initrd differs (or is there when none was sealed)
+    esm_bootargs_mismatch,      // /chosen/bootargs is not the sealed command line
 };
 std::string_view esm_failure_name(EsmFailure f);
 // The ultracall return code the guest sees for a failure (the VM is then terminated).
@@ -60,6 +71,11 @@ struct EsmResult {
     std::vector<DigestCheck> digests;
     std::vector<signer::KeyId> trusted_signers;
     format::Manifest manifest;
+    // With ibm,esm lockboxes: the lockbox that opened, and the decrypted
+    // secret files for UV_ESMB_GET_FILE (the Ultravisor takes them out of
+    // the result before anyone else sees it).
+    std::string esm_lockbox;
+    std::vector<format::EsmSecretFile> esm_files;
     // Where the guest resumes on success: r3 = fdt, r4 = kbase, r5 = 0.
     std::uint64_t resume_pc = 0;
     [[nodiscard]] bool ok() const { return failure == EsmFailure::none; }
@@ -68,6 +84,9 @@ struct EsmResult {
 struct EsmPolicy {
     format::VerifyPolicy verify;
     format::Arch machine_arch = format::host_arch();
+    // The machine's private key (a stand-in for its TPM), which opens the
+    // ibm,esm lockbox made for this machine; null: the machine has none.
+    std::shared_ptr<const format::EsmKey> machine_key;
 };
 
 // UV_ESM(kbase, fdt). Errors are platform faults (I/O); verification

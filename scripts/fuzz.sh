@@ -14,8 +14,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-60}
 declare -A ci_runs=([manifest]=2000000 [image]=60000 [kernel_input]=100000 [esm]=300000
-  [virtio_used]=300000 [vhost_user]=200000 [loader_elf]=200000 [loader_boot_cfg]=1000000
-  [loader_disk]=80000)
+  [esm_yaml]=300000 [virtio_used]=300000 [vhost_user]=200000 [loader_elf]=200000
+  [loader_boot_cfg]=1000000 [loader_disk]=80000)
 build=$(realpath -m "${2:-$root/build-fuzz}")
 CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSVMKIT_FUZZ=ON >/dev/null
@@ -29,8 +29,8 @@ trap 'rm -rf "$work"' EXIT
 artifacts=$build/artifacts
 mkdir -p "$artifacts"
 declare -A max_len=([manifest]=65536 [image]=600000 [kernel_input]=65536 [esm]=65536
-  [virtio_used]=4096 [vhost_user]=65536 [loader_elf]=16384 [loader_boot_cfg]=8192
-  [loader_disk]=65536)
+  [esm_yaml]=65536 [virtio_used]=4096 [vhost_user]=65536 [loader_elf]=16384
+  [loader_boot_cfg]=8192 [loader_disk]=65536)
 status=0
 for target in "${!ci_runs[@]}"; do
   corpus=$work/$target

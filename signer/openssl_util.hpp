@@ -1,11 +1,32 @@
-// Small OpenSSL helpers shared by the signer's translation units.
+// Small OpenSSL helpers shared by the signer's translation units and the PEF
+// ibm,esm cryptography (format/esm_crypto.cpp).
 #pragma once
 
 #include <fmt/format.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <memory>
 #include <string>
 
 namespace svmkit::signer::detail {
+
+// ---- RAII wrappers ---------------------------------------------------------
+
+template <typename T, void (*Free)(T*)>
+struct FreeWith {
+    void operator()(T* p) const { Free(p); }
+};
+
+using BioPtr = std::unique_ptr<BIO, FreeWith<BIO, BIO_free_all>>;
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, FreeWith<EVP_MD_CTX, EVP_MD_CTX_free>>;
+using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, FreeWith<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
+using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, FreeWith<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>>;
+using X509Ptr = std::unique_ptr<X509, FreeWith<X509, X509_free>>;
+using BignumPtr = std::unique_ptr<BIGNUM, FreeWith<BIGNUM, BN_clear_free>>;
 
 // Clears the OpenSSL error queue when a public entry point returns, so stale
 // errors from probing or handled failures never show up in later messages.

@@ -35,18 +35,12 @@ namespace svmkit::signer {
 
 namespace {
 
-// ---- RAII wrappers -----------------------------------------------------------
-
-template <typename T, void (*Free)(T*)>
-struct FreeWith {
-    void operator()(T* p) const { Free(p); }
-};
-
-using BioPtr = std::unique_ptr<BIO, FreeWith<BIO, BIO_free_all>>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, FreeWith<EVP_MD_CTX, EVP_MD_CTX_free>>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, FreeWith<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
-using X509Ptr = std::unique_ptr<X509, FreeWith<X509, X509_free>>;
-using BignumPtr = std::unique_ptr<BIGNUM, FreeWith<BIGNUM, BN_clear_free>>;
+// RAII wrappers: signer/openssl_util.hpp.
+using detail::BignumPtr;
+using detail::BioPtr;
+using detail::MdCtxPtr;
+using detail::PkeyCtxPtr;
+using detail::X509Ptr;
 
 using detail::ErrorQueueGuard;
 using detail::openssl_reason;
@@ -563,7 +557,7 @@ Result<PublicKey> PublicKey::adopt(PkeyPtr key, const std::string& what) {
     return pub;
 }
 
-Result<PublicKey> PublicKey::load(const std::string& path) {
+Result<PkeyPtr> load_public_pkey(const std::string& path) {
     ErrorQueueGuard guard;
     SVM_TRY(data, read_small_file(path, key_file_limit));
     const bool pem = looks_like_pem(data);
@@ -571,7 +565,7 @@ Result<PublicKey> PublicKey::load(const std::string& path) {
         return fail(ExitCode::malformed,
                     "{}: not a public key, certificate or private key (PEM or DER)", path);
     if (PkeyPtr key = parse_public_forms(data, pem))
-        return adopt(std::move(key), path);
+        return key;
 
     // An unencrypted private key: use its public half. The state never
     // supplies a passphrase, so an encrypted key fails without a prompt.
@@ -580,13 +574,23 @@ Result<PublicKey> PublicKey::load(const std::string& path) {
     WipeOnExit wipe{data};
     PkeyPtr key = parse_private_forms(data, pem, state);
     if (key)
-        return adopt(public_only(key.get()), path);
+        return public_only(key.get());
     if (state.asked)
         return fail(ExitCode::malformed,
                     "{}: is an encrypted private key; give its public key or certificate instead",
                     path);
     return fail(ExitCode::malformed,
                 "{}: not a public key, certificate or private key (PEM or DER)", path);
+}
+
+Result<PublicKey> PublicKey::load(const std::string& path) {
+    ErrorQueueGuard guard;
+    SVM_TRY(key, load_public_pkey(path));
+    return adopt(std::move(key), path);
+}
+
+bool pkey_has_private_part(EVP_PKEY* key) {
+    return has_private_part(key);
 }
 
 Result<PublicKey> PublicKey::from_der(std::span<const std::byte> spki_der,
@@ -668,10 +672,7 @@ Result<void> PublicKey::verify(SignatureAlgorithm algo, std::span<const std::byt
 
 // ---- PrivateKey ----------------------------------------------------------------------------
 
-Result<PrivateKey> PrivateKey::load(const std::string& path, const PassphraseSource& passphrase,
-                                    const Pkcs11Options& pkcs11) {
-    if (is_pkcs11_uri(path))
-        return load_pkcs11(path, pkcs11);
+Result<PkeyPtr> load_private_pkey(const std::string& path, const PassphraseSource& passphrase) {
     ErrorQueueGuard guard;
     SVM_TRY(data, read_small_file(path, key_file_limit));
     const bool pem = looks_like_pem(data);
@@ -701,6 +702,15 @@ Result<PrivateKey> PrivateKey::load(const std::string& path, const PassphraseSou
                     openssl_reason());
     }
 
+    return key;
+}
+
+Result<PrivateKey> PrivateKey::load(const std::string& path, const PassphraseSource& passphrase,
+                                    const Pkcs11Options& pkcs11) {
+    if (is_pkcs11_uri(path))
+        return load_pkcs11(path, pkcs11);
+    ErrorQueueGuard guard;
+    SVM_TRY(key, load_private_pkey(path, passphrase));
     // Classify first: an unsupported key type is reported as such, even when
     // the file only holds its public half.
     SVM_TRY(pub, PublicKey::adopt(public_only(key.get()), path));

@@ -77,6 +77,24 @@ struct PkeyDeleter {
 };
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
 
+// ---- key files of any type ------------------------------------------------
+
+// Where the passphrase of an encrypted private key comes from. Never argv.
+struct PassphraseSource {
+    std::optional<std::string> env_var; // name of an environment variable
+    std::optional<std::string> file;    // a file whose first line is the passphrase
+};
+
+// The key in a file, of any type and size OpenSSL reads (the classes below
+// then restrict it to what svmkit signs with; the PEF lockboxes of
+// format/esm_* take RSA keys of other sizes). Same forms, errors and
+// passphrase rules as PublicKey::load and PrivateKey::load (files only);
+// load_private_pkey does not check that the file held a private part: see
+// pkey_has_private_part.
+Result<PkeyPtr> load_public_pkey(const std::string& path);
+Result<PkeyPtr> load_private_pkey(const std::string& path, const PassphraseSource& passphrase);
+bool pkey_has_private_part(EVP_PKEY* key);
+
 // ---- public keys -----------------------------------------------------------
 
 class PublicKey {
@@ -116,12 +134,6 @@ class PublicKey {
 };
 
 // ---- private keys ----------------------------------------------------------
-
-// Where the passphrase of an encrypted private key comes from. Never argv.
-struct PassphraseSource {
-    std::optional<std::string> env_var; // name of an environment variable
-    std::optional<std::string> file;    // a file whose first line is the passphrase
-};
 
 // How to reach a private key held in a PKCS#11 token. The PIN never comes
 // from argv: see PrivateKey::load.

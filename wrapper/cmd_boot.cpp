@@ -2,6 +2,7 @@
 // stage (docs/platform.md; JSON schema svmkit-boot-v1).
 #include "wrapper/commands.hpp"
 
+#include "format/esm_crypto.hpp"
 #include "format/image_reader.hpp"
 #include "format/verify.hpp"
 #include "guest/uv_abi.h"
@@ -348,6 +349,10 @@ Result<int> run_boot(const BootOptions& o) {
     platform::MachineConfig config;
     config.memory_size = memory;
     config.policy.verify = std::move(policy);
+    if (o.machine_key) { // the machine's TPM key for ibm,esm lockboxes (docs/esm.md)
+        SVM_TRY(machine_key, format::load_esm_private_key(*o.machine_key, {}));
+        config.policy.machine_key = std::make_shared<format::EsmKey>(std::move(machine_key));
+    }
     // With --json the console streams to stderr, so stdout stays one JSON document.
     config.console_echo = o.quiet ? nullptr : (o.json ? stderr : stdout);
     config.timeout = std::chrono::seconds(o.timeout_seconds);

@@ -2,6 +2,7 @@
 #include "wrapper/commands.hpp"
 
 #include "format/dtb.hpp"
+#include "format/esm_blob.hpp"
 #include "format/image_writer.hpp"
 #include "format/kernel_input.hpp"
 
@@ -111,6 +112,7 @@ Result<int> run_build(const BuildOptions& o) {
     SVM_TRY(kfile, InputFile::open(o.kernel));
     auto kernel_file = std::make_shared<const InputFile>(std::move(kfile));
     SVM_TRY(kernel, format::analyze_kernel(kernel_file, arch, load_addr));
+    const format::PayloadSource kernel_image = kernel.image; // for the ESM digests
     format::ComponentInput kin;
     kin.kind = format::ComponentKind::kernel;
     kin.kernel = kernel.placement;
@@ -125,6 +127,7 @@ Result<int> run_build(const BuildOptions& o) {
     }
     req.payloads.push_back(std::move(kin));
 
+    std::optional<format::PayloadSource> initrd;
     if (o.initrd) {
         SVM_TRY(f, InputFile::open(*o.initrd));
         if (f.size() == 0)
@@ -133,6 +136,7 @@ Result<int> run_build(const BuildOptions& o) {
         in.kind = format::ComponentKind::initrd;
         in.stored =
             format::PayloadSource::from_file(std::make_shared<const InputFile>(std::move(f)));
+        initrd = in.stored;
         req.payloads.push_back(std::move(in));
     }
     SVM_TRY(cmdline, read_cmdline(o));
@@ -153,6 +157,9 @@ Result<int> run_build(const BuildOptions& o) {
         in.stored = format::PayloadSource::from_memory(*o.dtb, std::move(dtb));
         req.payloads.push_back(std::move(in));
     }
+
+    SVM_TRY(esm, build_esm_nodes(o, kernel_image, initrd, cmdline));
+    req.esm = std::move(esm);
 
     SVM_TRY(built, format::build_image(req));
     std::printf("wrote %s: %s image, %zu components, %zu signature%s, %llu bytes\n",

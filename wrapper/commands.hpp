@@ -6,12 +6,18 @@
 #include "signer/signer.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace svmkit::format {
 struct VerifyPolicy;
+struct EsmBlob;
+struct PayloadSource;
+} // namespace svmkit::format
+namespace CLI {
+class App;
 }
 
 namespace svmkit::cli {
@@ -39,6 +45,14 @@ struct BuildOptions {
     bool unsigned_image = false;
     KeyOptions key;
     std::string output;
+    // PEF ibm,esm nodes beside the manifest (docs/esm.md): lockboxes for
+    // these RSA public keys, encrypted digests of this image's kernel, initrd
+    // and command line, encrypted NAME=PATH secret files; or a whole blob
+    // made by `svmkit esm make`.
+    std::vector<std::string> esm_recipients;
+    std::optional<std::string> esm_origin;
+    std::vector<std::string> esm_files;
+    std::optional<std::string> esm_blob;
 };
 Result<int> run_build(const BuildOptions& o);
 Result<std::vector<signer::PrivateKey>> load_private_keys(const KeyOptions& k);
@@ -117,6 +131,8 @@ struct BootOptions {
     std::vector<std::string> disks;
     std::string backend = "svmkit";
     std::string hostile; // svmkit-vhost-blk --hostile MODE (tests)
+    // The machine's RSA private key (its TPM's), for ibm,esm lockboxes.
+    std::optional<std::string> machine_key;
     // Normal-guest boot through the boot loader (docs/loader-boot.md):
     // kexec-style with an image, or grub-style from a disk (no image at all).
     std::string kexec_image;
@@ -130,6 +146,20 @@ inline constexpr int kExitVmTerminated = 5;
 inline constexpr int kExitGuestCrashed = 6;
 Result<int> run_boot(const BootOptions& o);
 
+// svmkit esm (wrapper/cmd_esm.cpp): registers `esm` and its subcommands on
+// `app`; `run` runs the one that was parsed.
+struct EsmCommand {
+    CLI::App* command = nullptr;
+    std::function<Result<int>()> run;
+};
+EsmCommand add_esm_command(CLI::App& app);
+// The ibm,esm nodes `svmkit build` puts in an image (empty when no --esm-*
+// option was given), from the image's own kernel loadable image, initrd and
+// command line.
+Result<format::EsmBlob> build_esm_nodes(const BuildOptions& o,
+                                        const format::PayloadSource& kernel_image,
+                                        const std::optional<format::PayloadSource>& initrd,
+                                        const std::string& cmdline);
 // svmkit mkdisk (wrapper/cmd_mkdisk.cpp): a GPT boot disk for the grub-style
 // loader (docs/loader.md).
 struct MkdiskOptions {

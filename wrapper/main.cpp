@@ -59,6 +59,18 @@ int main(int argc, char** argv) {
     b->add_flag("--unsigned", build.unsigned_image, "Build without signatures (sign later)");
     add_key_options(b, build.key);
     b->add_option("-o,--output", build.output, "Output image")->required();
+    auto* esm_recipient =
+        b->add_option("--esm-recipient", build.esm_recipients,
+                      "PEF: RSA public key (a machine's TPM key) to get a lockbox; repeatable");
+    b->add_option("--esm-origin", build.esm_origin,
+                  "PEF: the image owner's RSA public key (origin-lockbox)")
+        ->needs(esm_recipient);
+    b->add_option("--esm-file", build.esm_files,
+                  "PEF: secret file for UV_ESMB_GET_FILE, NAME=PATH; repeatable")
+        ->needs(esm_recipient);
+    b->add_option("--esm-blob", build.esm_blob,
+                  "PEF: the nodes of a blob made by 'svmkit esm make'")
+        ->excludes(esm_recipient);
 
     KeygenOptions keygen;
     auto* k = app.add_subcommand("keygen", "Generate a signing key pair");
@@ -159,8 +171,12 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     bt->add_flag("--json", boot.json, "Machine-readable report (the console goes to stderr)");
     bt->add_flag("--quiet", boot.quiet, "Do not stream the guest console");
+    bt->add_option("--machine-key", boot.machine_key,
+                   "The machine's RSA private key (stands in for its TPM): opens the image's "
+                   "ibm,esm lockbox for this machine");
     // ---- end boot ----
 
+    const EsmCommand esm = add_esm_command(app);
     // ---- loader (docs/loader.md) ----
     MkdiskOptions mkdisk;
     auto* md =
@@ -209,6 +225,8 @@ int main(int argc, char** argv) {
         result = run_attach(attach);
     if (bt->parsed())
         result = run_boot(boot);
+    if (esm.command->parsed())
+        result = esm.run();
     if (md->parsed())
         result = run_mkdisk(mkdisk);
     if (ld->parsed())

@@ -15,6 +15,7 @@
 #include "guest/hcall.h"
 #include "guest/memory.h"
 #include "guest/sha2.h"
+#include "samples/kernel/esm_secret.h"
 #include "samples/kernel/io_workload.h"
 #include "samples/kernel/uv_misuse.h"
 
@@ -203,6 +204,10 @@ svmkit_sample_kernel_entry(uint64_t r3, uint64_t r4, uint64_t r5, const svmkit_g
         if (!svmkit::sample::run_uv_misuse(misuse))
             k.calls.exit(svmkit::sample::kUvMisuseUnexpected);
     }
+
+    // svmkit.secret_file=NAME: a secret file of the ibm,esm blob (esm_secret.h).
+    if (!svmkit::sample::read_esm_secret_file(k.calls, k.con, bootargs, bootargs_len))
+        k.calls.exit(svmkit::sample::kEsmSecretFailed);
 
     svmkit::sample::IoContext io;
     io.calls = &k.calls;

@@ -40,7 +40,7 @@ TEST_CASE("ultracalls: unimplemented calls get U_FUNCTION") {
     auto memory = GuestMemory::create(kMemory);
     REQUIRE(memory.has_value());
     Ultravisor uv(*memory, EsmPolicy{});
-    for (std::uint64_t n : {UV_WRITE_PATE, UV_PAGE_IN, UV_READ_MEM, UV_ESMB_GET_FILE, 0x1234})
+    for (std::uint64_t n : {UV_WRITE_PATE, UV_PAGE_IN, UV_READ_MEM, 0x1234})
         CHECK(call(uv, n) == U_FUNCTION);
 }
 

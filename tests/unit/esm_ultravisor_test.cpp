@@ -1,0 +1,357 @@
+// The simulated ultravisor with ibm,esm lockboxes (platform/esm_check.*) and
+// UV_ESMB_GET_FILE (platform/ultracalls.cpp): the machine key opens its
+// lockbox in any position, each failure cause has its own EsmFailure, and the
+// secret files are served in 64-byte chunks for as many calls as the guest
+// makes.
+#include "format/esm_crypto.hpp"
+#include "format/esm_digest.hpp"
+#include "format/fdt_codec.hpp"
+#include "format/image_reader.hpp"
+#include "format/image_writer.hpp"
+#include "format/stub_image.hpp"
+#include "guest/uv_abi.h"
+#include "platform/image_loader.hpp"
+#include "platform/ultracalls.hpp"
+#include "test_support.hpp"
+
+#include <doctest/doctest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <cstdio>
+#include <functional>
+
+using namespace svmkit;
+using namespace svmkit::platform;
+
+namespace {
+
+constexpr std::uint64_t kMemory = 128ull << 20;
+constexpr std::uint64_t kKbase = 0x4000000;
+constexpr std::uint64_t kFdtAt = 0x1000000;
+const std::string kCmdline = "console=hvc0 svm=on svmkit.secret_file=pass";
+const std::string kData = SVMKIT_TEST_DATA_DIR "/esm";
+
+std::shared_ptr<const format::EsmKey> new_rsa_key(const test::TempDir& dir,
+                                                  const std::string& name) {
+    signer::PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{2048}));
+    REQUIRE(key != nullptr);
+    std::FILE* f = std::fopen(dir.file(name).c_str(), "w");
+    REQUIRE(f != nullptr);
+    CHECK(PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1);
+    std::fclose(f);
+    auto k = format::load_esm_private_key(dir.file(name), {});
+    REQUIRE_MESSAGE(k.has_value(), k.error().message);
+    return std::make_shared<const format::EsmKey>(std::move(*k));
+}
+
+// Four machine keys, made once for all the tests (RSA key generation is slow).
+std::vector<std::shared_ptr<const format::EsmKey>> shared_keys() {
+    static const std::vector<std::shared_ptr<const format::EsmKey>> keys = [] {
+        test::TempDir dir("esm-keys");
+        std::vector<std::shared_ptr<const format::EsmKey>> v;
+        for (int i = 0; i < 4; ++i)
+            v.push_back(new_rsa_key(dir, "machine" + std::to_string(i) + ".key"));
+        return v;
+    }();
+    return keys;
+}
+
+// The public half of a private EsmKey, as a recipient.
+format::EsmKey public_of(const format::EsmKey& k) {
+    format::EsmKey pub;
+    EVP_PKEY_up_ref(k.key.get());
+    pub.key.reset(k.key.get());
+    pub.fingerprint = k.fingerprint;
+    pub.bits = k.bits;
+    pub.path = k.path;
+    return pub;
+}
+
+// What the sealed digests say, changed by a test when it wants a mismatch.
+struct Sealed {
+    std::vector<std::byte> kernel;
+    std::optional<std::vector<std::byte>> initrd;
+    std::string bootargs = kCmdline;
+};
+
+struct EsmMachine {
+    test::TempDir dir{"esm-uv"};
+    signer::PrivateKey signer_key = *signer::PrivateKey::generate(signer::KeyType::ed25519);
+    std::vector<std::shared_ptr<const format::EsmKey>> keys; // lockbox-1..3
+    std::shared_ptr<const format::EsmKey> stranger;
+    std::vector<std::byte> secret = test::random_bytes(5000, 77);
+    format::SecureImage image;
+    std::optional<GuestMemory> memory;
+    PlacedImage placed;
+    EsmPolicy policy;
+
+    explicit EsmMachine(format::Compression compression = format::Compression::none,
+                        const std::function<void(Sealed&)>& change = {}) {
+        keys = shared_keys();
+        stranger = keys.back();
+        keys.pop_back();
+
+        const auto kernel_bytes = test::random_bytes(300000, 1);
+        const auto initrd_bytes = test::random_bytes(70000, 2);
+        format::ImageBuildRequest req;
+        req.arch = format::host_arch();
+        req.stub = *format::embedded_stub(req.arch);
+        req.output_path = dir.file("img");
+        req.keys = {&signer_key};
+        format::ComponentInput kernel;
+        kernel.kind = format::ComponentKind::kernel;
+        kernel.kernel = format::KernelPlacement{0x200000, 300000, 0};
+        const auto image_source = format::PayloadSource::from_memory("kernel", kernel_bytes);
+        if (compression == format::Compression::gzip) {
+            auto packed = format::gzip_payload(image_source, signer::DigestAlgorithm::sha256);
+            REQUIRE(packed.has_value());
+            kernel.stored = packed->stored;
+            kernel.compression = compression;
+            kernel.unpacked_size = kernel_bytes.size();
+            kernel.unpacked_digest = packed->unpacked_digest;
+        } else {
+            kernel.stored = image_source;
+        }
+        format::ComponentInput initrd;
+        initrd.kind = format::ComponentKind::initrd;
+        initrd.stored = format::PayloadSource::from_memory("initrd", initrd_bytes);
+        format::ComponentInput cmdline;
+        cmdline.kind = format::ComponentKind::cmdline;
+        cmdline.stored = format::PayloadSource::from_memory("cmdline", test::to_bytes(kCmdline));
+        req.payloads = {kernel, initrd, cmdline};
+
+        Sealed sealed;
+        sealed.kernel = kernel_bytes;
+        sealed.initrd = initrd_bytes;
+        if (change)
+            change(sealed);
+        std::optional<format::PayloadSource> sealed_initrd;
+        if (sealed.initrd)
+            sealed_initrd = format::PayloadSource::from_memory("initrd", *sealed.initrd);
+        auto digests =
+            format::compute_esm_digests(format::PayloadSource::from_memory("kernel", sealed.kernel),
+                                        sealed_initrd, sealed.bootargs);
+        REQUIRE(digests.has_value());
+
+        std::vector<format::EsmKey> pubs;
+        for (const auto& k : keys)
+            pubs.push_back(public_of(*k));
+        format::EsmMakeRequest make;
+        for (const auto& p : pubs)
+            make.recipients.push_back({&p, "machine"});
+        make.digests = *digests;
+        make.files = {{"pass", "", secret}, {"other", "", test::to_bytes("x")}};
+        auto blob = format::make_esm_blob(make);
+        REQUIRE(blob.has_value());
+        req.esm = std::move(*blob);
+
+        REQUIRE(format::build_image(req).has_value());
+        auto opened = format::open_image(req.output_path);
+        REQUIRE_MESSAGE(opened.has_value(), opened.error().message);
+        image = std::move(*opened);
+        auto mem = GuestMemory::create(kMemory);
+        REQUIRE_MESSAGE(mem.has_value(), mem.error().message);
+        memory.emplace(std::move(*mem));
+        placed = *place_image(*memory, image, kKbase);
+        policy.verify.trusted_keys.push_back(
+            *signer::PublicKey::from_der(signer_key.public_key().spki_der(), "signer"));
+        write_chosen(kCmdline);
+    }
+
+    void write_chosen(const std::string& bootargs) {
+        format::fdt::FdtBuilder b;
+        b.finish_reservemap();
+        b.begin("");
+        b.begin("chosen");
+        b.prop_string("bootargs", bootargs);
+        b.prop_u64("linux,esm-blob-start", placed.manifest_start);
+        b.prop_u64("linux,esm-blob-end", placed.manifest_end);
+        b.end();
+        b.end();
+        REQUIRE(memory->write(kFdtAt, b.finish()).has_value());
+    }
+
+    // Flips one byte of `needle`'s first occurrence in the loaded blob.
+    void flip_in_blob(std::span<const std::byte> needle, std::size_t index) {
+        auto blob =
+            memory->range(placed.manifest_start, placed.manifest_end - placed.manifest_start);
+        REQUIRE(blob.has_value());
+        auto it = std::search(blob->begin(), blob->end(), needle.begin(), needle.end());
+        REQUIRE(it != blob->end());
+        it[static_cast<std::ptrdiff_t>(index)] ^= std::byte{0x20};
+    }
+
+    EsmResult esm() {
+        auto r = enter_secure_mode(*memory, kKbase, kFdtAt, policy);
+        REQUIRE_MESSAGE(r.has_value(), r.error().message);
+        return std::move(*r);
+    }
+};
+
+void expect_failure(const EsmResult& r, EsmFailure want, std::string_view text) {
+    CHECK_MESSAGE(r.failure == want, esm_failure_name(r.failure), ": ", r.message);
+    CHECK_MESSAGE(r.message.find(text) != std::string::npos, r.message);
+    CHECK(esm_failure_code(r.failure) == U_PARAMETER);
+}
+
+long get_file(Ultravisor& uv, const std::string& name, std::uint64_t offset,
+              std::vector<std::byte>* out = nullptr) {
+    svmkit_regs regs{};
+    regs.r[3] = UV_ESMB_GET_FILE;
+    regs.r[4] = offset;
+    svmkit_uv_pack_bytes(reinterpret_cast<const std::uint8_t*>(name.data()), name.size(),
+                         &regs.r[5], UV_ESMB_NAME_MAX / 8);
+    auto r = uv.ucall(regs);
+    REQUIRE(r.has_value());
+    const long n = static_cast<long>(regs.r[3]);
+    if (out != nullptr && n > 0) {
+        std::uint8_t chunk[UV_ESMB_CHUNK];
+        svmkit_uv_unpack_bytes(&regs.r[4], UV_ESMB_CHUNK / 8, chunk);
+        const auto* b = reinterpret_cast<const std::byte*>(chunk);
+        out->insert(out->end(), b, b + n);
+    }
+    return n;
+}
+
+} // namespace
+
+TEST_CASE("esm ultravisor: the machine key opens its lockbox in any position") {
+    for (auto compression : {format::Compression::none, format::Compression::gzip}) {
+        EsmMachine vm(compression);
+        REQUIRE(vm.image.manifest.esm.lockboxes.size() == 3);
+        for (std::size_t i = 0; i < vm.keys.size(); ++i) {
+            CAPTURE(i);
+            vm.policy.machine_key = vm.keys[i];
+            vm.memory.reset(); // one guest memory at a time: it has a fixed address
+            vm.memory.emplace(*GuestMemory::create(kMemory));
+            vm.placed = *place_image(*vm.memory, vm.image, kKbase);
+            vm.write_chosen(kCmdline);
+            EsmResult r = vm.esm();
+            REQUIRE_MESSAGE(r.ok(), esm_failure_name(r.failure), ": ", r.message);
+            CHECK(r.esm_lockbox == "lockbox-" + std::to_string(i + 1));
+            REQUIRE(r.esm_files.size() == 2);
+            CHECK(r.esm_files[0].name == "pass");
+            CHECK(r.esm_files[0].data == vm.secret);
+        }
+    }
+}
+
+TEST_CASE("esm ultravisor: no key, or a key without a lockbox, is esm-no-lockbox") {
+    {
+        EsmMachine vm;
+        expect_failure(vm.esm(), EsmFailure::esm_no_lockbox, "this machine has no key");
+    }
+    EsmMachine vm;
+    vm.policy.machine_key = vm.stranger;
+    expect_failure(vm.esm(), EsmFailure::esm_no_lockbox, "no lockbox for key");
+    CHECK(esm_failure_name(EsmFailure::esm_no_lockbox) == "esm-no-lockbox");
+}
+
+TEST_CASE("esm ultravisor: a damaged lockbox is esm-unwrap-failed") {
+    EsmMachine vm;
+    vm.policy.machine_key = vm.keys[1];
+    vm.flip_in_blob(vm.image.manifest.esm.lockboxes[1].encrypted_symkey, 100);
+    expect_failure(vm.esm(), EsmFailure::esm_unwrap_failed, "lockbox-2");
+}
+
+TEST_CASE("esm ultravisor: changed ciphertext, IV or MAC is esm-auth-failed") {
+    for (int part = 0; part < 4; ++part) {
+        CAPTURE(part);
+        EsmMachine vm;
+        vm.policy.machine_key = vm.keys[0];
+        const format::EsmSealed& d = *vm.image.manifest.esm.digests;
+        const format::EsmSealed& f = vm.image.manifest.esm.files[0].sealed;
+        const auto& target = part == 0   ? d.ciphertext
+                             : part == 1 ? d.iv
+                             : part == 2 ? d.mac
+                                         : f.ciphertext;
+        vm.flip_in_blob(target, target.size() / 2);
+        expect_failure(vm.esm(), EsmFailure::esm_auth_failed,
+                       part == 3 ? "file pass" : "/digest/digests-fdt");
+    }
+}
+
+TEST_CASE("esm ultravisor: sealed digests that do not match are refused, each distinctly") {
+    {
+        EsmMachine vm(format::Compression::none, [](Sealed& s) { s.kernel[5] ^= std::byte{1}; });
+        vm.policy.machine_key = vm.keys[0];
+        expect_failure(vm.esm(), EsmFailure::esm_kernel_digest_mismatch, "loadable image");
+    }
+    {
+        EsmMachine vm(format::Compression::gzip, [](Sealed& s) { s.kernel.push_back({}); });
+        vm.policy.machine_key = vm.keys[0];
+        expect_failure(vm.esm(), EsmFailure::esm_kernel_digest_mismatch, "300000 bytes");
+    }
+    {
+        EsmMachine vm(format::Compression::none, [](Sealed& s) { (*s.initrd)[0] ^= std::byte{1}; });
+        vm.policy.machine_key = vm.keys[0];
+        expect_failure(vm.esm(), EsmFailure::esm_initrd_digest_mismatch, "initrd SHA-512");
+    }
+    {
+        EsmMachine vm(format::Compression::none, [](Sealed& s) { s.initrd.reset(); });
+        vm.policy.machine_key = vm.keys[0];
+        expect_failure(vm.esm(), EsmFailure::esm_initrd_digest_mismatch, "seals none");
+    }
+    {
+        EsmMachine vm(format::Compression::none, [](Sealed& s) { s.bootargs += " x"; });
+        vm.policy.machine_key = vm.keys[0];
+        expect_failure(vm.esm(), EsmFailure::esm_bootargs_mismatch, "bootargs");
+    }
+}
+
+TEST_CASE("esm ultravisor: UV_ESMB_GET_FILE serves 64-byte chunks, thousands of times") {
+    EsmMachine vm;
+    vm.policy.machine_key = vm.keys[2];
+    Ultravisor uv(*vm.memory, std::move(vm.policy));
+    CHECK(get_file(uv, "pass", 0) == U_PERMISSION); // not secure yet
+    svmkit_regs regs{};
+    regs.r[3] = UV_ESM;
+    regs.r[4] = kKbase;
+    regs.r[5] = kFdtAt;
+    REQUIRE(uv.ucall(regs).has_value());
+    REQUIRE_MESSAGE(uv.secure(), uv.esm()->message);
+    CHECK(uv.esm()->esm_files.empty()); // the secrets stay inside the ultravisor
+
+    std::uint64_t calls = 0;
+    for (int read = 0; read < 30; ++read) {
+        std::vector<std::byte> got;
+        std::uint64_t offset = 0;
+        for (;;) {
+            const long n = get_file(uv, "pass", offset, &got);
+            ++calls;
+            REQUIRE(n >= 0);
+            REQUIRE(n <= UV_ESMB_CHUNK);
+            if (n == 0)
+                break;
+            offset += static_cast<std::uint64_t>(n);
+        }
+        REQUIRE(got == vm.secret);
+    }
+    CHECK(calls > 2000);
+    // Any offset, in any order; the end gives 0, past it U_PARAMETER.
+    std::vector<std::byte> tail;
+    CHECK(get_file(uv, "pass", vm.secret.size() - 8, &tail) == 8);
+    CHECK(std::equal(tail.begin(), tail.end(), vm.secret.end() - 8));
+    CHECK(get_file(uv, "pass", vm.secret.size()) == 0);
+    CHECK(get_file(uv, "pass", vm.secret.size() + 1) == U_PARAMETER);
+    CHECK(get_file(uv, "nope", 0) == U_PARAMETER);
+    CHECK(get_file(uv, "pas", 0) == U_PARAMETER);
+    CHECK(get_file(uv, std::string(64, 'p'), 0) == U_PARAMETER);
+    std::vector<std::byte> one;
+    CHECK(get_file(uv, "other", 0, &one) == 1);
+    CHECK(one == test::to_bytes("x"));
+}
+
+TEST_CASE("esm ultravisor: the register packing is big-endian, first byte most significant") {
+    const std::uint8_t name[] = {'f', 'i', 'l', 'e', '-', '1', 'x', 'y', 'z'};
+    std::uint64_t regs[8];
+    svmkit_uv_pack_bytes(name, sizeof name, regs, 8);
+    CHECK(regs[0] == 0x66696c652d317879ull);
+    CHECK(regs[1] == 0x7a00000000000000ull);
+    CHECK(regs[7] == 0);
+    std::uint8_t back[64];
+    svmkit_uv_unpack_bytes(regs, 8, back);
+    CHECK(std::equal(name, name + sizeof name, back));
+    CHECK(back[9] == 0);
+}
