@@ -207,6 +207,10 @@ ErrorText error_text(DiskError e) {
         return {"cpio_file_not_found", "file not found in the cpio archive"};
     case DiskError::path_too_long:
         return {"path_too_long", "path too long"};
+    case DiskError::no_data_partition:
+        return {"no_data_partition", "no svmkit data partition"};
+    case DiskError::several_data_partitions:
+        return {"several_data_partitions", "more than one svmkit data partition"};
     }
     return {"unknown", "unknown disk error"};
 }
@@ -238,7 +242,12 @@ const char* disk_error_name(DiskError e) {
     return error_text(e).name;
 }
 
-DiskError find_boot_partition(ReadSectors read, void* ctx, uint64_t disk_size, BootPartition* out) {
+namespace {
+
+// The one partition of `type`; `missing` / `several` when there is none or
+// more than one.
+DiskError find_partition(ReadSectors read, void* ctx, uint64_t disk_size, const uint8_t* type,
+                         DiskError missing, DiskError several, BootPartition* out) {
     const uint64_t disk_lbas = disk_size / kLbaSize;
     if (disk_lbas < kMinDiskLbas)
         return DiskError::disk_too_small;
@@ -255,12 +264,12 @@ DiskError find_boot_partition(ReadSectors read, void* ctx, uint64_t disk_size, B
     if (e != DiskError::none)
         return e;
 
-    // One pass over the entry array: the CRC and the boot partition together,
+    // One pass over the entry array: the CRC and the partition together,
     // so the entries used are the entries checked (the disk may change under
     // us; nothing read twice is trusted twice). Nothing is acted on before
     // the CRC matched.
     uint32_t crc = 0;
-    uint32_t boot_count = 0;
+    uint32_t count = 0;
     uint64_t first = 0, last = 0;
     const uint64_t total = uint64_t{h.entry_count} * kGptEntrySize;
     for (uint64_t done = 0; done < total; done += kLbaSize) {
@@ -270,9 +279,9 @@ DiskError find_boot_partition(ReadSectors read, void* ctx, uint64_t disk_size, B
         crc = crc32(crc, sector, n);
         for (uint64_t at = 0; at < n; at += kGptEntrySize) {
             const uint8_t* entry = sector + at;
-            if (memcmp(entry, kBootPartitionType, 16) != 0)
+            if (memcmp(entry, type, 16) != 0)
                 continue;
-            if (boot_count++ == 0) {
+            if (count++ == 0) {
                 first = le64(entry + 32);
                 last = le64(entry + 40);
             }
@@ -280,16 +289,28 @@ DiskError find_boot_partition(ReadSectors read, void* ctx, uint64_t disk_size, B
     }
     if (crc != h.entries_crc)
         return DiskError::bad_partition_table_crc;
-    if (boot_count == 0)
-        return DiskError::no_boot_partition;
-    if (boot_count > 1)
-        return DiskError::several_boot_partitions;
+    if (count == 0)
+        return missing;
+    if (count > 1)
+        return several;
     if (first > last || first < h.first_usable || last > h.last_usable)
         return DiskError::bad_partition_range;
     // last_usable < disk_lbas <= 2^64 / 512: these products cannot overflow.
     out->byte_offset = first * kLbaSize;
     out->byte_size = (last - first + 1) * kLbaSize;
     return DiskError::none;
+}
+
+} // namespace
+
+DiskError find_boot_partition(ReadSectors read, void* ctx, uint64_t disk_size, BootPartition* out) {
+    return find_partition(read, ctx, disk_size, kBootPartitionType, DiskError::no_boot_partition,
+                          DiskError::several_boot_partitions, out);
+}
+
+DiskError find_data_partition(ReadSectors read, void* ctx, uint64_t disk_size, BootPartition* out) {
+    return find_partition(read, ctx, disk_size, kDataPartitionType, DiskError::no_data_partition,
+                          DiskError::several_data_partitions, out);
 }
 
 DiskError find_cpio_file(ReadSectors read, void* ctx, const BootPartition& part, const char* path,

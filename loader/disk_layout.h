@@ -66,13 +66,15 @@ enum class DiskError : uint8_t {
     cpio_not_regular_file,        // the path names a directory, link or device
     cpio_file_not_found,          // no such path before the trailer
     path_too_long,                // the looked-up path exceeds kMaxCpioPath
+    no_data_partition,            // no partition of type "svmkit data"
+    several_data_partitions,      // more than one
 };
-constexpr uint32_t kDiskErrorCount = static_cast<uint32_t>(DiskError::path_too_long) + 1;
+constexpr uint32_t kDiskErrorCount = static_cast<uint32_t>(DiskError::several_data_partitions) + 1;
 
 const char* disk_error_message(DiskError e); // short, distinct, never null
 const char* disk_error_name(DiskError e);    // "cpio_bad_magic", never null
 
-// [byte_offset, byte_offset + byte_size) of the boot partition on the disk.
+// [byte_offset, byte_offset + byte_size) of a partition on the disk.
 struct BootPartition {
     uint64_t byte_offset;
     uint64_t byte_size;
@@ -81,6 +83,11 @@ struct BootPartition {
 // Validates the protective MBR, the primary GPT header and its entry array
 // (CRCs included), then finds the one partition of type "svmkit boot".
 DiskError find_boot_partition(ReadSectors read, void* ctx, uint64_t disk_size, BootPartition* out);
+
+// The same checks, then the one partition of type "svmkit data": the part of
+// an svmkit boot disk the secure guest may write (the sample kernel's I/O
+// workload uses it, so a boot disk survives the workload).
+DiskError find_data_partition(ReadSectors read, void* ctx, uint64_t disk_size, BootPartition* out);
 
 // A file's bytes: byte offset on the DISK, size.
 struct CpioFile {

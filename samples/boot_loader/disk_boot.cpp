@@ -11,6 +11,7 @@
 #include "guest/zalloc.h"
 #include "loader/boot_cfg.h"
 #include "loader/disk_layout.h"
+#include "samples/common/disk_bytes.h"
 
 #include <libfdt.h>
 #include <string.h>
@@ -30,31 +31,6 @@ alignas(4096) uint8_t g_coherent[256 << 10];
 alignas(4096) uint8_t g_scratch[64 << 10];
 char g_boot_cfg[kMaxBootCfg + 1];
 loader::BootMenu g_menu;
-
-struct Disk {
-    VirtioBlk* blk;
-};
-
-// loader::ReadSectors over the driver: any byte range, through whole sectors
-// in the scratch buffer.
-bool read_disk(void* ctx, uint64_t offset, void* buf, uint64_t size) {
-    VirtioBlk& blk = *static_cast<Disk*>(ctx)->blk;
-    uint8_t* out = static_cast<uint8_t*>(buf);
-    while (size > 0) {
-        const uint64_t skip = offset % kSector;
-        uint64_t chunk = sizeof g_scratch - skip;
-        if (chunk > size)
-            chunk = size;
-        const uint64_t bytes = (skip + chunk + kSector - 1) / kSector * kSector;
-        if (blk.read(offset / kSector, g_scratch, bytes) != VirtioErr::none)
-            return false;
-        memcpy(out, g_scratch + skip, chunk);
-        out += chunk;
-        offset += chunk;
-        size -= chunk;
-    }
-    return true;
-}
 
 // The entry the command line names (svmkit.boot_entry=NAME), else the
 // menu's default. -1 (after saying why) when there is none.
@@ -89,7 +65,8 @@ int32_t choose_entry(Loader& l, const loader::BootMenu& menu) {
 
 // The entry's image: into RAM top-down (clear of everything reserved), its
 // bytes starting at the buffer's base.
-uint64_t read_image(Loader& l, Disk& disk, const loader::CpioFile& file, Range* buffer) {
+uint64_t read_image(Loader& l, samples::DiskBytes& disk, const loader::CpioFile& file,
+                    Range* buffer) {
     RegionAllocator alloc(l.ram);
     bool ok = alloc.reserve(l.self) && alloc.reserve(Range{l.fdt_gpa, fdt_totalsize(l.fdt)});
     // Where secure images go: keep the buffer above it when RAM allows.
@@ -124,10 +101,10 @@ uint64_t read_image(Loader& l, Disk& disk, const loader::CpioFile& file, Range* 
 // One disk: its boot partition, menu and image. Returns the status to stop
 // with, or 0 when the disk has no boot partition (try the next one).
 uint64_t boot_from(Loader& l, VirtioBlk& blk) {
-    Disk disk{&blk};
+    samples::DiskBytes disk{&blk, g_scratch, sizeof g_scratch};
     loader::BootPartition part{};
-    const loader::DiskError pe =
-        loader::find_boot_partition(read_disk, &disk, blk.capacity() * kSector, &part);
+    const loader::DiskError pe = loader::find_boot_partition(samples::read_disk_bytes, &disk,
+                                                             blk.capacity() * kSector, &part);
     if (pe != loader::DiskError::none) {
         l.say("no boot partition on this disk: ").str(loader::disk_error_message(pe)).nl();
         return 0;
@@ -135,14 +112,15 @@ uint64_t boot_from(Loader& l, VirtioBlk& blk) {
     l.say("boot partition at byte ").dec(part.byte_offset).str(", ").dec(part.byte_size);
     l.con.str(" bytes").nl();
     loader::CpioFile cfg{};
-    loader::DiskError de = loader::find_cpio_file(read_disk, &disk, part, "boot.cfg", &cfg);
+    loader::DiskError de =
+        loader::find_cpio_file(samples::read_disk_bytes, &disk, part, "boot.cfg", &cfg);
     if (de != loader::DiskError::none || cfg.size > kMaxBootCfg) {
         l.error("cannot read boot.cfg: ");
         l.con.str(de != loader::DiskError::none ? loader::disk_error_message(de) : "too large")
             .nl();
         return kMenuError;
     }
-    if (!loader::read_cpio_file(read_disk, &disk, cfg, g_boot_cfg, kMaxBootCfg)) {
+    if (!loader::read_cpio_file(samples::read_disk_bytes, &disk, cfg, g_boot_cfg, kMaxBootCfg)) {
         l.error("reading boot.cfg failed").nl();
         return kDiskError;
     }
@@ -166,7 +144,7 @@ uint64_t boot_from(Loader& l, VirtioBlk& blk) {
         l.con.str("\" is not used: a secure image boots with its signed command line").nl();
     }
     loader::CpioFile file{};
-    de = loader::find_cpio_file(read_disk, &disk, part, entry.image_path, &file);
+    de = loader::find_cpio_file(samples::read_disk_bytes, &disk, part, entry.image_path, &file);
     if (de != loader::DiskError::none) {
         l.error("cannot read the image ").str(entry.image_path).str(": ");
         l.con.str(loader::disk_error_message(de)).nl();

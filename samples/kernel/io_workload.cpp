@@ -9,6 +9,8 @@
 #include "guest/virtio_blk.h"
 #include "guest/virtio_mmio.h"
 #include "guest/zalloc.h"
+#include "loader/disk_layout.h"
+#include "samples/common/disk_bytes.h"
 
 #include <libfdt.h>
 #include <string.h>
@@ -40,6 +42,7 @@ struct WrittenRange {
 };
 WrittenRange g_ranges[kMaxRanges];
 alignas(64) uint8_t g_sentinel[64 << 10];
+alignas(4096) uint8_t g_probe[4096]; // the partition table, read before the workload
 
 struct Rng {
     uint64_t s;
@@ -120,10 +123,15 @@ struct Workload {
     uint64_t seed = 1;
     unsigned depth = kMaxDepth;
     uint64_t region_blocks = 0;
+    uint64_t base_block = 0;      // where the region starts on the disk (the data partition)
     uint64_t pool_high_water = 0; // bytes
     uint64_t failed = 0;          // requests the device failed
     uint64_t mismatched = 0;      // blocks read back wrong
     BlkRequest reqs[kMaxDepth];
+
+    // Region block <-> disk sector.
+    uint64_t sector_of(uint64_t block) const { return (base_block + block) * (kBlock / 512); }
+    uint64_t block_of(const BlkRequest& r) const { return r.sector / (kBlock / 512) - base_block; }
 
     void sample_pool() {
         if (pool != nullptr) {
@@ -182,7 +190,7 @@ struct Workload {
                     first = rng.below(region_blocks - blocks + 1);
                     bool overlap = false;
                     for (unsigned j = 0; j < n; ++j) {
-                        const uint64_t a = reqs[j].sector / (kBlock / 512);
+                        const uint64_t a = block_of(reqs[j]);
                         const uint64_t b = a + reqs[j].bytes / kBlock;
                         if (first < b && a < first + blocks)
                             overlap = true;
@@ -195,7 +203,7 @@ struct Workload {
                     v = v == kUnknown ? 1 : v + 1;
                     fill_block(g_buffers[n] + b * kBlock, seed, first + b, v);
                 }
-                reset(reqs[n], BlkOp::write, first * (kBlock / 512), g_buffers[n],
+                reset(reqs[n], BlkOp::write, sector_of(first), g_buffers[n],
                       static_cast<uint32_t>(blocks * kBlock));
                 g_ranges[nranges++] = {static_cast<uint32_t>(first), static_cast<uint32_t>(blocks)};
                 written += blocks * kBlock;
@@ -205,7 +213,7 @@ struct Workload {
             for (unsigned i = 0; i < n; ++i)
                 if (reqs[i].result != VirtioErr::none) // its blocks now hold anything
                     for (uint64_t b = 0; b < reqs[i].bytes / kBlock; ++b)
-                        g_versions[reqs[i].sector / (kBlock / 512) + b] = kUnknown;
+                        g_versions[block_of(reqs[i]) + b] = kUnknown;
         }
         report_rate("write", written, requests, now_ns(*ctx.calls) - t0);
         if (blk.flush() != VirtioErr::none)
@@ -225,8 +233,8 @@ struct Workload {
         for (unsigned r = 0; r < nranges && !blk.broken();) {
             unsigned n = 0;
             for (; n < depth && r < nranges; ++n, ++r) {
-                reset(reqs[n], BlkOp::read, uint64_t{g_ranges[r].block} * (kBlock / 512),
-                      g_buffers[n], static_cast<uint32_t>(g_ranges[r].blocks * kBlock));
+                reset(reqs[n], BlkOp::read, sector_of(g_ranges[r].block), g_buffers[n],
+                      static_cast<uint32_t>(g_ranges[r].blocks * kBlock));
                 memset(g_buffers[n], 0xa5, reqs[n].bytes);
             }
             run_batch(n);
@@ -235,7 +243,7 @@ struct Workload {
                 if (reqs[i].result != VirtioErr::none)
                     continue; // failed reads were reported; their buffer holds nothing
                 read += reqs[i].bytes;
-                const uint64_t first = reqs[i].sector / (kBlock / 512);
+                const uint64_t first = block_of(reqs[i]);
                 for (uint64_t b = 0; b < reqs[i].bytes / kBlock; ++b) {
                     const uint32_t v = g_versions[first + b];
                     if (v == kUnknown)
@@ -270,7 +278,8 @@ struct Workload {
                 at = rng.below(region_blocks) * kBlock;
             else if (at + size > span)
                 at = 0;
-            reset(reqs[i], BlkOp::read, at / 512, g_buffers[i], static_cast<uint32_t>(size));
+            reset(reqs[i], BlkOp::read, sector_of(0) + at / 512, g_buffers[i],
+                  static_cast<uint32_t>(size));
             at += size;
             issued += size;
             blk.submit(&reqs[i], 1);
@@ -318,6 +327,35 @@ bool find_disk(const IoContext& ctx, VirtioReport& report, Range* window) {
         }
     }
     return false;
+}
+
+// The part of the disk the workload may write: an svmkit boot disk's data
+// partition (docs/loader.md), never its boot partition; any other disk from
+// its start. False (after saying why) for a boot disk without a data
+// partition. A probe that fails to read (a broken device) leaves the whole
+// disk, where the workload then meets the same device.
+bool choose_region(Console& con, VirtioBlk& blk, Workload& w) {
+    const uint64_t disk_bytes = blk.capacity() * 512;
+    samples::DiskBytes reader{&blk, g_probe, sizeof g_probe};
+    loader::BootPartition part{};
+    uint64_t first = 0, bytes = disk_bytes;
+    if (loader::find_data_partition(samples::read_disk_bytes, &reader, disk_bytes, &part) ==
+        loader::DiskError::none) {
+        first = part.byte_offset;
+        bytes = part.byte_size;
+        con.str("svmkit sample kernel: io: the svmkit data partition at byte ").hex(first).nl();
+    } else if (loader::find_boot_partition(samples::read_disk_bytes, &reader, disk_bytes, &part) ==
+               loader::DiskError::none) {
+        con.str("svmkit sample kernel: io: the disk is an svmkit boot disk without a data "
+                "partition: not writing to it")
+            .nl();
+        return false;
+    }
+    w.base_block = (first + kBlock - 1) / kBlock;
+    const uint64_t end_block = (first + bytes) / kBlock; // within the disk: no overflow
+    const uint64_t blocks = end_block > w.base_block ? end_block - w.base_block : 0;
+    w.region_blocks = blocks < kRegionBlocks ? blocks : kRegionBlocks;
+    return true;
 }
 
 } // namespace
@@ -369,8 +407,8 @@ uint64_t run_io_workload(const IoContext& ctx) {
     w.depth = static_cast<unsigned>(param(ctx, "svmkit.io_depth", kMaxDepth));
     if (w.depth < 1 || w.depth > kMaxDepth)
         w.depth = kMaxDepth;
-    const uint64_t capacity_blocks = blk.capacity() * 512 / kBlock;
-    w.region_blocks = capacity_blocks < kRegionBlocks ? capacity_blocks : kRegionBlocks;
+    if (!choose_region(con, blk, w))
+        return kIoRefused;
     con.str("svmkit sample kernel: io on virtio-blk at ").hex(window.base).str(": ");
     con.dec(blk.capacity() * 512 >> 20)
         .str(" MiB, ")

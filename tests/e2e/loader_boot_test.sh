@@ -199,6 +199,29 @@ expect_exit 0 "$SVMKIT" boot --disk data.img --disk mk.img --trusted-key k.pub
 expect_contains "$OUT" "boot menu: 2 entries, chose 0 \"main\""
 expect_contains "$OUT" "bootargs \"console=hvc0 svm=on swiotlb=8M svmkit.io=8\""
 
+# The mkdisk disk alone (`svmkit boot --disk mk.img`): the secure kernel's
+# workload writes the disk's "svmkit data" partition, never what precedes it
+# (MBR, GPT, the boot partition).
+data_start=$(sfdisk -d mk.img | sed -n 's/^mk.img2 : start= *\([0-9]*\),.*/\1/p')
+expect_contains "$data_start" "^[0-9]+$" # mk.img has a data partition
+head_sum() { head -c $((data_start * 512)) "$1" | sha256sum; }
+data_sum() { tail -c +$((data_start * 512 + 1)) "$1" | sha256sum; }
+before=$(head_sum mk.img)
+data_before=$(data_sum mk.img)
+expect_exit 0 "$SVMKIT" boot --disk mk.img --trusted-key k.pub
+expect_contains "$OUT" "io: the svmkit data partition at byte 0x$(printf %x $((data_start * 512)))"
+expect_contains "$OUT" "io verified [1-9][0-9]+ blocks of 4 KiB, 0 mismatched"
+expect_contains "$(head_sum mk.img)" "^$before\$" # GPT and boot partition unchanged
+expect_not_contains "$(data_sum mk.img)" "^$data_before\$" # the data partition was written
+# A boot disk without a data partition is left alone: the workload refuses.
+mk_size=$(stat -c %s mk.img)
+expect_exit 0 "$SVMKIT" mkdisk -o nodata.img --entry main=secure.img --size $((mk_size - (64 << 20)))
+expect_not_contains "$(sfdisk -d nodata.img)" "^nodata.img2 "
+cp nodata.img nodata.orig
+expect_exit 22 "$SVMKIT" boot --disk nodata.img --trusted-key k.pub
+expect_contains "$OUT" "io: the disk is an svmkit boot disk without a data partition: not writing to it"
+same_files nodata.img nodata.orig
+
 # ---- boot menu errors: a clear message on the guest console, a clean stop --------
 expect_exit 34 "$SVMKIT" boot --disk data.img --disk boot.img --entry missing --trusted-key k.pub
 expect_contains "$OUT" "svmkit loader: error: cannot read the image /images/none.img: "

@@ -165,6 +165,33 @@ TEST_CASE("loader disk: what the writer writes, the reader finds") {
                       128 * kEntrySize) == 0);
 }
 
+TEST_CASE("loader disk: the data partition is found, and its absence or a second one is an error") {
+    Lab lab;
+    MemDisk d = lab.disk();
+    BootPartition data{};
+    REQUIRE(loader::find_data_partition(MemDisk::read, &d, d.size(), &data) == DiskError::none);
+    CHECK(data.byte_offset == 2 << 20); // after the 1 MiB head and the 1 MiB boot partition
+    CHECK(data.byte_size == 64 << 20);
+
+    // Entry 2 (the data partition) retyped as boot: no data partition, two boot partitions.
+    MemDisk retyped = d;
+    std::memcpy(retyped.bytes.data() + kEntries + kEntrySize, loader::kBootPartitionType, 16);
+    fix_crcs(retyped.bytes);
+    CHECK(loader::find_data_partition(MemDisk::read, &retyped, retyped.size(), &data) ==
+          DiskError::no_data_partition);
+    // Entry 1 (boot) retyped as data: two data partitions.
+    MemDisk twice = d;
+    std::memcpy(twice.bytes.data() + kEntries, loader::kDataPartitionType, 16);
+    fix_crcs(twice.bytes);
+    CHECK(loader::find_data_partition(MemDisk::read, &twice, twice.size(), &data) ==
+          DiskError::several_data_partitions);
+    // The same header checks as for the boot partition.
+    MemDisk broken = d;
+    broken.bytes[kHeader] ^= 1;
+    CHECK(loader::find_data_partition(MemDisk::read, &broken, broken.size(), &data) ==
+          DiskError::bad_gpt_signature);
+}
+
 TEST_CASE("loader disk: the writer is reproducible and sizes as asked") {
     Lab lab;
     MemDisk a = lab.disk("disk-a");
