@@ -278,6 +278,16 @@ need "svmkit: error: .*the ultravisor refused the image: rollback: "
 need_not "svmkit sample kernel"
 observed "refused: $(first "refused: rollback \(U_[A-Z]+ -?[0-9]+\)" | sed 's/^refused: //')"
 
+# ---- tampering a normal guest's kexec load before the jump (docs/loader-boot.md) ---------------
+# The hypervisor may write a normal guest's memory: between the loader placing
+# the image's segments and its purgatory's recheck is where it would strike.
+attack "tamper a kexec load: the stub's code after placement, before the purgatory" \
+  "purgatory: digest mismatch, no jump to the stub (32)" 32 none \
+  --kexec secure.img "${POLICY[@]}" --disk disk.img --hv-hook "segments-placed:write=0x4000100:ff"
+need "svmkit loader: error: purgatory: segment [0-9] at 0x4000000 .* digest mismatch; not jumping to the stub"
+need_not "svmkit stub:|UV_ESM|svmkit sample kernel"
+observed "$(first 'purgatory: segment [0-9] at 0x[0-9a-f]+ \([0-9]+ bytes\) changed after it was placed')"
+
 # ---- the guest misuses ultracalls (svmkit.uv_misuse=1) -----------------------------------------
 attack "ultracall misuse, secure guest" \
   "ESM twice U_PERMISSION, bad shares/unshares U_PARAMETER, nothing changes; exit 0" 0 none \
