@@ -1,6 +1,7 @@
 #include "platform/hv_hooks.hpp"
 
 #include "base/checked.hpp"
+#include "format/manifest.hpp"
 #include "signer/signer.hpp"
 
 #include <algorithm>
@@ -52,14 +53,6 @@ std::optional<HvEvent> parse_event(std::string_view s) {
         if (hv_event_name(e) == s)
             return e;
     return std::nullopt;
-}
-
-std::string hex(std::span<const std::byte> bytes) {
-    std::string s;
-    s.reserve(bytes.size() * 2);
-    for (std::byte b : bytes)
-        s += fmt::format("{:02x}", static_cast<unsigned>(b));
-    return s;
 }
 
 // The hook's range inside the hypervisor's view, or nothing when it reaches
@@ -125,7 +118,7 @@ std::string run_scan(const HvHook& h, const HvHookContext& ctx) {
     for (std::uint64_t a : where)
         at += fmt::format("{}{}", at.empty() ? "" : ",", a);
     return prefix(h, "scan") +
-           fmt::format(R"(,"pattern":"{}","found":{},"at":[{}]}})", hex(h.bytes), found, at);
+           fmt::format(R"(,"pattern":"{}","found":{},"at":[{}]}})", format::hex(h.bytes), found, at);
 }
 
 std::string run_read(const HvHook& h, const HvHookContext& ctx) {
@@ -137,7 +130,7 @@ std::string run_read(const HvHook& h, const HvHookContext& ctx) {
         std::count_if(w->begin(), w->end(), [](std::byte b) { return b != std::byte{0}; });
     const auto d = signer::digest(signer::DigestAlgorithm::sha256, *w);
     return prefix(h, "read") + fmt::format(R"(,"gpa":{},"len":{},"nonzero":{},"sha256":"{}"}})",
-                                           h.gpa, h.len, nonzero, hex(d));
+                                           h.gpa, h.len, nonzero, format::hex(d));
 }
 
 std::string run_write(const HvHook& h, const HvHookContext& ctx) {
