@@ -7,6 +7,7 @@
 // included), both padded to 4 bytes, then the data padded to 4 bytes; the
 // archive ends with an entry named "TRAILER!!!".
 #include "loader/disk_layout.h"
+#include "loader/error_text.h"
 
 #include <string.h>
 
@@ -146,12 +147,8 @@ const char* strip_root(const char* s, uint64_t* len) {
     }
 }
 
-// Name and message of each error. A switch, not a table of pointers (guest
-// code on ppc64le may run away from its link address; see elf_plan.cpp).
-struct ErrorText {
-    const char* name;
-    const char* message;
-};
+// Name and message of each error (loader/error_text.h).
+using detail::ErrorText;
 
 ErrorText error_text(DiskError e) {
     switch (e) {

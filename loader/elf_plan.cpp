@@ -6,6 +6,7 @@
 // byte as little-endian (the file needs no alignment, and the host's byte
 // order does not matter).
 #include "loader/elf_plan.h"
+#include "loader/error_text.h"
 
 namespace svmkit::loader {
 
@@ -241,13 +242,8 @@ ElfError validate(const uint8_t* file, uint64_t file_size, const LoadConstraints
     return ElfError::entry_not_executable;
 }
 
-// Name and message of each error. A switch, not a table of pointers: guest
-// code on ppc64le may run away from its link address (docs/ppc64le.md), where
-// a table of absolute addresses would point at the wrong place.
-struct ErrorText {
-    const char* name;
-    const char* message;
-};
+// Name and message of each error (loader/error_text.h).
+using detail::ErrorText;
 
 ErrorText error_text(ElfError e) {
     switch (e) {
