@@ -170,6 +170,20 @@ for n in a b c; do
   expect_contains "$OUT" "sha256 $DISK_SHA"
 done
 
+# inspect summarises the ibm,esm nodes (text and JSON); an image without them says none.
+expect_exit 0 "$SVMKIT" inspect multi.img
+expect_contains "$OUT" "ibm,esm     4 lockbox\(es\), digests sealed, 1 secret file\(s\)"
+expect_contains "$OUT" "  file    disk-passphrase"
+expect_exit 0 "$SVMKIT" inspect multi.img --json
+json_check "assert len(d['esm']['lockboxes']) == 4 and d['esm']['digests'] and d['esm']['files'] == ['disk-passphrase']"
+expect_exit 0 "$SVMKIT" esm display multi.img --json
+FPS=$(python3 -c "import json,sys; print(' '.join(l['fingerprint'] for l in json.loads(sys.argv[1])['lockboxes']))" "$OUT")
+expect_exit 0 "$SVMKIT" inspect multi.img
+for fp in $FPS; do expect_contains "$OUT" "lockbox [0-9]+ fingerprint $fp"; done
+expect_exit 0 "$SVMKIT" build --kernel boot/sample-kernel.elf --cmdline "$CMDLINE" --key sign.key -o plain.img
+expect_exit 0 "$SVMKIT" inspect plain.img
+expect_contains "$OUT" "ibm,esm     none"
+
 # ---- wrong machine key, no machine key ----------------------------------------
 WANT=5 boot multi.img --machine-key m2048.key
 expect_contains "$OUT" "refused: esm-no-lockbox \(U_PARAMETER -4\): no lockbox for key m2048.key"
