@@ -2,7 +2,8 @@
 # The main job on a fresh Debian 12 machine: install dependencies, build
 # svmkit, fetch Debian's ppc64le kernel, then keygen + build + inspect +
 # verify a signed secure image of it; then build and boot the sample guest
-# kernel's image on the simulated machine, with a disk.
+# kernel's image on the simulated machine, with a disk; then boot it the way
+# the mission does, loaded by a normal guest from a boot disk (grub-style).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -32,3 +33,12 @@ set -x
     --key release.key -o sample.img
 truncate -s 128M disk.img
 "$svmkit" boot sample.img --trusted-key release.pub --min-security-version 1 --disk disk.img
+
+# The mission's path: a normal guest loads the secure image itself. The boot
+# loader (a normal guest program) reads boot.cfg and the image from a boot
+# disk made by `svmkit mkdisk`, checks and places the image's segments,
+# rechecks their digests in its purgatory and jumps to the stub, which enters
+# secure mode; the secure kernel's I/O goes to the disk's data partition
+# (docs/loader-boot.md).
+"$svmkit" mkdisk -o boot-disk.img --entry sample=sample.img --default sample
+"$svmkit" boot --disk boot-disk.img --trusted-key release.pub --min-security-version 1
