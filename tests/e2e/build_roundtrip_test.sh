@@ -41,7 +41,9 @@ expect_exit 0 "$SVMKIT" inspect "$img"
 expect_contains "$OUT" "stub-text"
 expect_contains "$OUT" "console=hvc0 svm=on"
 expect_exit 0 "$SVMKIT" inspect "$img" --json
-python3 - "$img" <<'PY' <<<"$OUT" || fail "inspect --json content"
+# The checks are the program (a file), the JSON comes on stdin: a here-document
+# and a here-string on one command would both be stdin, and the last one wins.
+cat >inspect_check.py <<'PY'
 import json, sys
 d = json.load(sys.stdin)
 assert d["schema"] == "svmkit-inspect-v1"
@@ -51,7 +53,10 @@ k = d["components"][2]
 assert k["load_address"] == "0x200000" and k["compression"] == "none"
 assert d["signatures"][0]["algorithm"] == "ed25519"
 assert len(d["signatures"][0]["key_id"]) == 64
+assert d["esm"] == {"lockboxes": [], "digests": False, "files": []}, d["esm"]
 PY
+CHECKS=$((CHECKS + 1))
+python3 inspect_check.py <<<"$OUT" || fail "inspect --json content"
 
 # extract gives back the exact bytes
 objcopy -O binary -S kernel.elf kernel.ref
