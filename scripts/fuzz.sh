@@ -7,7 +7,7 @@
 #   scripts/fuzz.sh ci [BUILD_DIR]
 #
 # `ci` mode runs a fixed number of executions per target with a fixed seed
-# (up to about half a minute each on the project's 2-core machine): the same binary and
+# (up to about 15 s each on the project's 2-core machine): the same binary and
 # corpus give the same run, so CI is reproducible; a time-bounded run explores
 # further and is what to run on demand (e.g. `scripts/fuzz.sh 1800`).
 set -euo pipefail
