@@ -8,6 +8,9 @@
 // archive ends with an entry named "TRAILER!!!".
 #include "loader/disk_layout.h"
 #include "loader/error_text.h"
+#include "loader/le_bytes.h"
+
+#include "guest/memory.h"
 
 #include <string.h>
 
@@ -15,17 +18,9 @@ namespace svmkit::loader {
 
 namespace {
 
-uint32_t le32(const uint8_t* p) {
-    return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
-           (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
-}
-uint64_t le64(const uint8_t* p) {
-    return static_cast<uint64_t>(le32(p)) | (static_cast<uint64_t>(le32(p + 4)) << 32);
-}
-
-bool add_overflows(uint64_t a, uint64_t b, uint64_t* sum) {
-    return __builtin_add_overflow(a, b, sum);
-}
+using detail::le32;
+using detail::le64;
+using guest::add_overflows;
 
 // GPT header fields (UEFI 2.10, table 5-5).
 constexpr uint32_t kGptRevision = 0x00010000;

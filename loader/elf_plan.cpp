@@ -7,10 +7,18 @@
 // order does not matter).
 #include "loader/elf_plan.h"
 #include "loader/error_text.h"
+#include "loader/le_bytes.h"
+
+#include "guest/memory.h"
 
 namespace svmkit::loader {
 
 namespace {
+
+using detail::le16;
+using detail::le32;
+using detail::le64;
+using guest::add_overflows;
 
 // ELF constants (System V ABI, gABI "ELF Header", "Program Header").
 constexpr uint64_t kEhdrSize = 64;
@@ -27,21 +35,6 @@ constexpr uint32_t kPfX = 1;
 constexpr uint32_t kPfW = 2;
 constexpr uint32_t kShtNull = 0;
 constexpr uint32_t kShtNobits = 8;
-
-uint16_t le16(const uint8_t* p) {
-    return static_cast<uint16_t>(p[0] | (p[1] << 8));
-}
-uint32_t le32(const uint8_t* p) {
-    return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
-           (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
-}
-uint64_t le64(const uint8_t* p) {
-    return static_cast<uint64_t>(le32(p)) | (static_cast<uint64_t>(le32(p + 4)) << 32);
-}
-
-bool add_overflows(uint64_t a, uint64_t b, uint64_t* sum) {
-    return __builtin_add_overflow(a, b, sum);
-}
 
 // [a, a_end) and [b, b_end) share a byte (empty ranges share none).
 bool overlaps(uint64_t a, uint64_t a_end, uint64_t b, uint64_t b_end) {
