@@ -157,4 +157,31 @@ bool fdt_first_memory(const void* fdt, Range* out) {
     return make_range(base, size, out);
 }
 
+int fdt_reserved_memory(const void* fdt, Range* out, int max) {
+    const int rm = fdt_path_offset(fdt, "/reserved-memory");
+    if (rm == -FDT_ERR_NOTFOUND)
+        return 0;
+    int ac = 0;
+    int sc = 0;
+    if (rm < 0 || !fdt_cells(fdt, rm, &ac, &sc))
+        return -1;
+    const size_t addr_bytes = ac == 2 ? 8 : 4;
+    const size_t size_bytes = sc == 2 ? 8 : 4;
+    int count = 0;
+    for (int node = fdt_first_subnode(fdt, rm); node >= 0; node = fdt_next_subnode(fdt, node)) {
+        int len = 0;
+        const auto* reg = static_cast<const uint8_t*>(fdt_getprop(fdt, node, "reg", &len));
+        if (reg == nullptr)
+            continue; // placed by the kernel ("size" only): no fixed range yet
+        if (len < 0 || static_cast<size_t>(len) != addr_bytes + size_bytes || count >= max)
+            return -1;
+        const uint64_t base = ac == 2 ? get_be64(reg) : get_be32(reg);
+        const uint64_t size = sc == 2 ? get_be64(reg + addr_bytes) : get_be32(reg + addr_bytes);
+        if (!make_range(base, size, &out[count]))
+            return -1;
+        ++count;
+    }
+    return count;
+}
+
 } // namespace svmkit::guest

@@ -33,6 +33,13 @@ bool fdt_cells(const void* fdt, int node, int* address_cells, int* size_cells);
 // "memory", decoded with the root's cell sizes.
 bool fdt_first_memory(const void* fdt, Range* out);
 
+// The fixed ranges of /reserved-memory's children (each reg one <base size>
+// pair in the node's cells; children without reg are skipped), at most `max`
+// of them, into out[]. Returns how many there are (0 without
+// /reserved-memory), or -1 when a reg is malformed, the node's cells are not
+// 1 or 2, or there are more than `max`.
+int fdt_reserved_memory(const void* fdt, Range* out, int max);
+
 // Big-endian stores for building property values.
 void put_be32(void* p, uint32_t v);
 void put_be64(void* p, uint64_t v);

@@ -137,6 +137,9 @@ static inline void svmkit_uv_unpack_bytes(const uint64_t* regs, uint64_t nregs, 
 #define SVMKIT_TRACE_LOADER_SEGMENT 6 /* r5 = address, r6 = memory size, r7 = gpa of its SHA-256 */
 #define SVMKIT_TRACE_LOADER_PLACED 7  /* r5 = segments, r6 = entry, r7 = kbase: digests recorded */
 #define SVMKIT_TRACE_LOADER_PURGATORY 8 /* r5 = 0 ok / 1 mismatch, r6 = bad segment, r7 = entry */
+/* A secure guest's loader called UV_UNSHARE_ALL_PAGES before its jump: r5 = the
+ * return code, r6/r7 = base and size of the first bounce pool its FDT names. */
+#define SVMKIT_TRACE_LOADER_UNSHARED 9
 #define SVMKIT_LOADER_SOURCE_KEXEC 1
 #define SVMKIT_LOADER_SOURCE_DISK 2
 

@@ -32,7 +32,7 @@ constexpr uint32_t kMaxSegments = 16;
 constexpr uint32_t kMaxProgramHeaders = 64;
 // At most this many section headers (a debug vmlinux has about 80).
 constexpr uint32_t kMaxSectionHeaders = 1024;
-constexpr uint32_t kMaxReserved = 8;
+constexpr uint32_t kMaxReserved = 32;
 
 // ELF machine numbers the platforms use.
 constexpr uint16_t kMachineX86_64 = 62; // EM_X86_64: the simulated platform

@@ -49,7 +49,7 @@ std::optional<std::vector<std::byte>> parse_hex(std::string_view s) {
 
 std::optional<HvEvent> parse_event(std::string_view s) {
     for (HvEvent e : {HvEvent::loaded, HvEvent::esm_start, HvEvent::esm_done, HvEvent::esm_failed,
-                      HvEvent::exit, HvEvent::segments_placed})
+                      HvEvent::exit, HvEvent::segments_placed, HvEvent::loader_unshared})
         if (hv_event_name(e) == s)
             return e;
     return std::nullopt;
@@ -117,8 +117,8 @@ std::string run_scan(const HvHook& h, const HvHookContext& ctx) {
     std::string at;
     for (std::uint64_t a : where)
         at += fmt::format("{}{}", at.empty() ? "" : ",", a);
-    return prefix(h, "scan") +
-           fmt::format(R"(,"pattern":"{}","found":{},"at":[{}]}})", format::hex(h.bytes), found, at);
+    return prefix(h, "scan") + fmt::format(R"(,"pattern":"{}","found":{},"at":[{}]}})",
+                                           format::hex(h.bytes), found, at);
 }
 
 std::string run_read(const HvHook& h, const HvHookContext& ctx) {

@@ -5,8 +5,10 @@
 //
 // A hook is `EVENT:ACTION`, given to `svmkit boot --hv-hook` (repeatable):
 //   EVENT  loaded | esm-start | esm-done | esm-failed | exit | segments-placed
-//          (the last: a normal guest's loader placed an image's segments,
-//          before its purgatory rechecks them; docs/loader-boot.md)
+//          | loader-unshared
+//          (segments-placed: a loader placed an image's segments, before its
+//          purgatory rechecks them; loader-unshared: a secure guest's loader
+//          called UV_UNSHARE_ALL_PAGES before its jump; docs/loader-boot.md)
 //   ACTION scan=HEX         count occurrences of the bytes in all of
 //                           hypervisor-visible memory (reports the first
 //                           guest-physical addresses found)

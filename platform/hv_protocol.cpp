@@ -26,6 +26,8 @@ std::string_view hv_event_name(HvEvent e) {
         return "exit";
     case HvEvent::segments_placed:
         return "segments-placed";
+    case HvEvent::loader_unshared:
+        return "loader-unshared";
     }
     return "?";
 }

@@ -39,6 +39,9 @@ enum class HvEvent : std::uint32_t {
     // their digests (H_SVMKIT_TRACE SVMKIT_TRACE_LOADER_PLACED); its purgatory
     // has not rechecked them yet. args = {segment count, entry}.
     segments_placed = 8,
+    // A secure guest's loader called UV_UNSHARE_ALL_PAGES before its jump
+    // (SVMKIT_TRACE_LOADER_UNSHARED). args = {return code, first pool base}.
+    loader_unshared = 9,
 };
 std::string_view hv_event_name(HvEvent e);
 

@@ -416,9 +416,16 @@ void Machine::record_trace(const svmkit_regs& regs) {
     e.args[1] = regs.r[6];
     e.args[2] = regs.r[7];
     e.when = std::chrono::steady_clock::now();
-    if (report_.loader && e.event >= SVMKIT_TRACE_LOADER_IMAGE &&
-        e.event <= SVMKIT_TRACE_LOADER_PURGATORY) {
-        record_loader_trace(e);
+    if (e.event >= SVMKIT_TRACE_LOADER_IMAGE && e.event <= SVMKIT_TRACE_LOADER_UNSHARED) {
+        // A loader the machine did not boot: the kernel of a secure image,
+        // kexec'ing the next one. Its report starts with its first event
+        // (a second loader's events, should one run, are not recorded).
+        if (!report_.loader && uv_->secure()) {
+            report_.loader.emplace();
+            report_.loader->secure = true;
+        }
+        if (report_.loader && !report_.loader->purgatory_ok)
+            record_loader_trace(e);
         return;
     }
     if (events_.size() < 1024)
@@ -462,6 +469,15 @@ void Machine::record_loader_trace(const TraceEvent& e) {
         // between placement and the purgatory's recheck is the window a
         // hypervisor has over a normal guest's memory.
         auto told = hv_->notify(HvEvent::segments_placed, e.args[0], e.args[1]);
+        if (!told) {
+            platform_error_ = told.error();
+            leave_guest(Stop::platform_error);
+        }
+        break;
+    }
+    case SVMKIT_TRACE_LOADER_UNSHARED: {
+        l.unshared = LoaderUnshare{static_cast<long>(e.args[0]), e.args[1], e.args[2]};
+        auto told = hv_->notify(HvEvent::loader_unshared, e.args[0], e.args[1]);
         if (!told) {
             platform_error_ = told.error();
             leave_guest(Stop::platform_error);
@@ -681,10 +697,21 @@ void Machine::finish_report(std::chrono::steady_clock::time_point entered,
         r.esm = *uv_->esm();
         r.esm_return_code = uv_->esm_return_code();
     }
-    std::optional<std::chrono::steady_clock::time_point> kernel_at;
+    // Kernel entries in order: one per stub run that reached its kernel (two
+    // when a secure image's kernel, the loader, kexec'd the next image).
+    std::vector<std::chrono::steady_clock::time_point> kernel_entries;
+    std::optional<KernelUnpacked> first_unpacked;
     for (const TraceEvent& e : events_) {
         switch (e.event) {
         case SVMKIT_TRACE_KERNEL:
+            if (!first_unpacked)
+                first_unpacked = KernelUnpacked{e.args[0], e.args[1], e.args[2] != 0};
+            if (kernel_entries.size() == 1 && !r.first_kernel) {
+                // A second stub run begins (a secure kexec): the first one's
+                // kernel was the loader; its initrd was the kexec'd image.
+                r.first_kernel = r.kernel;
+                r.initrd.reset();
+            }
             r.kernel = KernelUnpacked{e.args[0], e.args[1], e.args[2] != 0};
             break;
         case SVMKIT_TRACE_INITRD:
@@ -692,18 +719,26 @@ void Machine::finish_report(std::chrono::steady_clock::time_point entered,
             break;
         case SVMKIT_TRACE_KERNEL_ENTRY:
             r.kernel_entry = KernelEntry{e.args[0], e.args[1], e.args[2]};
-            kernel_at = e.when;
+            kernel_entries.push_back(e.when);
             break;
         default:
             break;
         }
     }
+    if (r.loader && r.loader->secure && first_unpacked) {
+        // The secure loader's own extent: where the first stub unpacked it.
+        r.loader->program.start = first_unpacked->load_address;
+        r.loader->program.end = first_unpacked->load_address + first_unpacked->size;
+    }
+    std::optional<std::chrono::steady_clock::time_point> kernel_at;
+    if (!kernel_entries.empty())
+        kernel_at = kernel_entries.front();
     auto stage = [&](std::string name, std::chrono::steady_clock::time_point from,
                      std::chrono::steady_clock::time_point to) {
         r.stages.push_back(BootStage{std::move(name), since(origin_, from), since(from, to)});
     };
     stage("load", origin_, loaded_at_);
-    if (r.loader) {
+    if (r.loader && !r.loader->secure) {
         // A normal guest's boot loader ran first; the stub starts at its jump.
         stage("loader", entered, loader_jump_at_.value_or(stopped));
         if (!loader_jump_at_) {
@@ -719,6 +754,17 @@ void Machine::finish_report(std::chrono::steady_clock::time_point entered,
             stage("stub-secure", uv_->esm_end(), kernel_at.value_or(stopped));
     } else {
         stage("stub", entered, kernel_at.value_or(stopped)); // a normal VM: no ESM
+    }
+    if (kernel_at && r.loader && r.loader->secure) {
+        // The secure image's kernel was a loader: it kexec'd the next image,
+        // whose stub ran secure without UV_ESM, then that image's kernel.
+        const auto next_kernel = kernel_entries.size() > 1
+                                     ? std::optional{kernel_entries[1]}
+                                     : std::optional<std::chrono::steady_clock::time_point>{};
+        stage("loader", *kernel_at, loader_jump_at_.value_or(stopped));
+        if (loader_jump_at_)
+            stage("stub-kexec", *loader_jump_at_, next_kernel.value_or(stopped));
+        kernel_at = loader_jump_at_ ? next_kernel : std::nullopt;
     }
     if (kernel_at)
         stage("kernel", *kernel_at, stopped);

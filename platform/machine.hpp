@@ -117,7 +117,17 @@ struct LoaderSegmentRecord {
 
 // The loader stage of the report: what the firmware gave the loader, then
 // what the loader reported (H_SVMKIT_TRACE SVMKIT_TRACE_LOADER_*).
+struct LoaderUnshare {
+    long return_code = 0;                       // of UV_UNSHARE_ALL_PAGES
+    std::uint64_t pool_base = 0, pool_size = 0; // the first pool its FDT named (0: none)
+};
+
+// The boot loader's stage. Either the machine booted it as a normal guest
+// (load_normal: program, cmdline, kexec_buffer set), or it ran as the kernel
+// of a secure image and kexec'd the next one (secure: its first trace made
+// this report; program and kexec_buffer stay empty).
 struct LoaderReport {
+    bool secure = false;
     PlacedProgram program;
     std::string cmdline;
     std::optional<std::pair<std::uint64_t, std::uint64_t>> kexec_buffer; // [start, end)
@@ -131,6 +141,7 @@ struct LoaderReport {
     std::uint64_t entry = 0, kbase = 0;
     std::optional<bool> purgatory_ok; // the recheck right before the jump
     std::uint64_t bad_segment = 0;
+    std::optional<LoaderUnshare> unshared; // secure: before the purgatory's recheck
 };
 
 struct BootReport {
@@ -148,9 +159,13 @@ struct BootReport {
     std::vector<ShareRecord> shares;
     std::uint64_t pages_shared_at_end = 0;
     // What the stub reported (H_SVMKIT_TRACE).
+    // The last stub run's kernel, initrd and entry: the kernel that ran last.
     std::optional<KernelUnpacked> kernel;
     std::optional<std::pair<std::uint64_t, std::uint64_t>> initrd; // [start, end)
     std::optional<KernelEntry> kernel_entry;
+    // A secure kexec (loader->secure): what the first stub run unpacked, the
+    // loader that then kexec'd the image `kernel` comes from.
+    std::optional<KernelUnpacked> first_kernel;
     // A normal guest's boot loader (load_normal()).
     std::optional<LoaderReport> loader;
     // How it ended.

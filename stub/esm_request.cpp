@@ -116,6 +116,12 @@ uint64_t prepare_fdt(Stub& s, uint64_t platform_fdt) {
 
 void request_esm(Stub& s, uint64_t platform_fdt) {
     const uint64_t fdt = prepare_fdt(s, platform_fdt);
+    // Tells the secure run this FDT came back through UV_ESM for this image
+    // (prepare_fdt left room for it). Not a security check: the stub is
+    // entered secure only by the ultravisor or by a secure kernel, and both
+    // of its secure paths build the kernel's FDT from checked input.
+    set_u64(s, gpa_ptr<void>(fdt), fdt_path_offset(gpa_ptr<void>(fdt), "/chosen"), kEsmResumeMark,
+            s.kbase);
     s.say("entering secure mode: UV_ESM kbase ").hex(s.kbase).str(" fdt ").hex(fdt);
     s.con.nl();
     const long rc = s.calls.ucall(UV_ESM, s.kbase, fdt);

@@ -148,6 +148,37 @@ int describe_pool(Stub& s, void* fdt, const Range& pool) {
     return devices;
 }
 
+// Removes every restricted-dma-pool under /reserved-memory, and the virtio
+// devices' memory-region references to it, from the stub's copy of a device
+// tree a kexec'ing secure kernel handed over: that kernel's bounce pool, its
+// pages unshared now.
+void drop_previous_pools(Stub& s, void* fdt) {
+    for (;;) {
+        const int rm = fdt_path_offset(fdt, "/reserved-memory");
+        if (rm < 0)
+            return;
+        int pool = -FDT_ERR_NOTFOUND;
+        for (int n = fdt_first_subnode(fdt, rm); n >= 0 && pool < 0; n = fdt_next_subnode(fdt, n))
+            if (fdt_node_check_compatible(fdt, n, "restricted-dma-pool") == 0)
+                pool = n;
+        if (pool < 0)
+            return;
+        int name_len = 0;
+        const char* name = fdt_get_name(fdt, pool, &name_len);
+        s.say("dropping the previous kernel's bounce pool node ");
+        s.con.write(name, name_len > 0 ? static_cast<size_t>(name_len) : 0).nl();
+        const uint32_t phandle = fdt_get_phandle(fdt, pool);
+        for (int dev = fdt_node_offset_by_compatible(fdt, -1, "virtio,mmio"); dev >= 0;
+             dev = fdt_node_offset_by_compatible(fdt, dev, "virtio,mmio")) {
+            int len = 0;
+            const void* ref = fdt_getprop(fdt, dev, "memory-region", &len);
+            if (ref != nullptr && len == 4 && phandle != 0 && get_be32(ref) == phandle)
+                check(s, fdt_delprop(fdt, dev, "memory-region"), "memory-region");
+        }
+        check(s, fdt_del_node(fdt, pool), "the previous bounce pool node");
+    }
+}
+
 // From a device tree of the stub's own making to the kernel: unpack, place,
 // (when secure) share and describe the bounce pool, enter kexec-style.
 [[noreturn]] void boot_from_fdt(Stub& s, uint64_t fdt_gpa, const char* whose, bool secure) {
@@ -182,11 +213,50 @@ int describe_pool(Stub& s, void* fdt, const Range& pool) {
     enter_kernel(s, entry, fdt_gpa, k.load_address, stack.end());
 }
 
+// Entered secure by a kernel that kexec'd this image (no resume mark). The
+// ultravisor verified this VM once, at its first image; the kernel that
+// loaded this one answers for it, as a secure Linux does for what it kexecs.
+// Nothing a previous kernel shared may stay shared: that kernel unshared
+// everything before its jump (as Linux's kexec does), and the stub asks once
+// more, so that no page this kernel takes for private memory is still
+// visible to the hypervisor. The previous kernel's device tree still
+// describes its bounce pool (kexec-tools copies the tree as it was): those
+// nodes go, and this stub shares and describes a pool of its own.
+[[noreturn]] void boot_secure_kexec(Stub& s, uint64_t given_fdt) {
+    s.say("entered secure by a kexec (MSR[S] set, no UV_ESM of this image): the ultravisor ");
+    s.con.str("verified this VM at its first image; the kernel that loaded this one answers for it")
+        .nl();
+    const long rc = s.calls.ucall(UV_UNSHARE_ALL_PAGES);
+    if (rc != U_SUCCESS) {
+        s.say("error: UV_UNSHARE_ALL_PAGES failed: ").sdec(rc).str(" (");
+        s.con.str(svmkit_uv_code_name(rc)).str(")").nl();
+        s.stop();
+    }
+    s.say("UV_UNSHARE_ALL_PAGES: nothing a previous kernel shared stays shared").nl();
+    const uint64_t fdt = prepare_fdt(s, given_fdt);
+    drop_previous_pools(s, gpa_ptr<void>(fdt));
+    boot_from_fdt(s, fdt, "built for the kernel", true);
+}
+
 } // namespace
 
 void boot_secure(Stub& s, uint64_t fdt_gpa) {
-    s.say("resumed secure by the ultravisor").nl();
-    boot_from_fdt(s, fdt_gpa, "passed by the ultravisor", true);
+    void* fdt = checked_fdt(s, fdt_gpa, "given at the secure entry");
+    const int node = fdt_path_offset(fdt, "/chosen");
+    uint64_t marked = 0;
+    if (node >= 0 && fdt_read_u64_exact(fdt, node, kEsmResumeMark, &marked)) {
+        if (marked != s.kbase) {
+            s.say("error: the device tree marks a UV_ESM of the image at ").hex(marked);
+            s.con.str(", not of this one at ").hex(s.kbase).nl();
+            s.stop();
+        }
+        // The kernel must never see the mark: a device tree it hands on to
+        // a kexec'd image would pass for an ultravisor's resume.
+        check(s, fdt_delprop(fdt, node, kEsmResumeMark), kEsmResumeMark);
+        s.say("resumed secure by the ultravisor").nl();
+        boot_from_fdt(s, fdt_gpa, "passed by the ultravisor", true);
+    }
+    boot_secure_kexec(s, fdt_gpa);
 }
 
 void boot_insecure(Stub& s, uint64_t platform_fdt) {

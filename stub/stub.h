@@ -13,6 +13,11 @@
 //      it unpacks the kernel, places the initrd, shares the bounce pool,
 //      describes it in the FDT and enters the kernel (secure_boot.cpp).
 //
+// A kernel that is already secure can kexec an image too (it unshares every
+// page first, as Linux does): then the stub runs once, secure, with no
+// UV_ESM (the ultravisor verifies a VM once); it builds its FDT from the one
+// it was given and boots as in 2 (boot_secure).
+//
 // On ppc64le a kexec-style entry without `svm=on` on the signed command line
 // boots the kernel insecure instead (boot_insecure), and a firmware-style
 // entry (r5 = Open Firmware) unpacks the kernel and enters it like a Linux
@@ -53,6 +58,11 @@ inline constexpr uint64_t kMaxManifestSize = 4u << 20;
 inline constexpr uint64_t kInflateScratch = 256u << 10;
 // The stack the kernel is entered on.
 inline constexpr uint64_t kKernelStackSize = 256u << 10;
+// /chosen property (u64 = kbase) the stub's first run adds to the FDT it gives
+// UV_ESM, and its secure run removes before the kernel sees that FDT: present,
+// the secure entry is the ultravisor's resume of this image; absent, a kernel
+// already secure kexec'd this image (boot_secure).
+inline constexpr char kEsmResumeMark[] = "svmkit,esm-kbase";
 // Exit status of a VM the stub stops (UV_SVM_TERMINATE, then H_SVMKIT_EXIT).
 inline constexpr uint64_t kStubFailureStatus = 1;
 
@@ -112,6 +122,8 @@ uint64_t prepare_fdt(Stub& s, uint64_t platform_fdt);
 // prepare_fdt, then UV_ESM; never returns (the ultravisor resumes the stub at
 // kbase, or the stub reports the refusal and stops).
 [[noreturn]] void request_esm(Stub& s, uint64_t platform_fdt);
+// Entered secure: the ultravisor's resume (the FDT carries kEsmResumeMark for
+// this kbase) or a kexec from a secure kernel (no mark).
 [[noreturn]] void boot_secure(Stub& s, uint64_t fdt);
 // Boots without secure mode (ppc64le, no svm=on): prepare_fdt, then as
 // boot_secure but without the bounce pool.

@@ -85,12 +85,26 @@ std::string loader_stage_text(const platform::LoaderReport& l) {
     if (l.placed)
         out += fmt::format("      {} segments placed; entry {:#x}, kbase {:#x}\n",
                            l.segments.size(), l.entry, l.kbase);
+    if (l.unshared) {
+        out += fmt::format("      running secure: UV_UNSHARE_ALL_PAGES before the jump: {}",
+                           svmkit_uv_code_name(l.unshared->return_code));
+        if (l.unshared->pool_size != 0)
+            out +=
+                fmt::format(" (its device tree's bounce pool {:#x}..{:#x})", l.unshared->pool_base,
+                            l.unshared->pool_base + l.unshared->pool_size);
+        out += "\n";
+    }
     if (l.purgatory_ok)
         out += *l.purgatory_ok
                    ? "      purgatory: every segment digest rechecked, jumped to the stub\n"
                    : fmt::format("      purgatory: segment {} CHANGED after placement\n",
                                  l.bad_segment);
     return out;
+}
+
+std::string unpacked_text(const platform::KernelUnpacked& k, std::string_view what) {
+    return fmt::format("      kernel {}{} bytes at {:#x} ({}), digest checked by the stub\n", what,
+                       k.size, k.load_address, k.inflated ? "inflated" : "copied");
 }
 
 void report_text(const BootReport& r) {
@@ -104,7 +118,7 @@ void report_text(const BootReport& r) {
                                "{:#x}..{:#x}\n",
                                r.placed.kbase, r.placed.end, r.placed.entry, r.fdt, r.stack_base,
                                r.stack_top);
-        if (s.name == "load" && r.loader)
+        if (s.name == "load" && r.loader && !r.loader->secure)
             out += loader_load_text(*r.loader);
         if (s.name == "loader" && r.loader)
             out += loader_stage_text(*r.loader);
@@ -123,12 +137,15 @@ void report_text(const BootReport& r) {
                     "      refused: {} ({} {}): {}\n", platform::esm_failure_name(e.failure),
                     svmkit_uv_code_name(r.esm_return_code), r.esm_return_code, e.message);
         }
-        if (s.name == "stub-secure") {
+        // A secure kexec has two secure stub runs: the first unpacked the
+        // loader (first_kernel), the second (stub-kexec) the last kernel.
+        // The share records, in call order, go under the last one.
+        const bool kexec = r.first_kernel.has_value();
+        if (s.name == "stub-secure" && kexec)
+            out += unpacked_text(*r.first_kernel, "(the loader) ");
+        if ((s.name == "stub-secure" && !kexec) || s.name == "stub-kexec") {
             if (r.kernel)
-                out += fmt::format("      kernel {} bytes at {:#x} ({}), digest checked by the "
-                                   "stub\n",
-                                   r.kernel->size, r.kernel->load_address,
-                                   r.kernel->inflated ? "inflated" : "copied");
+                out += unpacked_text(*r.kernel, "");
             if (r.initrd)
                 out +=
                     fmt::format("      initrd {:#x}..{:#x}\n", r.initrd->first, r.initrd->second);
@@ -253,6 +270,7 @@ void report_json(const BootReport& r) {
     if (r.loader) {
         const platform::LoaderReport& l = *r.loader;
         j.begin_object("loader");
+        j.value("secure", l.secure);
         j.value("program", l.program.path);
         j.value("program_start", hex_address(l.program.start));
         j.value("program_end", hex_address(l.program.end));
@@ -297,6 +315,15 @@ void report_json(const BootReport& r) {
             j.value("bad_segment", l.bad_segment);
         else
             j.null("bad_segment");
+        if (l.unshared) {
+            j.begin_object("unshared");
+            j.value("return_code", svmkit_uv_code_name(l.unshared->return_code));
+            j.value("pool_base", hex_address(l.unshared->pool_base));
+            j.value("pool_size", l.unshared->pool_size);
+            j.end_object();
+        } else {
+            j.null("unshared");
+        }
         j.end_object();
     } else {
         j.null("loader");

@@ -2,11 +2,14 @@
 // SHA-256 per segment, report, purgatory recheck, jump (docs/loader-boot.md).
 #include "samples/boot_loader/boot_loader.h"
 
+#include "guest/fdt_util.h"
+#include "guest/region_alloc.h"
 #include "guest/uv_abi.h"
 #include "loader/elf_plan.h"
 #include "loader/segment_digest.h"
 
 #include <libfdt.h>
+#include <string.h>
 
 namespace svmkit::boot_loader {
 
@@ -27,33 +30,67 @@ uint8_t* to_pointer(void* ctx, uint64_t gpa, uint64_t size) {
     return gpa_ptr<uint8_t>(gpa);
 }
 
-// What the plan must keep clear: the loader itself, the FDT, the image
-// buffer, and whatever the firmware reserved (its stack, the FDT, the
-// loader, the kexec buffer), as far as the table holds.
-void fill_constraints(const Loader& l, Range buffer, loader::LoadConstraints* c) {
+// What the plan must keep clear: everything collect_reserved() lists, and
+// the image buffer unless it is empty (the first plan, which only asks where
+// the segments go).
+bool fill_constraints(Loader& l, Range buffer, loader::LoadConstraints* c) {
     c->machine = loader::kMachineX86_64;
     c->ram_start = l.ram.base;
     c->ram_end = l.ram.end();
     c->max_segment_size = kMaxSegmentSize;
     c->reserved_count = 0;
-    auto add = [&](uint64_t base, uint64_t size) {
-        if (size == 0 || c->reserved_count >= sizeof c->reserved / sizeof c->reserved[0])
-            return;
-        uint64_t end = 0;
-        if (add_overflows(base, size, &end))
-            end = ~uint64_t{0};
-        c->reserved[c->reserved_count++] = loader::AddressRange{base, end};
-    };
-    add(l.self.base, l.self.size);
-    add(l.fdt_gpa, fdt_totalsize(l.fdt));
-    add(buffer.base, buffer.size);
-    const int n = fdt_num_mem_rsv(l.fdt);
-    for (int i = 0; i < n; ++i) {
-        uint64_t base = 0;
-        uint64_t size = 0;
-        if (fdt_get_mem_rsv(l.fdt, i, &base, &size) == 0)
-            add(base, size);
+    ReservedRanges reserved;
+    if (!collect_reserved(l, &reserved))
+        return false;
+    if (!buffer.empty()) {
+        if (reserved.count == ReservedRanges::kMax) {
+            l.error("too many reserved ranges").nl();
+            return false;
+        }
+        reserved.ranges[reserved.count++] = buffer;
     }
+    static_assert(ReservedRanges::kMax + 1 <= loader::kMaxReserved);
+    for (int i = 0; i < reserved.count; ++i)
+        c->reserved[c->reserved_count++] =
+            loader::AddressRange{reserved.ranges[i].base, reserved.ranges[i].end()};
+    return true;
+}
+
+// kexec-tools keeps an image's segments apart from where it reads them; this
+// loader reads them straight from the buffer, so a buffer lying where the
+// segments go (a secure kernel's initrd sits in its own image, at the base
+// every secure image is linked for) is first copied to free RAM clear of
+// them. Returns false, with the reason on the console, when there is no room.
+bool move_buffer_clear_of(Loader& l, const loader::LoadPlan& plan, const uint8_t** image,
+                          uint64_t size, Range* buffer) {
+    bool in_the_way = false;
+    for (uint32_t i = 0; i < plan.count; ++i)
+        in_the_way = in_the_way ||
+                     Range{plan.segments[i].address, plan.segments[i].mem_size}.overlaps(*buffer);
+    if (!in_the_way)
+        return true;
+    ReservedRanges reserved;
+    if (!collect_reserved(l, &reserved))
+        return false;
+    RegionAllocator alloc(l.ram);
+    bool ok = alloc.reserve(*buffer);
+    for (int i = 0; ok && i < reserved.count; ++i)
+        ok = alloc.reserve(reserved.ranges[i]);
+    for (uint32_t i = 0; ok && i < plan.count; ++i)
+        ok = alloc.reserve(Range{plan.segments[i].address, plan.segments[i].mem_size});
+    uint64_t want = 0;
+    Range moved;
+    if (!ok || !align_up(size, kPageSize, &want) || !alloc.allocate(want, kPageSize, &moved)) {
+        l.error("the image lies where its segments go and there is no free RAM to move its ");
+        l.con.dec(size).str(" bytes to").nl();
+        return false;
+    }
+    memcpy(gpa_ptr<void>(moved.base), *image, size);
+    l.say("the image lies where its segments go: moved from ").hex(buffer->base).str(" to ");
+    l.con.hex(moved.base).nl();
+    *image = gpa_ptr<const uint8_t>(moved.base);
+    *buffer = Range{moved.base, size};
+    return true;
 }
 
 // The image will not need the kexec buffer's description: the stub builds
@@ -66,6 +103,31 @@ void forget_kexec_buffer(const Loader& l) {
     fdt_delprop(l.fdt, fdt_path_offset(l.fdt, "/chosen"), "linux,initrd-end");
 }
 
+// A secure guest's loader (a secure kernel kexec'ing the next image) gives
+// back to secure memory every page the VM shared before it jumps, as Linux's
+// kexec does: the next kernel knows nothing of them, would take them for
+// private memory, and the hypervisor would read what it put there. After
+// this the hypervisor sees none of the VM's memory; the next stub shares a
+// pool of its own. (A normal guest has shared nothing: the hypervisor sees
+// all of it, and the ultravisor refuses share calls from it.)
+uint64_t unshare_everything(Loader& l) {
+    Range pools[ReservedRanges::kMax];
+    const int count = fdt_reserved_memory(l.fdt, pools, ReservedRanges::kMax);
+    l.say("running secure: UV_UNSHARE_ALL_PAGES before the jump");
+    for (int i = 0; i < count; ++i)
+        l.con.str(i == 0 ? " (shared: " : ", ").hex(pools[i].base).str("..").hex(pools[i].end());
+    l.con.str(count > 0 ? ")" : "").nl();
+    const long rc = l.calls.ucall(UV_UNSHARE_ALL_PAGES);
+    l.calls.trace(SVMKIT_TRACE_LOADER_UNSHARED, static_cast<uint64_t>(rc),
+                  count > 0 ? pools[0].base : 0, count > 0 ? pools[0].size : 0);
+    if (rc != U_SUCCESS) {
+        l.error("UV_UNSHARE_ALL_PAGES failed: ").str(svmkit_uv_code_name(rc));
+        l.con.str("; not jumping with pages still shared").nl();
+        return kUnshareFailed;
+    }
+    return 0;
+}
+
 using StubEntry = void (*)(uint64_t r3, uint64_t r4, uint64_t r5, const svmkit_gates* gates);
 
 // The purgatory: the last code before the stub. It recomputes every placed
@@ -74,13 +136,10 @@ using StubEntry = void (*)(uint64_t r3, uint64_t r4, uint64_t r5, const svmkit_g
 // time before ESM) stops the boot. Then the kexec-style jump.
 uint64_t purgatory(Loader& l, const loader::LoadPlan& plan, const loader::SegmentDigests& d,
                    uint64_t entry, uint64_t kbase) {
-    // Before jumping, a loader unshares what it shared (UV_UNSHARE_ALL_PAGES
-    // on a secure guest). This one runs as a normal VM, which shares nothing:
-    // the hypervisor already sees all of its memory, and the ultravisor
-    // refuses share calls from it.
     if (l.calls.secure()) {
-        l.error("running secure: a secure VM cannot enter secure mode again").nl();
-        return kImageRejected;
+        const uint64_t status = unshare_everything(l);
+        if (status != 0)
+            return status;
     }
     Range ram = l.ram;
     const int32_t bad = loader::recheck_segments(plan, d, to_pointer, &ram);
@@ -106,16 +165,34 @@ uint64_t purgatory(Loader& l, const loader::LoadPlan& plan, const loader::Segmen
 
 } // namespace
 
-uint64_t boot_image(Loader& l, const uint8_t* image, uint64_t size, Range buffer) {
+namespace {
+
+// plan_elf_load() with the loader's constraints; false (the reason printed)
+// when the image is refused.
+bool plan_load(Loader& l, const uint8_t* image, uint64_t size, Range buffer,
+               loader::LoadPlan* out) {
     loader::LoadConstraints c{};
-    fill_constraints(l, buffer, &c);
-    loader::LoadPlan plan{};
-    const loader::ElfError e = loader::plan_elf_load(image, size, c, &plan);
+    if (!fill_constraints(l, buffer, &c))
+        return false;
+    const loader::ElfError e = loader::plan_elf_load(image, size, c, out);
     if (e != loader::ElfError::none) {
         l.error("the image was rejected: ").str(loader::elf_error_message(e));
         l.con.str(" (").str(loader::elf_error_name(e)).str(")").nl();
-        return kImageRejected;
+        return false;
     }
+    return true;
+}
+
+} // namespace
+
+uint64_t boot_image(Loader& l, const uint8_t* image, uint64_t size, Range buffer) {
+    // Where the segments go, then (the buffer moved out of their way if
+    // need be) the plan again, whole, with the buffer kept clear.
+    loader::LoadPlan plan{};
+    if (!plan_load(l, image, size, Range{}, &plan) ||
+        !move_buffer_clear_of(l, plan, &image, size, &buffer) ||
+        !plan_load(l, image, size, buffer, &plan))
+        return kImageRejected;
     // The stub's entry (guest-physical in the plan), and the image base (the
     // lowest segment: the stub's first byte) for r4.
     const uint64_t entry = plan.entry;

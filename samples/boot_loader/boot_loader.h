@@ -39,6 +39,7 @@ enum Status : uint64_t {
     kBadFirmware = 35,    // no valid device tree or memory description
     kNoRoom = 36,         // no free RAM for the image buffer
     kStubReturned = 37,   // the stub returned to the purgatory (it must not)
+    kUnshareFailed = 38,  // secure: UV_UNSHARE_ALL_PAGES failed before the jump
 };
 
 struct Loader {
@@ -56,6 +57,21 @@ struct Loader {
     // "svmkit loader: error: <why>"; the caller adds details and ends the line.
     guest::Console& error(const char* why) { return say("error: ").str(why); }
 };
+
+// What nothing the loader places may overlap: the loader itself, the FDT,
+// every /memreserve/ entry (the firmware's stack and FDT, or on a secure
+// guest the stub's FDT and the kernel stack this loader runs on) and every
+// /reserved-memory range (on a secure guest, the bounce pool, shared until
+// the purgatory unshares it: nothing the loader validates may lie where the
+// hypervisor can change it).
+struct ReservedRanges {
+    static constexpr int kMax = 24;
+    guest::Range ranges[kMax];
+    int count = 0; // ranges[0..count) are set
+};
+// False (with the reason on the console) when the FDT's reservations are
+// malformed or more than kMax.
+bool collect_reserved(Loader& l, ReservedRanges* out);
 
 // Loads the ELF image in [image, image+size) (inside RAM at `buffer`), jumps
 // to its stub. Returns only on failure, with the exit status; the reason is

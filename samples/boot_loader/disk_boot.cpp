@@ -67,18 +67,14 @@ int32_t choose_entry(Loader& l, const loader::BootMenu& menu) {
 // bytes starting at the buffer's base.
 uint64_t read_image(Loader& l, samples::DiskBytes& disk, const loader::CpioFile& file,
                     Range* buffer) {
+    ReservedRanges reserved;
+    if (!collect_reserved(l, &reserved))
+        return kBadFirmware;
     RegionAllocator alloc(l.ram);
-    bool ok = alloc.reserve(l.self) && alloc.reserve(Range{l.fdt_gpa, fdt_totalsize(l.fdt)});
     // Where secure images go: keep the buffer above it when RAM allows.
-    ok = ok && alloc.reserve(Range{0, SVMKIT_IMAGE_BASE + (16ull << 20)});
-    const int n = fdt_num_mem_rsv(l.fdt);
-    for (int i = 0; ok && i < n; ++i) {
-        uint64_t base = 0;
-        uint64_t size = 0;
-        Range r;
-        if (fdt_get_mem_rsv(l.fdt, i, &base, &size) == 0 && make_range(base, size, &r))
-            ok = alloc.reserve(r);
-    }
+    bool ok = alloc.reserve(Range{0, SVMKIT_IMAGE_BASE + (16ull << 20)});
+    for (int i = 0; ok && i < reserved.count; ++i)
+        ok = alloc.reserve(reserved.ranges[i]);
     uint64_t want = 0;
     if (!ok || add_overflows(file.size, 2 * kSector, &want) || !align_up(want, kPageSize, &want) ||
         !alloc.allocate(want, kPageSize, buffer)) {

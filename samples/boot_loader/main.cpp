@@ -20,7 +20,9 @@ extern "C" [[noreturn]] __attribute__((used, section(".text.entry"))) void
 svmkit_boot_loader_entry(uint64_t r3, uint64_t r4, uint64_t r5, const svmkit_gates* gates) {
     Loader l(gates);
     l.self = Range{ptr_gpa(__loader_start), ptr_gpa(__loader_end) - ptr_gpa(__loader_start)};
-    l.say("normal guest boot loader").nl();
+    l.say(l.calls.secure() ? "boot loader, running secure (MSR[S] set)"
+                           : "normal guest boot loader")
+        .nl();
     if (r5 != 0 || r4 != l.self.base) {
         l.error("entered with r4 != the loader's start or r5 != 0").nl();
         l.calls.exit(kBadFirmware);
@@ -59,6 +61,15 @@ svmkit_boot_loader_entry(uint64_t r3, uint64_t r4, uint64_t r5, const svmkit_gat
         l.say("kexec image at ").hex(start).str(", ").dec(buffer.size).str(" bytes").nl();
         l.calls.trace(SVMKIT_TRACE_LOADER_IMAGE, SVMKIT_LOADER_SOURCE_KEXEC, start, buffer.size);
         status = boot_image(l, gpa_ptr<const uint8_t>(start), buffer.size, buffer);
+    } else if (l.calls.secure()) {
+        // Grub-style reads the disk with direct DMA, which a secure guest's
+        // devices cannot do (they reach only the bounce pool); and what a
+        // secure guest loads must be something it already trusts, like an
+        // image inside its own verified initrd.
+        l.error("running secure with no kexec image: a secure guest loads only an image handed "
+                "over in its (verified) initrd, never from a disk")
+            .nl();
+        status = kNoImage;
     } else {
         status = boot_from_disks(l);
     }

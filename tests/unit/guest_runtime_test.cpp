@@ -1,14 +1,18 @@
 // Portable parts of the freestanding guest runtime, compiled here from the
 // same sources the stub links: command-line parameters and sizes (`swiotlb=`)
-// and the stub's top-down placement in guest RAM.
+// and the stub's top-down placement in guest RAM; the FDT helpers
+// (/reserved-memory ranges).
 #include "guest/cmdline.cpp"      // NOLINT(bugprone-suspicious-include)
+#include "guest/fdt_util.cpp"     // NOLINT(bugprone-suspicious-include)
 #include "guest/region_alloc.cpp" // NOLINT(bugprone-suspicious-include)
 
 #include <doctest/doctest.h>
+#include <libfdt.h>
 
 #include <cstring>
 #include <optional>
 #include <string>
+#include <vector>
 
 using namespace svmkit::guest;
 
@@ -91,4 +95,79 @@ TEST_CASE("guest ranges: overflow is refused, overlap is exact") {
     CHECK_FALSE(Range{0, 16}.overlaps(Range{8, 0}));
     CHECK(Range{0, 16}.contains(Range{4, 12}));
     CHECK_FALSE(Range{0, 16}.contains(Range{4, 13}));
+}
+
+namespace {
+
+// A device tree with /reserved-memory (#address-cells, #size-cells as
+// given) and children built by `add(fdt)`.
+template <class AddChildren>
+std::vector<char> reserved_memory_tree(std::uint32_t ac, std::uint32_t sc, AddChildren add) {
+    std::vector<char> buf(4096);
+    REQUIRE(fdt_create(buf.data(), static_cast<int>(buf.size())) == 0);
+    REQUIRE(fdt_finish_reservemap(buf.data()) == 0);
+    REQUIRE(fdt_begin_node(buf.data(), "") == 0);
+    REQUIRE(fdt_begin_node(buf.data(), "reserved-memory") == 0);
+    REQUIRE(fdt_property_u32(buf.data(), "#address-cells", ac) == 0);
+    REQUIRE(fdt_property_u32(buf.data(), "#size-cells", sc) == 0);
+    add(buf.data());
+    REQUIRE(fdt_end_node(buf.data()) == 0);
+    REQUIRE(fdt_end_node(buf.data()) == 0);
+    REQUIRE(fdt_finish(buf.data()) == 0);
+    return buf;
+}
+
+void child(void* fdt, const char* name, const std::vector<std::uint32_t>& reg_cells) {
+    REQUIRE(fdt_begin_node(fdt, name) == 0);
+    if (!reg_cells.empty()) {
+        std::vector<std::uint8_t> reg(reg_cells.size() * 4);
+        for (std::size_t i = 0; i < reg_cells.size(); ++i)
+            put_be32(&reg[i * 4], reg_cells[i]);
+        REQUIRE(fdt_property(fdt, "reg", reg.data(), static_cast<int>(reg.size())) == 0);
+    }
+    REQUIRE(fdt_end_node(fdt) == 0);
+}
+
+} // namespace
+
+TEST_CASE("guest fdt: /reserved-memory ranges (the boot loader keeps clear of a shared pool)") {
+    Range out[4];
+    SUBCASE("2 + 2 cells; a child without reg is skipped") {
+        auto t = reserved_memory_tree(2, 2, [](void* f) {
+            child(f, "pool@3fbe0000", {0, 0x3fbe0000, 0, 0x400000});
+            child(f, "dynamic", {});
+            child(f, "other@1", {1, 0, 0, 0x10000});
+        });
+        REQUIRE(fdt_reserved_memory(t.data(), out, 4) == 2);
+        CHECK(out[0].base == 0x3fbe0000);
+        CHECK(out[0].size == 0x400000);
+        CHECK(out[1].base == 0x100000000);
+        CHECK(out[1].size == 0x10000);
+    }
+    SUBCASE("1 + 1 cells") {
+        auto t = reserved_memory_tree(1, 1, [](void* f) { child(f, "a@1000", {0x1000, 0x2000}); });
+        REQUIRE(fdt_reserved_memory(t.data(), out, 4) == 1);
+        CHECK(out[0].base == 0x1000);
+        CHECK(out[0].size == 0x2000);
+    }
+    SUBCASE("a reg of the wrong length, too many, a range that wraps, bad cells: -1") {
+        auto short_reg = reserved_memory_tree(2, 2, [](void* f) { child(f, "a", {0, 1, 0}); });
+        CHECK(fdt_reserved_memory(short_reg.data(), out, 4) == -1);
+        auto many = reserved_memory_tree(1, 1, [](void* f) {
+            child(f, "a", {0x1000, 1});
+            child(f, "b", {0x2000, 1});
+        });
+        CHECK(fdt_reserved_memory(many.data(), out, 1) == -1);
+        auto wraps = reserved_memory_tree(2, 2, [](void* f) {
+            child(f, "a", {0xffffffff, 0xffff0000, 0, 0x20000});
+        });
+        CHECK(fdt_reserved_memory(wraps.data(), out, 4) == -1);
+        auto cells = reserved_memory_tree(3, 2, [](void* f) { child(f, "a", {0, 0, 1, 0, 1}); });
+        CHECK(fdt_reserved_memory(cells.data(), out, 4) == -1);
+    }
+    SUBCASE("no /reserved-memory: none") {
+        std::vector<char> buf(1024);
+        REQUIRE(fdt_create_empty_tree(buf.data(), static_cast<int>(buf.size())) == 0);
+        CHECK(fdt_reserved_memory(buf.data(), out, 4) == 0);
+    }
 }
