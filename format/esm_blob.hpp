@@ -21,8 +21,9 @@
 //                          iv; mac; }; }; };
 //
 // In a secure image the same root nodes sit beside `svmkit-manifest` in the
-// `.kernel:esm_blob` tree (format/manifest_fdt.cpp); they are not covered by
-// the manifest's signatures (docs/esm.md, "Signatures and lockboxes").
+// `.kernel:esm_blob` tree (format/manifest_fdt.cpp); the manifest's
+// signatures cover the sealed digests and files but not the lockboxes
+// (format/tbs.cpp; docs/esm.md, "Signatures and lockboxes").
 //
 // Every decoder here treats its input as untrusted: the whole tree is checked
 // (fdt_check_full) first, names are matched exactly, each node and property at

@@ -4,8 +4,8 @@
 // `.kernel:esm_blob` section (format/manifest_fdt.*); what a signature covers
 // is the canonical to-be-signed encoding of this struct (format/tbs.*). The
 // decoder accepts only what is described here, so nothing in the blob escapes
-// the signature except the signatures themselves and the PEF ibm,esm nodes
-// (`esm`, whose own encryption binds them; docs/esm.md).
+// the signature except the signatures themselves and the PEF ibm,esm
+// lockboxes (docs/esm.md).
 #pragma once
 
 #include "base/error.hpp"
@@ -87,7 +87,8 @@ struct Manifest {
     std::vector<Signature> signatures;
     // The PEF ibm,esm nodes (lockboxes, encrypted digests and files) stored
     // beside the manifest in the same tree; empty when the image has none.
-    // Not part of the to-be-signed encoding, like the signatures (docs/esm.md).
+    // The sealed digests and files are part of the to-be-signed encoding;
+    // the lockboxes are not, like the signatures (docs/esm.md).
     EsmBlob esm;
 
     [[nodiscard]] const Component* find(ComponentKind kind) const;

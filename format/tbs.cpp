@@ -74,6 +74,26 @@ std::vector<std::byte> encode_tbs(const Manifest& m) {
         }
         w.empty(0x01ff);
     }
+    // The sealed ibm,esm nodes: the encrypted digests and secret files are
+    // signed with the components, so nobody holding a machine's public key
+    // can swap their own secrets into a signed image. Lockboxes stay out
+    // (authorize and revoke keep every signature valid: they decide which
+    // machines open the blob, not what it holds), as do the untrusted
+    // comments. Without sealed nodes nothing is added: those images' TBS
+    // bytes are as before.
+    auto sealed = [&w](const EsmSealed& s) {
+        w.field(0x0201, s.iv);
+        w.field(0x0202, s.mac);
+        w.field(0x0203, s.ciphertext);
+    };
+    if (m.esm.digests) {
+        w.empty(0x0200);
+        sealed(*m.esm.digests);
+    }
+    for (const EsmFile& f : m.esm.files) {
+        w.field(0x0210, f.name);
+        sealed(f.sealed);
+    }
     w.empty(0xffff);
     return w.take();
 }

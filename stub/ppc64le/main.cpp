@@ -67,7 +67,7 @@ void use_device_tree_console(Stub& s, const void* fdt) {
 
     // Console and RTAS from the device tree, checked whole first.
     const void* fdt =
-        checked_fdt(s, r3, s.calls.secure() ? "passed by the ultravisor" : "from the loader");
+        checked_fdt(s, r3, s.calls.secure() ? "given at a secure entry" : "from the loader");
     use_device_tree_console(s, fdt);
     Rtas rtas;
     if (rtas_from_fdt(fdt, &rtas))

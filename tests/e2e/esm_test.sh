@@ -20,19 +20,22 @@ json_check() { # json_check PYTHON-ASSERTIONS (on d = the JSON in $OUT)
 }
 
 # tamper.py IMAGE PATH OUT: flips the middle byte of one property of the ibm,esm
-# nodes in the image's .kernel:esm_blob section, in place (the tree's layout is
-# unchanged). PATH is /node/.../property; "A::B" reaches property B of the
+# nodes in the image's .kernel:esm_blob section, or of a blob file, in place
+# (the tree's layout is unchanged). PATH is /node/.../property; "A::B" reaches property B of the
 # device tree stored in property A (the files-fdt).
 cat > tamper.py <<'PY'
 import struct, sys
 image, path, out = sys.argv[1], sys.argv[2], sys.argv[3]
 data = bytearray(open(image, "rb").read())
-eh = struct.unpack_from("<16sHHIQQQIHHHHHH", data, 0)
-shoff, shnum, shstrndx = eh[6], eh[12], eh[13]
-sh = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * 64) for i in range(shnum)]
-strtab = sh[shstrndx][4]
-base = next(s[4] for s in sh
-            if data[strtab + s[0]:data.index(b"\0", strtab + s[0])] == b".kernel:esm_blob")
+if data[:4] == b"\xd0\x0d\xfe\xed":
+    base = 0  # a blob of its own (svmkit esm make)
+else:
+    eh = struct.unpack_from("<16sHHIQQQIHHHHHH", data, 0)
+    shoff, shnum, shstrndx = eh[6], eh[12], eh[13]
+    sh = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * 64) for i in range(shnum)]
+    strtab = sh[shstrndx][4]
+    base = next(s[4] for s in sh
+                if data[strtab + s[0]:data.index(b"\0", strtab + s[0])] == b".kernel:esm_blob")
 
 def find(at, want):
     """Offset and length of property `want` (a /-path) in the FDT at `at`."""
@@ -238,20 +241,42 @@ WANT=5 boot image-revoked.img --machine-key m4096.key
 expect_contains "$OUT" "esm-no-lockbox"
 boot image-revoked.img --machine-key b.key
 
-# ---- damaged lockbox, changed ciphertext, IV or MAC ---------------------------------
+# ---- damaged lockbox; sealed nodes changed after signing; a blob that does not open ----
 python3 tamper.py multi.img /lockboxes/lockbox-2/encrypted-symkey t-lockbox.img
+# Lockboxes are outside the signed bytes: verify passes, the ultravisor refuses.
+expect_exit 0 "$SVMKIT" verify t-lockbox.img --trusted-key sign.pub
 WANT=5 boot t-lockbox.img --machine-key b.key
 expect_contains "$OUT" "refused: esm-unwrap-failed .*lockbox-2"
+# The sealed digests and files are signed with the manifest: changing any of
+# their bytes in a signed image breaks its signature (nobody can swap their
+# own secrets into it).
 for part in ciphertext iv mac; do
   python3 tamper.py multi.img /digest/digests-fdt/$part t-$part.img
-  # The signed manifest is untouched: verify still passes; the ultravisor refuses.
-  expect_exit 0 "$SVMKIT" verify t-$part.img --trusted-key sign.pub
+  expect_exit 1 "$SVMKIT" verify t-$part.img --trusted-key sign.pub
+  expect_contains "$OUT" "VERIFICATION FAILED"
   WANT=5 boot t-$part.img --machine-key a.key
-  expect_contains "$OUT" "refused: esm-auth-failed .*/digest/digests-fdt: AES-256-GCM authentication failed"
+  expect_contains "$OUT" "refused: bad-signature"
   expect_not_contains "$OUT" "svmkit sample kernel"
 done
 python3 tamper.py multi.img "/file/files-fdt::/files/disk-passphrase/ciphertext" t-file.img
+expect_exit 1 "$SVMKIT" verify t-file.img --trusted-key sign.pub
 WANT=5 boot t-file.img --machine-key c.key
+expect_contains "$OUT" "refused: bad-signature"
+# A blob damaged before it was signed: the signatures hold, the AES-256-GCM
+# tags do not.
+for part in ciphertext iv mac; do
+  python3 tamper.py blob.dtb /digest/digests-fdt/$part blob-$part.dtb
+  expect_exit 0 "$SVMKIT" build --kernel boot/sample-kernel.elf --initrd boot/initrd.cpio.gz \
+    --cmdline "$CMDLINE" --key sign.key --esm-blob blob-$part.dtb -o s-$part.img
+  expect_exit 0 "$SVMKIT" verify s-$part.img --trusted-key sign.pub
+  WANT=5 boot s-$part.img --machine-key keys/tpm-priv.pem
+  expect_contains "$OUT" "refused: esm-auth-failed .*/digest/digests-fdt: AES-256-GCM authentication failed"
+  expect_not_contains "$OUT" "svmkit sample kernel"
+done
+python3 tamper.py blob.dtb "/file/files-fdt::/files/disk-passphrase/ciphertext" blob-file.dtb
+expect_exit 0 "$SVMKIT" build --kernel boot/sample-kernel.elf --initrd boot/initrd.cpio.gz \
+  --cmdline "$CMDLINE" --key sign.key --esm-blob blob-file.dtb -o s-file.img
+WANT=5 boot s-file.img --machine-key keys/tpm-priv.pem
 expect_contains "$OUT" "refused: esm-auth-failed .*file disk-passphrase"
 
 # ---- sealed digests that do not match the image ----------------------------------

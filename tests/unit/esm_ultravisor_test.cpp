@@ -86,8 +86,11 @@ struct EsmMachine {
     PlacedImage placed;
     EsmPolicy policy;
 
+    // `change` edits what the digests seal; `edit_blob` the sealed blob
+    // itself, before the image is written and signed.
     explicit EsmMachine(format::Compression compression = format::Compression::none,
-                        const std::function<void(Sealed&)>& change = {}) {
+                        const std::function<void(Sealed&)>& change = {},
+                        const std::function<void(format::EsmBlob&)>& edit_blob = {}) {
         keys = shared_keys();
         stranger = keys.back();
         keys.pop_back();
@@ -144,6 +147,8 @@ struct EsmMachine {
         make.files = {{"pass", "", secret}, {"other", "", test::to_bytes("x")}};
         auto blob = format::make_esm_blob(make);
         REQUIRE(blob.has_value());
+        if (edit_blob)
+            edit_blob(*blob);
         req.esm = std::move(*blob);
 
         REQUIRE(format::build_image(req).has_value());
@@ -255,7 +260,25 @@ TEST_CASE("esm ultravisor: a damaged lockbox is esm-unwrap-failed") {
     expect_failure(vm.esm(), EsmFailure::esm_unwrap_failed, "lockbox-2");
 }
 
-TEST_CASE("esm ultravisor: changed ciphertext, IV or MAC is esm-auth-failed") {
+TEST_CASE("esm ultravisor: a signed image whose ciphertext, IV or MAC does not open is "
+          "esm-auth-failed") {
+    for (int part = 0; part < 4; ++part) {
+        CAPTURE(part);
+        // Damaged before signing: the signatures hold, the GCM tag does not.
+        EsmMachine vm(format::Compression::none, {}, [part](format::EsmBlob& b) {
+            auto& target = part == 0   ? b.digests->ciphertext
+                           : part == 1 ? b.digests->iv
+                           : part == 2 ? b.digests->mac
+                                       : b.files[0].sealed.ciphertext;
+            target[target.size() / 2] ^= std::byte{0x20};
+        });
+        vm.policy.machine_key = vm.keys[0];
+        expect_failure(vm.esm(), EsmFailure::esm_auth_failed,
+                       part == 3 ? "file pass" : "/digest/digests-fdt");
+    }
+}
+
+TEST_CASE("esm ultravisor: the sealed nodes of a signed image cannot change: bad-signature") {
     for (int part = 0; part < 4; ++part) {
         CAPTURE(part);
         EsmMachine vm;
@@ -267,8 +290,7 @@ TEST_CASE("esm ultravisor: changed ciphertext, IV or MAC is esm-auth-failed") {
                              : part == 2 ? d.mac
                                          : f.ciphertext;
         vm.flip_in_blob(target, target.size() / 2);
-        expect_failure(vm.esm(), EsmFailure::esm_auth_failed,
-                       part == 3 ? "file pass" : "/digest/digests-fdt");
+        expect_failure(vm.esm(), EsmFailure::bad_signature, "does not verify");
     }
 }
 
