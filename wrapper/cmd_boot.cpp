@@ -132,6 +132,14 @@ void report_text(const BootReport& r) {
                                    format::component_name(d.kind), d.address, d.size,
                                    signer::digest_name(e.manifest.hash), format::hex(d.digest),
                                    d.ok ? "ok" : "MISMATCH");
+            if (!e.esm_lockbox.empty()) {
+                out += fmt::format("      ibm,esm: {} opened with the machine key; sealed digests "
+                                   "match; {} secret file(s)",
+                                   e.esm_lockbox, e.manifest.esm.files.size());
+                for (const format::EsmFile& f : e.manifest.esm.files)
+                    out += fmt::format(" {}", f.name);
+                out += "\n";
+            }
             if (!e.ok())
                 out += fmt::format(
                     "      refused: {} ({} {}): {}\n", platform::esm_failure_name(e.failure),
@@ -222,6 +230,15 @@ void report_json(const BootReport& r) {
             j.end_object();
         }
         j.end_array();
+        if (e.esm_lockbox.empty()) {
+            j.null("esm_lockbox");
+        } else {
+            j.value("esm_lockbox", e.esm_lockbox);
+            j.begin_array("esm_files");
+            for (const format::EsmFile& f : e.manifest.esm.files)
+                j.element(f.name);
+            j.end_array();
+        }
         j.end_object();
     } else {
         j.null("esm");

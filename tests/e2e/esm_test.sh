@@ -168,10 +168,16 @@ expect_exit 0 "$SVMKIT" build --kernel boot/sample-kernel.elf --initrd boot/init
   --cmdline "$CMDLINE" --key sign.key --esm-origin keys/owner-pub.pem \
   --esm-recipient a.pub --esm-recipient b.pub --esm-recipient c.pub \
   --esm-file disk-passphrase=attachments/disk-passphrase.txt -o multi.img
+i=1
 for n in a b c; do
   boot multi.img --machine-key $n.key
   expect_contains "$OUT" "sha256 $DISK_SHA"
+  # The report names the lockbox that opened (origin-lockbox is the owner's).
+  expect_contains "$OUT" "ibm,esm: lockbox-$i opened with the machine key; sealed digests match; 1 secret file\(s\) disk-passphrase"
+  i=$((i + 1))
 done
+boot multi.img --machine-key c.key --json
+json_check "assert d['esm']['esm_lockbox'] == 'lockbox-3' and d['esm']['esm_files'] == ['disk-passphrase']"
 
 # inspect summarises the ibm,esm nodes (text and JSON); an image without them says none.
 expect_exit 0 "$SVMKIT" inspect multi.img
@@ -186,6 +192,8 @@ for fp in $FPS; do expect_contains "$OUT" "lockbox [0-9]+ fingerprint $fp"; done
 expect_exit 0 "$SVMKIT" build --kernel boot/sample-kernel.elf --cmdline "$CMDLINE" --key sign.key -o plain.img
 expect_exit 0 "$SVMKIT" inspect plain.img
 expect_contains "$OUT" "ibm,esm     none"
+WANT=26 boot plain.img --json # no secret files: the kernel asking for one stops (26)
+json_check "assert d['esm']['ok'] and d['esm']['esm_lockbox'] is None"
 
 # ---- wrong machine key, no machine key ----------------------------------------
 WANT=5 boot multi.img --machine-key m2048.key
