@@ -43,7 +43,12 @@ struct GptHeader {
     uint32_t entry_count, entries_crc;
 };
 
-DiskError check_gpt_header(uint8_t* h, uint64_t disk_lbas, GptHeader* out) {
+// Checks the GPT header read from `header_lba`: the primary at LBA 1, whose
+// entries lie between it and the first usable LBA, or the backup at the last
+// LBA, whose entries lie between the last usable LBA and it (UEFI 2.10,
+// 5.3.2). Each names the other in AlternateLBA.
+DiskError check_gpt_header(uint8_t* h, uint64_t disk_lbas, uint64_t header_lba, GptHeader* out) {
+    const bool backup = header_lba != 1;
     if (memcmp(h, "EFI PART", 8) != 0)
         return DiskError::bad_gpt_signature;
     if (le32(h + 8) != kGptRevision)
@@ -55,29 +60,32 @@ DiskError check_gpt_header(uint8_t* h, uint64_t disk_lbas, GptHeader* out) {
     memset(h + 16, 0, 4);
     if (crc32(0, h, size) != stored)
         return DiskError::bad_gpt_header_crc;
-    const uint64_t my_lba = le64(h + 24), backup_lba = le64(h + 32);
-    if (my_lba != 1 || backup_lba <= 1 || backup_lba >= disk_lbas)
+    const uint64_t my_lba = le64(h + 24), alternate_lba = le64(h + 32);
+    if (my_lba != header_lba ||
+        (backup ? alternate_lba != 1 : alternate_lba <= 1 || alternate_lba >= disk_lbas))
         return DiskError::bad_gpt_location;
+    // The LBA the usable range must end before: the other header (primary)
+    // or this one (backup).
+    const uint64_t upper_header = backup ? my_lba : alternate_lba;
     out->first_usable = le64(h + 40);
     out->last_usable = le64(h + 48);
     out->entries_lba = le64(h + 72);
     out->entry_count = le32(h + 80);
     out->entries_crc = le32(h + 88);
     if (out->first_usable < 2 || out->first_usable > out->last_usable ||
-        out->last_usable >= disk_lbas || out->last_usable >= backup_lba)
+        out->last_usable >= disk_lbas || out->last_usable >= upper_header)
         return DiskError::bad_gpt_usable_range;
     if (le32(h + 84) != kGptEntrySize)
         return DiskError::bad_partition_entry_size;
     if (out->entry_count > kMaxPartitionEntries)
         return DiskError::too_many_partition_entries;
-    // The entry array lies between the header and the first usable LBA.
     const uint64_t array_lbas =
         (uint64_t{out->entry_count} * kGptEntrySize + kLbaSize - 1) / kLbaSize;
     uint64_t array_end = 0;
     if (out->entries_lba < 2 || add_overflows(out->entries_lba, array_lbas, &array_end) ||
-        array_end > disk_lbas)
+        array_end > disk_lbas || (backup && array_end > my_lba))
         return DiskError::partition_table_outside_disk;
-    if (array_end > out->first_usable)
+    if (backup ? out->entries_lba <= out->last_usable : array_end > out->first_usable)
         return DiskError::bad_gpt_usable_range;
     return DiskError::none;
 }
@@ -236,33 +244,29 @@ const char* disk_error_name(DiskError e) {
 
 namespace {
 
-// The one partition of `type`; `missing` / `several` when there is none or
-// more than one.
-DiskError find_partition(ReadSectors read, void* ctx, uint64_t disk_size, const uint8_t* type,
-                         DiskError missing, DiskError several, BootPartition* out) {
-    const uint64_t disk_lbas = disk_size / kLbaSize;
-    if (disk_lbas < kMinDiskLbas)
-        return DiskError::disk_too_small;
-    uint8_t sector[kLbaSize];
-    if (!read(ctx, 0, sector, kLbaSize))
-        return DiskError::read_failed;
-    DiskError e = check_protective_mbr(sector);
-    if (e != DiskError::none)
-        return e;
-    if (!read(ctx, kLbaSize, sector, kLbaSize))
-        return DiskError::read_failed;
-    GptHeader h{};
-    e = check_gpt_header(sector, disk_lbas, &h);
-    if (e != DiskError::none)
-        return e;
+// One GPT (header and entry array) and what it says of partitions of a type.
+struct GptScan {
+    GptHeader header;
+    uint32_t count;       // partitions of the type
+    uint64_t first, last; // LBAs of the first of them
+};
 
-    // One pass over the entry array: the CRC and the partition together,
-    // so the entries used are the entries checked (the disk may change under
-    // us; nothing read twice is trusted twice). Nothing is acted on before
-    // the CRC matched.
+// Reads the GPT whose header is at `header_lba` and scans its entry array
+// for `type`. One pass computes the CRC and finds the partition together,
+// so the entries used are the entries checked (the disk may change under
+// us; nothing read twice is trusted twice); the caller acts on nothing
+// before this returned none, i.e. the CRC matched.
+DiskError scan_gpt(ReadSectors read, void* ctx, uint64_t disk_lbas, uint64_t header_lba,
+                   const uint8_t* type, GptScan* out) {
+    uint8_t sector[kLbaSize];
+    if (!read(ctx, header_lba * kLbaSize, sector, kLbaSize))
+        return DiskError::read_failed;
+    GptHeader& h = out->header;
+    const DiskError e = check_gpt_header(sector, disk_lbas, header_lba, &h);
+    if (e != DiskError::none)
+        return e;
     uint32_t crc = 0;
-    uint32_t count = 0;
-    uint64_t first = 0, last = 0;
+    out->count = 0;
     const uint64_t total = uint64_t{h.entry_count} * kGptEntrySize;
     for (uint64_t done = 0; done < total; done += kLbaSize) {
         const uint64_t n = total - done < kLbaSize ? total - done : kLbaSize;
@@ -273,23 +277,49 @@ DiskError find_partition(ReadSectors read, void* ctx, uint64_t disk_size, const 
             const uint8_t* entry = sector + at;
             if (memcmp(entry, type, 16) != 0)
                 continue;
-            if (count++ == 0) {
-                first = le64(entry + 32);
-                last = le64(entry + 40);
+            if (out->count++ == 0) {
+                out->first = le64(entry + 32);
+                out->last = le64(entry + 40);
             }
         }
     }
-    if (crc != h.entries_crc)
-        return DiskError::bad_partition_table_crc;
-    if (count == 0)
+    return crc == h.entries_crc ? DiskError::none : DiskError::bad_partition_table_crc;
+}
+
+// The one partition of `type`; `missing` / `several` when there is none or
+// more than one. The primary GPT when it is valid; when it is not (damaged
+// header or entries, or unreadable), the backup at the disk's last LBA, as
+// UEFI firmware does. When both are unusable, the primary's error.
+DiskError find_partition(ReadSectors read, void* ctx, uint64_t disk_size, const uint8_t* type,
+                         DiskError missing, DiskError several, BootPartition* out) {
+    const uint64_t disk_lbas = disk_size / kLbaSize;
+    if (disk_lbas < kMinDiskLbas)
+        return DiskError::disk_too_small;
+    uint8_t sector[kLbaSize];
+    if (!read(ctx, 0, sector, kLbaSize))
+        return DiskError::read_failed;
+    const DiskError mbr = check_protective_mbr(sector);
+    if (mbr != DiskError::none)
+        return mbr;
+    GptScan t{};
+    bool from_backup = false;
+    if (const DiskError e = scan_gpt(read, ctx, disk_lbas, 1, type, &t); e != DiskError::none) {
+        GptScan b{};
+        if (scan_gpt(read, ctx, disk_lbas, disk_lbas - 1, type, &b) != DiskError::none)
+            return e;
+        t = b;
+        from_backup = true;
+    }
+    if (t.count == 0)
         return missing;
-    if (count > 1)
+    if (t.count > 1)
         return several;
-    if (first > last || first < h.first_usable || last > h.last_usable)
+    if (t.first > t.last || t.first < t.header.first_usable || t.last > t.header.last_usable)
         return DiskError::bad_partition_range;
     // last_usable < disk_lbas <= 2^64 / 512: these products cannot overflow.
-    out->byte_offset = first * kLbaSize;
-    out->byte_size = (last - first + 1) * kLbaSize;
+    out->byte_offset = t.first * kLbaSize;
+    out->byte_size = (t.last - t.first + 1) * kLbaSize;
+    out->from_backup_gpt = from_backup;
     return DiskError::none;
 }
 

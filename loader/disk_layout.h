@@ -6,7 +6,8 @@
 //                ("070701") holding boot.cfg and the secure images
 //   partition    type kDataPartitionType ("svmkit data", optional): free for
 //                the secure guest's own I/O
-//   last LBAs    backup GPT entries and header
+//   last LBAs    backup GPT entries and header (used when the primary is
+//                damaged)
 //
 // Users can make such a disk with `svmkit mkdisk`, or with standard tools
 // (sgdisk/sfdisk with the type GUID, `cpio -o -H newc`, dd).
@@ -78,10 +79,14 @@ const char* disk_error_name(DiskError e);    // "cpio_bad_magic", never null
 struct BootPartition {
     uint64_t byte_offset;
     uint64_t byte_size;
+    bool from_backup_gpt = false; // the primary GPT was unusable; the backup said so
 };
 
 // Validates the protective MBR, the primary GPT header and its entry array
-// (CRCs included), then finds the one partition of type "svmkit boot".
+// (CRCs included), then finds the one partition of type "svmkit boot". When
+// the primary GPT is damaged (header or entries) the backup GPT at the
+// disk's last LBA is used instead, checked the same way; when both are, the
+// primary's error is returned.
 DiskError find_boot_partition(ReadSectors read, void* ctx, uint64_t disk_size, BootPartition* out);
 
 // The same checks, then the one partition of type "svmkit data": the part of

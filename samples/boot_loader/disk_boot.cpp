@@ -105,6 +105,8 @@ uint64_t boot_from(Loader& l, VirtioBlk& blk) {
         l.say("no boot partition on this disk: ").str(loader::disk_error_message(pe)).nl();
         return 0;
     }
+    if (part.from_backup_gpt)
+        l.say("the primary GPT is damaged: using the backup GPT at the disk's last LBA").nl();
     l.say("boot partition at byte ").dec(part.byte_offset).str(", ").dec(part.byte_size);
     l.con.str(" bytes").nl();
     loader::CpioFile cfg{};

@@ -343,7 +343,8 @@ bool choose_region(Console& con, VirtioBlk& blk, Workload& w) {
         loader::DiskError::none) {
         first = part.byte_offset;
         bytes = part.byte_size;
-        con.str("svmkit sample kernel: io: the svmkit data partition at byte ").hex(first).nl();
+        con.str("svmkit sample kernel: io: the svmkit data partition at byte ").hex(first);
+        con.str(part.from_backup_gpt ? " (from the backup GPT: the primary is damaged)" : "").nl();
     } else if (loader::find_boot_partition(samples::read_disk_bytes, &reader, disk_bytes, &part) ==
                loader::DiskError::none) {
         con.str("svmkit sample kernel: io: the disk is an svmkit boot disk without a data "

@@ -213,6 +213,22 @@ expect_contains "$OUT" "io: the svmkit data partition at byte 0x$(printf %x $((d
 expect_contains "$OUT" "io verified [1-9][0-9]+ blocks of 4 KiB, 0 mismatched"
 expect_contains "$(head_sum mk.img)" "^$before\$" # GPT and boot partition unchanged
 expect_not_contains "$(data_sum mk.img)" "^$data_before\$" # the data partition was written
+# The primary GPT damaged (its header sector zeroed): the loader and the
+# kernel read the backup GPT at the disk's last LBA, and the workload still
+# writes only the data partition.
+cp mk.img damaged.img
+dd if=/dev/zero of=damaged.img bs=512 seek=1 count=1 conv=notrunc status=none
+before=$(head_sum damaged.img)
+expect_exit 0 "$SVMKIT" boot --disk damaged.img --trusted-key k.pub
+expect_contains "$OUT" "svmkit loader: the primary GPT is damaged: using the backup GPT at the disk's last LBA"
+expect_contains "$OUT" "svmkit loader: booting entry \"main\""
+expect_contains "$OUT" "io: the svmkit data partition at byte 0x$(printf %x $((data_start * 512))) \(from the backup GPT: the primary is damaged\)"
+expect_contains "$OUT" "io verified [1-9][0-9]+ blocks of 4 KiB, 0 mismatched"
+expect_contains "$(head_sum damaged.img)" "^$before\$"
+# Both GPTs damaged: no boot partition, the primary's reason.
+dd if=/dev/zero of=damaged.img bs=512 seek=$(($(stat -c %s damaged.img) / 512 - 1)) count=1 conv=notrunc status=none
+expect_exit 30 "$SVMKIT" boot --disk damaged.img --trusted-key k.pub
+expect_contains "$OUT" "no boot partition on this disk: bad GPT signature"
 # A boot disk without a data partition is left alone: the workload refuses.
 mk_size=$(stat -c %s mk.img)
 expect_exit 0 "$SVMKIT" mkdisk -o nodata.img --entry main=secure.img --size $((mk_size - (64 << 20)))

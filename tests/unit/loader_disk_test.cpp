@@ -185,9 +185,15 @@ TEST_CASE("loader disk: the data partition is found, and its absence or a second
     fix_crcs(twice.bytes);
     CHECK(loader::find_data_partition(MemDisk::read, &twice, twice.size(), &data) ==
           DiskError::several_data_partitions);
-    // The same header checks as for the boot partition.
+    // The same header checks and backup fallback as for the boot partition.
     MemDisk broken = d;
     broken.bytes[kHeader] ^= 1;
+    BootPartition backup{};
+    REQUIRE(loader::find_data_partition(MemDisk::read, &broken, broken.size(), &backup) ==
+            DiskError::none);
+    CHECK(backup.from_backup_gpt);
+    CHECK(backup.byte_offset == 2 << 20);
+    std::fill(broken.bytes.end() - 512, broken.bytes.end(), 0);
     CHECK(loader::find_data_partition(MemDisk::read, &broken, broken.size(), &data) ==
           DiskError::bad_gpt_signature);
 }
@@ -357,12 +363,68 @@ TEST_CASE("loader disk: each broken GPT field is its own error") {
          },
          DiskError::bad_partition_range},
     };
+    MemDisk healthy = good;
+    BootPartition want{};
+    REQUIRE(find_part(healthy, &want) == DiskError::none);
+    CHECK_FALSE(want.from_backup_gpt);
     for (const Case& c : cases) {
         CAPTURE(c.what);
         MemDisk d = good;
         c.edit(d.bytes, lbas);
-        CHECK(std::string(loader::disk_error_name(find_part(d))) ==
+        // Without a usable backup GPT: the primary's own error.
+        MemDisk no_backup = d;
+        std::fill(no_backup.bytes.end() - 512, no_backup.bytes.end(), 0);
+        CHECK(std::string(loader::disk_error_name(find_part(no_backup))) ==
               loader::disk_error_name(c.want));
+        // With it: a damaged primary table gives way to the backup; a valid
+        // one whose partitions are wrong, and a bad MBR, do not.
+        const bool table_damaged = c.want != DiskError::bad_protective_mbr &&
+                                   c.want != DiskError::no_boot_partition &&
+                                   c.want != DiskError::several_boot_partitions &&
+                                   c.want != DiskError::bad_partition_range;
+        BootPartition p{};
+        const DiskError got = find_part(d, &p);
+        if (table_damaged) {
+            CHECK(got == DiskError::none);
+            CHECK(p.from_backup_gpt);
+            CHECK(p.byte_offset == want.byte_offset);
+            CHECK(p.byte_size == want.byte_size);
+        } else {
+            CHECK(std::string(loader::disk_error_name(got)) == loader::disk_error_name(c.want));
+        }
+    }
+    // The backup header is checked as strictly (a few of its fields).
+    struct BackupCase {
+        const char* what;
+        std::size_t field;
+        std::uint64_t value;
+        DiskError want;
+    };
+    const std::size_t last = good.size() - 512;
+    const BackupCase backup_cases[] = {
+        {"MyLBA not the last LBA", 24, lbas - 2, DiskError::bad_gpt_location},
+        {"AlternateLBA not 1", 32, 2, DiskError::bad_gpt_location},
+        {"entries inside the usable range", 72, lbas - 100, DiskError::bad_gpt_usable_range},
+        {"entries over the header", 72, lbas - 32, DiskError::partition_table_outside_disk},
+    };
+    for (const BackupCase& c : backup_cases) {
+        CAPTURE(c.what);
+        MemDisk d = good;
+        d.bytes[kHeader] ^= 1; // the primary unusable
+        put64(d.bytes, last + c.field, c.value);
+        put32(d.bytes, last + 16, 0);
+        put32(d.bytes, last + 16, loader::crc32(0, d.bytes.data() + last, 92));
+        BootPartition p{};
+        // Unusable too: the primary's error (without the edit the backup
+        // is used, as the loop above shows).
+        CHECK(find_part(d, &p) == DiskError::bad_gpt_signature);
+    }
+    {
+        // Backup entries damaged: its CRC fails, the primary's error stands.
+        MemDisk d = good;
+        d.bytes[kHeader] ^= 1;
+        d.bytes[good.size() - 33 * 512 + 300] ^= 1;
+        CHECK(find_part(d) == DiskError::bad_gpt_signature);
     }
     MemDisk tiny{std::vector<std::uint8_t>(good.bytes.begin(), good.bytes.begin() + 66 * 512)};
     CHECK(find_part(tiny) == DiskError::disk_too_small);
