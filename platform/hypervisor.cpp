@@ -1,5 +1,7 @@
 #include "platform/hypervisor.hpp"
 
+#include "base/child_process.hpp"
+
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -12,7 +14,6 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <thread>
 #include <unistd.h>
 
 namespace svmkit::platform {
@@ -180,18 +181,8 @@ void HypervisorProcess::reap(bool kill_first) {
     if (!alive_)
         return;
     alive_ = false;
-    int status = 0;
     // Give an orderly exit a moment, then insist.
-    for (int i = 0; i < 200; ++i) {
-        const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-        if (r == pid_ || (r < 0 && errno != EINTR))
-            return;
-        if (!kill_first && i > 100)
-            break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, &status, 0);
+    (void)wait_or_kill(pid_, std::chrono::milliseconds(kill_first ? 1000 : 500));
 }
 
 Result<void> HypervisorProcess::stop() {

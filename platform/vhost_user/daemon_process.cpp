@@ -1,5 +1,6 @@
 #include "platform/vhost_user/daemon_process.hpp"
 
+#include "base/child_process.hpp"
 #include "base/file.hpp"
 
 #include <cerrno>
@@ -11,7 +12,6 @@
 #include <sstream>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <thread>
 #include <unistd.h>
 
 namespace svmkit::vhost_user {
@@ -103,16 +103,8 @@ int DaemonProcess::stop(std::chrono::milliseconds grace) {
         return -1;
     if (running()) {
         ::kill(pid_, SIGTERM);
-        const auto deadline = std::chrono::steady_clock::now() + grace;
-        while (running() && std::chrono::steady_clock::now() < deadline)
-            std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        if (running()) {
-            ::kill(pid_, SIGKILL);
-            int status = 0;
-            while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-            }
-            status_ = status;
-        }
+        if (const auto status = wait_or_kill(pid_, grace))
+            status_ = *status;
     }
     pid_ = -1;
     return status_.value_or(-1);
