@@ -81,7 +81,8 @@ void inspect_json(const format::SecureImage& img) {
     }
     j.end_array();
     // The ibm,esm nodes beside the manifest (docs/esm.md; `svmkit esm
-    // display` shows them in full). Not covered by the signatures.
+    // display` shows them in full). The sealed digests and files are covered
+    // by the signatures, the lockboxes are not.
     j.begin_object("esm");
     j.begin_array("lockboxes");
     for (const format::EsmLockbox& l : m.esm.lockboxes) {
@@ -160,8 +161,8 @@ void inspect_text(const format::SecureImage& img) {
     if (m.esm.lockboxes.empty() && !m.esm.digests && m.esm.files.empty()) {
         out += "ibm,esm     none\n";
     } else {
-        out += fmt::format("ibm,esm     {} lockbox(es), digests {}, {} secret file(s) (not "
-                           "signed; svmkit esm display)\n",
+        out += fmt::format("ibm,esm     {} lockbox(es), digests {}, {} secret file(s) (digests "
+                           "and files signed, lockboxes not; svmkit esm display)\n",
                            m.esm.lockboxes.size(), m.esm.digests ? "sealed" : "absent",
                            m.esm.files.size());
         for (const format::EsmLockbox& l : m.esm.lockboxes)
