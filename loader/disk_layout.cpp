@@ -335,16 +335,25 @@ DiskError find_data_partition(ReadSectors read, void* ctx, uint64_t disk_size, B
                           DiskError::several_data_partitions, out);
 }
 
-DiskError find_cpio_file(ReadSectors read, void* ctx, const BootPartition& part, const char* path,
-                         CpioFile* out) {
-    uint64_t want_len = strnlen(path, kMaxCpioPath + 1);
-    if (want_len > kMaxCpioPath)
-        return DiskError::path_too_long;
-    const char* want = strip_root(path, &want_len);
+namespace {
 
-    bool found = false;
-    CpioFile hit{};
-    uint32_t hit_mode = 0;
+// One member of a newc archive, as walk_cpio() reports it.
+struct CpioMember {
+    const char* name; // leading "/" and "./" dropped; not NUL-terminated
+    uint64_t name_len;
+    CpioFile file;
+    uint32_t mode;
+};
+// Called for each member before the trailer; anything but none stops the walk
+// with that error.
+using CpioVisit = DiskError (*)(void* vctx, const CpioMember& m);
+
+// Walks the whole newc archive at the start of `part`, checking every header
+// (magic, hex fields, name size and NUL, everything inside the partition, at
+// most kMaxCpioEntries), up to its trailer; *end is the byte just after the
+// trailer entry (partition-relative, before any padding).
+DiskError walk_cpio(ReadSectors read, void* ctx, const BootPartition& part, CpioVisit visit,
+                    void* vctx, uint64_t* end) {
     uint64_t pos = 0; // within the partition; invariant: pos <= part.byte_size
     for (uint32_t entries = 0;; ++entries) {
         if (entries == kMaxCpioEntries)
@@ -375,24 +384,87 @@ DiskError find_cpio_file(ReadSectors read, void* ctx, const BootPartition& part,
             return DiskError::read_failed;
         if (name[name_size - 1] != '\0' || strnlen(name, name_size) != name_size - 1)
             return DiskError::cpio_bad_name;
-        if (strcmp(name, "TRAILER!!!") == 0)
-            break;
-        uint64_t len = name_size - 1;
-        const char* stored = strip_root(name, &len);
-        if (len == want_len && memcmp(stored, want, len) == 0) {
-            if (found)
-                return DiskError::cpio_duplicate_file;
-            found = true;
-            hit = CpioFile{part.byte_offset + data_at, field[filesize]};
-            hit_mode = field[mode];
+        const uint64_t next = align4(data_end) < part.byte_size ? align4(data_end) : part.byte_size;
+        if (strcmp(name, "TRAILER!!!") == 0) {
+            *end = next;
+            return DiskError::none;
         }
-        pos = align4(data_end) < part.byte_size ? align4(data_end) : part.byte_size;
+        CpioMember m{};
+        m.name_len = name_size - 1;
+        m.name = strip_root(name, &m.name_len);
+        m.file = CpioFile{part.byte_offset + data_at, field[filesize]};
+        m.mode = field[mode];
+        if (const DiskError e = visit(vctx, m); e != DiskError::none)
+            return e;
+        pos = next;
     }
-    if (!found)
+}
+
+struct FindFile {
+    const char* want;
+    uint64_t want_len;
+    bool found;
+    CpioFile hit;
+    uint32_t hit_mode;
+};
+
+DiskError find_file_visit(void* vctx, const CpioMember& m) {
+    auto& f = *static_cast<FindFile*>(vctx);
+    if (m.name_len != f.want_len || memcmp(m.name, f.want, m.name_len) != 0)
+        return DiskError::none;
+    if (f.found)
+        return DiskError::cpio_duplicate_file;
+    f.found = true;
+    f.hit = m.file;
+    f.hit_mode = m.mode;
+    return DiskError::none;
+}
+
+DiskError lead_visit(void* vctx, const CpioMember& m) {
+    auto& lead = *static_cast<CpioLead*>(vctx);
+    if (lead.file.size != 0 || m.file.size == 0)
+        return DiskError::none; // before it: directories and empty files; after it: anything
+    if (m.name_len > kMaxCpioPath)
+        return DiskError::path_too_long;
+    memcpy(lead.name, m.name, m.name_len);
+    lead.name[m.name_len] = '\0';
+    lead.file = m.file;
+    lead.mode = m.mode;
+    return DiskError::none;
+}
+
+} // namespace
+
+DiskError find_cpio_file(ReadSectors read, void* ctx, const BootPartition& part, const char* path,
+                         CpioFile* out) {
+    uint64_t want_len = strnlen(path, kMaxCpioPath + 1);
+    if (want_len > kMaxCpioPath)
+        return DiskError::path_too_long;
+    FindFile f{};
+    f.want = strip_root(path, &want_len);
+    f.want_len = want_len;
+    uint64_t end = 0;
+    if (const DiskError e = walk_cpio(read, ctx, part, find_file_visit, &f, &end);
+        e != DiskError::none)
+        return e;
+    if (!f.found)
         return DiskError::cpio_file_not_found;
-    if ((hit_mode & kModeTypeMask) != kModeRegular)
+    if ((f.hit_mode & kModeTypeMask) != kModeRegular)
         return DiskError::cpio_not_regular_file;
-    *out = hit;
+    *out = f.hit;
+    return DiskError::none;
+}
+
+DiskError read_cpio_lead(ReadSectors read, void* ctx, const BootPartition& part, CpioLead* out) {
+    CpioLead lead{};
+    if (const DiskError e = walk_cpio(read, ctx, part, lead_visit, &lead, &lead.end);
+        e != DiskError::none)
+        return e;
+    if (lead.file.size == 0)
+        return DiskError::cpio_file_not_found;
+    if ((lead.mode & kModeTypeMask) != kModeRegular)
+        return DiskError::cpio_not_regular_file;
+    *out = lead;
     return DiskError::none;
 }
 

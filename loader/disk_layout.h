@@ -107,6 +107,20 @@ struct CpioFile {
 DiskError find_cpio_file(ReadSectors read, void* ctx, const BootPartition& part, const char* path,
                          CpioFile* out);
 
+// What the PEF ultravisor looks for in a newc cpio prepended to an initrd
+// (docs/esm.md, "The blob in the initrd"): the archive's first member with
+// data (directories and empty files before it are skipped), and where the
+// archive ends. The whole archive is walked and checked as find_cpio_file
+// does. cpio_file_not_found when no member has data; cpio_not_regular_file
+// when that member is not a regular file.
+struct CpioLead {
+    char name[kMaxCpioPath + 1]; // NUL-terminated, leading "/" and "./" dropped
+    CpioFile file;
+    uint32_t mode;
+    uint64_t end; // partition-relative byte just after the trailer entry
+};
+DiskError read_cpio_lead(ReadSectors read, void* ctx, const BootPartition& part, CpioLead* out);
+
 // Reads a whole found file into buf (buf_size >= file.size). False when it
 // does not fit or a read fails.
 bool read_cpio_file(ReadSectors read, void* ctx, const CpioFile& file, void* buf,

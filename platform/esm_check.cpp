@@ -44,8 +44,8 @@ loadable_image_digest(GuestMemory& memory, std::uint64_t kbase, const format::Ma
 } // namespace
 
 EsmCheck check_esm_nodes(GuestMemory& memory, std::uint64_t kbase, const format::Manifest& m,
+                         const format::EsmBlob& blob, std::uint64_t initrd_skip,
                          const std::string& bootargs, const format::EsmKey* machine_key) {
-    const format::EsmBlob& blob = m.esm;
     if (machine_key == nullptr)
         return refuse(EsmFailure::esm_no_lockbox,
                       fmt::format("the ESM blob has {} lockboxes and this machine has no key",
@@ -78,13 +78,17 @@ EsmCheck check_esm_nodes(GuestMemory& memory, std::uint64_t kbase, const format:
                                   image->second, format::hex(image->first), digests->kernel_size,
                                   format::hex(digests->kernel)));
 
-    const format::Component* initrd = m.find(format::ComponentKind::initrd);
-    if ((initrd == nullptr) != !digests->initrd)
+    // The initrd as sealed: all of it, or what follows the blob's archive.
+    std::span<std::byte> sealed_initrd;
+    if (const format::Component* c = m.find(format::ComponentKind::initrd))
+        sealed_initrd = component_bytes(memory, kbase, m, *c).subspan(initrd_skip);
+    const bool has_initrd = !sealed_initrd.empty();
+    if (has_initrd != digests->initrd.has_value())
         return refuse(EsmFailure::esm_initrd_digest_mismatch,
-                      initrd == nullptr ? "the image has no initrd but the ESM blob seals one"
-                                        : "the image has an initrd but the ESM blob seals none");
-    if (initrd != nullptr) {
-        const auto d = signer::digest(kSha512, component_bytes(memory, kbase, m, *initrd));
+                      !has_initrd ? "the image has no initrd but the ESM blob seals one"
+                                  : "the image has an initrd but the ESM blob seals none");
+    if (has_initrd) {
+        const auto d = signer::digest(kSha512, sealed_initrd);
         if (d != *digests->initrd)
             return refuse(EsmFailure::esm_initrd_digest_mismatch,
                           fmt::format("initrd SHA-512 {} is not the sealed {}", format::hex(d),

@@ -9,7 +9,8 @@
 //      and it is a valid digests FDT                      else esm_digests_malformed
 //   4. SHA-512 of the kernel's loadable image (inflated when stored gzip),
 //      and its size, equal the sealed ones                else esm_kernel_digest_mismatch
-//   5. the initrd's SHA-512 (or its absence)              else esm_initrd_digest_mismatch
+//   5. the initrd's SHA-512 (or its absence; after the blob's
+//      archive when the blob came from the initrd)          else esm_initrd_digest_mismatch
 //   6. SHA-512 of /chosen/bootargs                        else esm_bootargs_mismatch
 //   7. every secret file opens (GCM)                      else esm_auth_failed
 //
@@ -35,8 +36,12 @@ struct EsmCheck {
 };
 
 // `m` was decoded from the secure copy and its components lie inside guest
-// RAM at `kbase` (enter_secure_mode checked both); `bootargs` is /chosen's.
+// RAM at `kbase` (enter_secure_mode checked both); `blob` is its ibm,esm
+// nodes, or the blob found in its initrd's leading cpio (platform/
+// esm_initrd.hpp), in which case the sealed initrd digest covers the initrd
+// from `initrd_skip` on; `bootargs` is /chosen's.
 EsmCheck check_esm_nodes(GuestMemory& memory, std::uint64_t kbase, const format::Manifest& m,
+                         const format::EsmBlob& blob, std::uint64_t initrd_skip,
                          const std::string& bootargs, const format::EsmKey* machine_key);
 
 } // namespace svmkit::platform

@@ -5,6 +5,7 @@
 #include "format/manifest_fdt.hpp"
 #include "guest/uv_abi.h"
 #include "platform/esm_check.hpp"
+#include "platform/esm_initrd.hpp"
 
 #include <libfdt.h>
 #include <thread>
@@ -262,13 +263,38 @@ Result<EsmResult> enter_secure_mode(GuestMemory& memory, std::uint64_t kbase, st
                                   bootargs, signed_cmdline));
 
     // 7. The PEF ibm,esm nodes: the machine's lockbox, the sealed digests
-    //    against the secure copy, the secret files.
-    if (!m.esm.lockboxes.empty()) {
-        EsmCheck esm = check_esm_nodes(memory, kbase, m, bootargs, policy.machine_key.get());
+    //    against the secure copy, the secret files. The image's own nodes;
+    //    without them, a blob in a cpio prepended to the initrd (svm-tools'
+    //    way; platform/esm_initrd.hpp), as the public ultravisor looks for
+    //    one after the wrapper's.
+    const format::EsmBlob* esm_blob = &m.esm;
+    std::uint64_t initrd_skip = 0;
+    std::optional<InitrdEsmBlob> in_initrd;
+    const format::Component* initrd = m.find(format::ComponentKind::initrd);
+    if (m.esm.lockboxes.empty() && initrd != nullptr) {
+        // In range: step 5 checked every component.
+        auto bytes = memory.range(kbase + (initrd->address - m.image_base), initrd->size);
+        auto found = find_initrd_esm_blob(*bytes, "the initrd");
+        if (!found)
+            return refuse(EsmFailure::esm_digests_malformed, found.error().message);
+        in_initrd = std::move(*found);
+        if (in_initrd) {
+            esm_blob = &in_initrd->blob;
+            initrd_skip = in_initrd->payload_offset;
+            r.esm_source = "initrd:" + in_initrd->path;
+        }
+    }
+    if (!esm_blob->lockboxes.empty()) {
+        EsmCheck esm = check_esm_nodes(memory, kbase, m, *esm_blob, initrd_skip, bootargs,
+                                       policy.machine_key.get());
         if (esm.failure != EsmFailure::none)
             return refuse(esm.failure, std::move(esm.message));
         r.esm_lockbox = std::move(esm.lockbox);
         r.esm_files = std::move(esm.files);
+        for (const format::EsmFile& f : esm_blob->files)
+            r.esm_file_names.push_back(f.name);
+        if (r.esm_source.empty())
+            r.esm_source = "image";
     }
 
     r.resume_pc = kbase + (m.entry - m.image_base);

@@ -75,6 +75,10 @@ struct EsmResult {
     // secret files for UV_ESMB_GET_FILE (the Ultravisor takes them out of
     // the result before anyone else sees it).
     std::string esm_lockbox;
+    // Where that blob was: "image" (the ibm,esm nodes beside the manifest)
+    // or "initrd:<cpio member>" (the archive prepended to the initrd).
+    std::string esm_source;
+    std::vector<std::string> esm_file_names; // the blob's secret files (names only)
     std::vector<format::EsmSecretFile> esm_files;
     // Where the guest resumes on success: r3 = fdt, r4 = kbase, r5 = 0.
     std::uint64_t resume_pc = 0;

@@ -102,6 +102,14 @@ std::string loader_stage_text(const platform::LoaderReport& l) {
     return out;
 }
 
+// " (in the initrd's cpio member M)" for a blob found there, else "".
+std::string esm_source_text(std::string_view source) {
+    constexpr std::string_view kInitrd = "initrd:";
+    if (source.substr(0, kInitrd.size()) != kInitrd)
+        return "";
+    return fmt::format(" (in the initrd's cpio member {})", source.substr(kInitrd.size()));
+}
+
 std::string unpacked_text(const platform::KernelUnpacked& k, std::string_view what) {
     return fmt::format("      kernel {}{} bytes at {:#x} ({}), digest checked by the stub\n", what,
                        k.size, k.load_address, k.inflated ? "inflated" : "copied");
@@ -133,11 +141,12 @@ void report_text(const BootReport& r) {
                                    signer::digest_name(e.manifest.hash), format::hex(d.digest),
                                    d.ok ? "ok" : "MISMATCH");
             if (!e.esm_lockbox.empty()) {
-                out += fmt::format("      ibm,esm: {} opened with the machine key; sealed digests "
-                                   "match; {} secret file(s)",
-                                   e.esm_lockbox, e.manifest.esm.files.size());
-                for (const format::EsmFile& f : e.manifest.esm.files)
-                    out += fmt::format(" {}", f.name);
+                out += fmt::format("      ibm,esm{}: {} opened with the machine key; sealed "
+                                   "digests match; {} secret file(s)",
+                                   esm_source_text(e.esm_source), e.esm_lockbox,
+                                   e.esm_file_names.size());
+                for (const std::string& name : e.esm_file_names)
+                    out += fmt::format(" {}", name);
                 out += "\n";
             }
             if (!e.ok())
@@ -234,9 +243,10 @@ void report_json(const BootReport& r) {
             j.null("esm_lockbox");
         } else {
             j.value("esm_lockbox", e.esm_lockbox);
+            j.value("esm_source", e.esm_source);
             j.begin_array("esm_files");
-            for (const format::EsmFile& f : e.manifest.esm.files)
-                j.element(f.name);
+            for (const std::string& name : e.esm_file_names)
+                j.element(name);
             j.end_array();
         }
         j.end_object();

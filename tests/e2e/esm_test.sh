@@ -287,6 +287,42 @@ expect_exit 0 "$SVMKIT" build --kernel boot/sample-kernel.elf --initrd boot/init
 WANT=5 boot s-file.img --machine-key keys/tpm-priv.pem
 expect_contains "$OUT" "refused: esm-auth-failed .*file disk-passphrase"
 
+# ---- the blob in a cpio prepended to the initrd (svm-tools' esmb-initrd) ------------
+# An image with no ibm,esm nodes of its own whose initrd starts with a newc
+# archive holding opt/ibm/pef/esmb.dtb: the ultravisor uses that blob, and the
+# sealed initrd digest covers what follows the archive (its end rounded up to
+# 512 bytes, as cpio pads it).
+mkdir -p esmb/opt/ibm/pef
+cp blob.dtb esmb/opt/ibm/pef/esmb.dtb
+(cd esmb && find opt | LC_ALL=C sort | cpio -o -H newc --quiet) > esmb.cpio
+cat esmb.cpio boot/initrd.cpio.gz > esmb-initrd
+expect_exit 0 "$SVMKIT" build --kernel boot/sample-kernel.elf --initrd esmb-initrd \
+  --cmdline "$CMDLINE" --key sign.key -o esmb.img
+expect_exit 0 "$SVMKIT" inspect esmb.img
+expect_contains "$OUT" "ibm,esm     none"
+boot esmb.img --machine-key keys/tpm-priv.pem
+expect_contains "$OUT" "ibm,esm \(in the initrd's cpio member opt/ibm/pef/esmb.dtb\): lockbox-1 opened with the machine key; sealed digests match; 2 secret file\(s\) disk-passphrase luks-key"
+expect_contains "$OUT" "sha256 $DISK_SHA"
+boot esmb.img --machine-key keys/tpm-priv.pem --json
+json_check "assert d['esm']['esm_source'] == 'initrd:opt/ibm/pef/esmb.dtb' and d['esm']['esm_lockbox'] == 'lockbox-1'"
+WANT=5 boot esmb.img --machine-key a.key
+expect_contains "$OUT" "refused: esm-no-lockbox"
+# Another initrd after the same archive: not what the blob seals.
+cat esmb.cpio esmb.cpio boot/initrd.cpio.gz > esmb-other
+expect_exit 0 "$SVMKIT" build --kernel boot/sample-kernel.elf --initrd esmb-other \
+  --cmdline "$CMDLINE" --key sign.key -o esmb-other.img
+WANT=5 boot esmb-other.img --machine-key keys/tpm-priv.pem
+expect_contains "$OUT" "refused: esm-initrd-digest-mismatch"
+# Something under opt/ibm/pef that is not a blob: refused, the member named.
+mkdir -p junkb/opt/ibm/pef
+head -c 300 /dev/urandom > junkb/opt/ibm/pef/esmb.dtb
+(cd junkb && find opt | LC_ALL=C sort | cpio -o -H newc --quiet) > junk.cpio
+cat junk.cpio boot/initrd.cpio.gz > junk-initrd
+expect_exit 0 "$SVMKIT" build --kernel boot/sample-kernel.elf --initrd junk-initrd \
+  --cmdline "$CMDLINE" --key sign.key -o junk.img
+WANT=5 boot junk.img --machine-key keys/tpm-priv.pem
+expect_contains "$OUT" "refused: esm-digests-malformed .*the initrd \(cpio member opt/ibm/pef/esmb.dtb\)"
+
 # ---- sealed digests that do not match the image ----------------------------------
 sed 's/svmkit.secret_file=disk-passphrase/svmkit.secret_file=luks-key/' "$DATA/svm_blob.yml" > other-args.yml
 expect_exit 0 "$SVMKIT" esm make -y other-args.yml -o other-args.dtb --key-passphrase-file "$PASS_FILE"

@@ -10,6 +10,7 @@
 #include "format/image_writer.hpp"
 #include "format/stub_image.hpp"
 #include "guest/uv_abi.h"
+#include "platform/esm_initrd.hpp"
 #include "platform/image_loader.hpp"
 #include "platform/ultracalls.hpp"
 #include "test_support.hpp"
@@ -68,6 +69,36 @@ format::EsmKey public_of(const format::EsmKey& k) {
     return pub;
 }
 
+// A newc member (cpio(5)): header, name, data, each padded to 4 bytes.
+void newc_member(std::vector<std::byte>& out, const std::string& name, std::uint32_t mode,
+                 std::span<const std::byte> data) {
+    const std::string h =
+        fmt::format("070701{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}"
+                    "{:08X}{:08X}{:08X}{:08X}{:08X}",
+                    1, mode, 0, 0, 1, 0, data.size(), 0, 0, 0, 0, name.size() + 1, 0);
+    auto append = [&out](std::span<const std::byte> b) {
+        out.insert(out.end(), b.begin(), b.end());
+        while (out.size() % 4 != 0)
+            out.push_back(std::byte{0});
+    };
+    std::vector<std::byte> header = test::to_bytes(h + name);
+    header.push_back(std::byte{0});
+    append(header);
+    append(data);
+}
+
+// svm-tools' esmb archive: opt/ibm/pef/esmb.dtb (after its directories),
+// the trailer, padded to 512 bytes as cpio pads its output.
+std::vector<std::byte> esm_cpio(std::span<const std::byte> blob) {
+    std::vector<std::byte> out;
+    for (const char* dir : {"opt", "opt/ibm", "opt/ibm/pef"})
+        newc_member(out, dir, 040755, {});
+    newc_member(out, "opt/ibm/pef/esmb.dtb", 0100644, blob);
+    newc_member(out, "TRAILER!!!", 0, {});
+    out.resize((out.size() + 511) / 512 * 512, std::byte{0});
+    return out;
+}
+
 // What the sealed digests say, changed by a test when it wants a mismatch.
 struct Sealed {
     std::vector<std::byte> kernel;
@@ -88,9 +119,13 @@ struct EsmMachine {
 
     // `change` edits what the digests seal; `edit_blob` the sealed blob
     // itself, before the image is written and signed.
+    // `blob_in_initrd`: the blob goes into a cpio prepended to the initrd
+    // (svm-tools' way) instead of beside the manifest; the digests seal the
+    // initrd after that archive.
     explicit EsmMachine(format::Compression compression = format::Compression::none,
                         const std::function<void(Sealed&)>& change = {},
-                        const std::function<void(format::EsmBlob&)>& edit_blob = {}) {
+                        const std::function<void(format::EsmBlob&)>& edit_blob = {},
+                        bool blob_in_initrd = false) {
         keys = shared_keys();
         stranger = keys.back();
         keys.pop_back();
@@ -118,11 +153,9 @@ struct EsmMachine {
         }
         format::ComponentInput initrd;
         initrd.kind = format::ComponentKind::initrd;
-        initrd.stored = format::PayloadSource::from_memory("initrd", initrd_bytes);
         format::ComponentInput cmdline;
         cmdline.kind = format::ComponentKind::cmdline;
         cmdline.stored = format::PayloadSource::from_memory("cmdline", test::to_bytes(kCmdline));
-        req.payloads = {kernel, initrd, cmdline};
 
         Sealed sealed;
         sealed.kernel = kernel_bytes;
@@ -149,7 +182,15 @@ struct EsmMachine {
         REQUIRE(blob.has_value());
         if (edit_blob)
             edit_blob(*blob);
-        req.esm = std::move(*blob);
+        if (blob_in_initrd) {
+            auto with_blob = esm_cpio(format::encode_esm_blob(*blob));
+            with_blob.insert(with_blob.end(), initrd_bytes.begin(), initrd_bytes.end());
+            initrd.stored = format::PayloadSource::from_memory("initrd", with_blob);
+        } else {
+            initrd.stored = format::PayloadSource::from_memory("initrd", initrd_bytes);
+            req.esm = std::move(*blob);
+        }
+        req.payloads = {kernel, initrd, cmdline};
 
         REQUIRE(format::build_image(req).has_value());
         auto opened = format::open_image(req.output_path);
@@ -376,4 +417,69 @@ TEST_CASE("esm ultravisor: the register packing is big-endian, first byte most s
     svmkit_uv_unpack_bytes(regs, 8, back);
     CHECK(std::equal(name, name + sizeof name, back));
     CHECK(back[9] == 0);
+}
+
+TEST_CASE("esm ultravisor: a blob in a cpio prepended to the initrd (svm-tools' way)") {
+    {
+        EsmMachine vm(format::Compression::none, {}, {}, true);
+        REQUIRE(vm.image.manifest.esm.lockboxes.empty());
+        vm.policy.machine_key = vm.keys[2];
+        EsmResult r = vm.esm();
+        REQUIRE_MESSAGE(r.ok(), esm_failure_name(r.failure), ": ", r.message);
+        CHECK(r.esm_lockbox == "lockbox-3");
+        CHECK(r.esm_source == "initrd:opt/ibm/pef/esmb.dtb");
+        CHECK(r.esm_file_names == std::vector<std::string>{"pass", "other"});
+        REQUIRE(r.esm_files.size() == 2);
+        CHECK(r.esm_files[0].data == vm.secret);
+    }
+    {
+        // Found and checked like the image's own nodes: no key, no boot.
+        EsmMachine vm(format::Compression::none, {}, {}, true);
+        expect_failure(vm.esm(), EsmFailure::esm_no_lockbox, "this machine has no key");
+    }
+    {
+        // The sealed initrd is what follows the archive, not the whole initrd.
+        EsmMachine vm(
+            format::Compression::none, [](Sealed& s) { s.initrd->push_back({}); }, {}, true);
+        vm.policy.machine_key = vm.keys[0];
+        expect_failure(vm.esm(), EsmFailure::esm_initrd_digest_mismatch, "initrd SHA-512");
+    }
+    {
+        // A member under opt/ibm/pef that is not a blob: refused, named.
+        EsmMachine vm(
+            format::Compression::none, {},
+            [](format::EsmBlob& b) { b.lockboxes[1].number = b.lockboxes[0].number; }, true);
+        vm.policy.machine_key = vm.keys[0];
+        expect_failure(vm.esm(), EsmFailure::esm_digests_malformed,
+                       "the initrd (cpio member opt/ibm/pef/esmb.dtb)");
+    }
+}
+
+TEST_CASE("esm ultravisor: an ordinary initramfs is just an initrd") {
+    for (const char* first : {"init", "opt/ibm/other/file"}) {
+        CAPTURE(first);
+        std::vector<std::byte> cpio;
+        newc_member(cpio, "opt", 040755, {});
+        newc_member(cpio, first, 0100755, test::to_bytes("#!/bin/sh\n"));
+        newc_member(cpio, "TRAILER!!!", 0, {});
+        auto found = find_initrd_esm_blob(cpio, "initrd");
+        REQUIRE(found.has_value());
+        CHECK_FALSE(found->has_value());
+    }
+    // Not a cpio at all, or a broken one: no blob either.
+    auto none = find_initrd_esm_blob(test::random_bytes(4096, 5), "initrd");
+    REQUIRE(none.has_value());
+    CHECK_FALSE(none->has_value());
+    auto broken = esm_cpio(test::random_bytes(300, 6));
+    broken.resize(200);
+    auto cut = find_initrd_esm_blob(broken, "initrd");
+    REQUIRE(cut.has_value());
+    CHECK_FALSE(cut->has_value());
+    // An archive not padded to 512 bytes: the initrd after it cannot be found.
+    std::vector<std::byte> unpadded;
+    newc_member(unpadded, "opt/ibm/pef/esmb.dtb", 0100644, test::random_bytes(40, 7));
+    newc_member(unpadded, "TRAILER!!!", 0, {});
+    auto bad = find_initrd_esm_blob(unpadded, "initrd");
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error().message.find("not padded to a multiple of 512 bytes") != std::string::npos);
 }

@@ -541,3 +541,35 @@ TEST_CASE("loader disk: a GPT made by another writer (the fuzz seed's Python) is
     for (std::size_t i = 0; i < got.size(); ++i)
         REQUIRE(got[i] == static_cast<std::uint8_t>(i));
 }
+
+TEST_CASE("loader disk: the lead of a cpio prepended to an initrd (the PEF blob's archive)") {
+    auto lead_of = [](const std::string& archive, loader::CpioLead* lead) {
+        MemDisk d{std::vector<std::uint8_t>(archive.begin(), archive.end())};
+        return loader::read_cpio_lead(MemDisk::read, &d, BootPartition{0, d.size()}, lead);
+    };
+    // Directories first (as `find opt | cpio -o` writes them), then the file;
+    // what follows the trailer is not the archive's.
+    const std::string dirs =
+        newc("opt", 040755, "") + newc("opt/ibm", 040755, "") + newc("opt/ibm/pef", 040755, "");
+    const std::string blob = newc("./opt/ibm/pef/esmb.dtb", 0100644, "BLOB!") +
+                             newc("opt/ibm/pef/other", 0100644, "zz") + kTrailer;
+    const std::string archive = dirs + blob;
+    loader::CpioLead lead{};
+    REQUIRE(lead_of(archive + std::string(700, 'i'), &lead) == DiskError::none);
+    CHECK(std::string(lead.name) == "opt/ibm/pef/esmb.dtb");
+    CHECK(lead.file.size == 5);
+    CHECK(archive.substr(lead.file.data_offset, 5) == "BLOB!");
+    CHECK(lead.end == archive.size());
+    // An empty regular file before it is skipped like a directory.
+    REQUIRE(lead_of(newc("empty", 0100644, "") + archive, &lead) == DiskError::none);
+    CHECK(std::string(lead.name) == "opt/ibm/pef/esmb.dtb");
+    // No member with data; a symlink as the lead; a broken archive.
+    CHECK(lead_of(dirs + kTrailer, &lead) == DiskError::cpio_file_not_found);
+    CHECK(lead_of(newc("opt/ibm/pef/link", 0120777, "target") + kTrailer, &lead) ==
+          DiskError::cpio_not_regular_file);
+    CHECK(lead_of(dirs + blob.substr(0, blob.size() - kTrailer.size()), &lead) ==
+          DiskError::cpio_truncated);
+    std::string bad = archive;
+    bad[dirs.size()] = '1'; // the file's magic
+    CHECK(lead_of(bad, &lead) == DiskError::cpio_bad_magic);
+}

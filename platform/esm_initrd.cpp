@@ -1,0 +1,47 @@
+#include "platform/esm_initrd.hpp"
+
+#include "loader/disk_layout.h"
+
+#include <cstring>
+
+namespace svmkit::platform {
+
+namespace {
+
+constexpr std::uint64_t kInitrdAlign = 512; // the ultravisor's rounding of the archive
+
+bool read_span(void* ctx, std::uint64_t offset, void* buf, std::uint64_t size) {
+    const auto& bytes = *static_cast<const std::span<const std::byte>*>(ctx);
+    if (offset > bytes.size() || size > bytes.size() - offset)
+        return false;
+    std::memcpy(buf, bytes.data() + offset, size);
+    return true;
+}
+
+} // namespace
+
+Result<std::optional<InitrdEsmBlob>> find_initrd_esm_blob(std::span<const std::byte> initrd,
+                                                          const std::string& where) {
+    std::span<const std::byte> bytes = initrd;
+    loader::CpioLead lead{};
+    const loader::BootPartition whole{0, initrd.size()};
+    if (initrd.size() < 6 || std::memcmp(initrd.data(), "070701", 6) != 0 ||
+        loader::read_cpio_lead(read_span, &bytes, whole, &lead) != loader::DiskError::none)
+        return std::nullopt;
+    const std::string_view name(lead.name);
+    if (name.substr(0, kEsmCpioPrefix.size()) != kEsmCpioPrefix)
+        return std::nullopt;
+    const std::string member = fmt::format("{} (cpio member {})", where, name);
+    // lead.end <= initrd.size() (the walk keeps it inside): no overflow.
+    const std::uint64_t payload = (lead.end + kInitrdAlign - 1) / kInitrdAlign * kInitrdAlign;
+    if (payload > initrd.size())
+        return fail(ExitCode::malformed,
+                    "{}: the ESM blob's archive is not padded to a multiple of 512 bytes "
+                    "({} bytes in an initrd of {})",
+                    member, lead.end, initrd.size());
+    SVM_TRY(blob,
+            format::decode_esm_blob(initrd.subspan(lead.file.data_offset, lead.file.size), member));
+    return InitrdEsmBlob{std::move(blob), std::string(name), payload};
+}
+
+} // namespace svmkit::platform
