@@ -1,5 +1,7 @@
 // Fuzz target: the boot disk reader (loader/disk_layout): GPT, then the newc
-// cpio in the boot partition. The input is the disk, after one control byte:
+// cpio in the boot partition; and the whole input as a cpio prepended to an
+// initrd (read_cpio_lead, what the ultravisor reads for the PEF blob). The
+// input is the disk, after one control byte:
 // bit 0 set makes the harness recompute both GPT CRC-32s first (as a hostile
 // hypervisor serving the disk can), so the fuzzer also reaches the fields
 // behind the CRCs instead of stopping at them.
@@ -60,6 +62,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Disk disk{std::vector<uint8_t>(data + 1, data + size)};
     if (data[0] & 1)
         fix_crcs(disk.bytes);
+    CpioLead lead{};
+    const BootPartition whole{0, disk.bytes.size()};
+    if (read_cpio_lead(read, &disk, whole, &lead) == DiskError::none &&
+        (lead.end > whole.byte_size || lead.file.data_offset > whole.byte_size ||
+         lead.file.size > whole.byte_size - lead.file.data_offset || lead.file.size == 0 ||
+         std::strlen(lead.name) > kMaxCpioPath))
+        std::abort(); // the lead and the archive's end must lie in the input
     BootPartition part{};
     if (find_boot_partition(read, &disk, disk.bytes.size(), &part) != DiskError::none)
         return 0;
