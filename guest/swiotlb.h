@@ -218,12 +218,34 @@ class Swiotlb {
         uint64_t match;
     };
 
-    // Allocates slots for `r` (starting in the area of `cpu`) and records
-    // `rec` in the first; its index, or -1 when no area has room. Inlined:
-    // this and release() are the hot path of every request.
-    [[gnu::always_inline]] int64_t find_slots(const Request& r, unsigned cpu, const Slot& rec);
-    [[gnu::always_inline]] int64_t search_area(unsigned a, const Request& r, const Slot& rec);
+    // What claim() records in an allocation's first slot.
+    struct Record {
+        uint64_t orig;   // the original buffer's CPU address; 0 for coherent memory
+        uint32_t size;   // bytes mapped or allocated
+        uint32_t offset; // bounce start minus the first slot's start
+        uint8_t kind;    // Kind
+    };
+
+    // The hot path of every request, inlined into map/alloc and unmap/free:
+    //   - take_at_index: only the candidate at area `a`'s search index (a
+    //     map/unmap loop finds its slots there every time); -1 if it does not
+    //     fit, and then find_slots() runs the full search;
+    //   - claim: marks [s, s + n) allocated in area `a` and records `rec`;
+    //   - release: frees the allocation whose first slot is `head`.
+    [[gnu::always_inline]] int64_t take_at_index(unsigned a, const Request& r, const Record& rec);
+    [[gnu::always_inline]] void claim(Area& ar, unsigned a, uint32_t s, uint32_t n,
+                                      const Record& rec);
     [[gnu::always_inline]] void release(uint32_t head);
+    // The full search for `r`, starting in the area of `cpu` and trying the
+    // others in turn: the first slot of the allocation (claimed, `rec`
+    // recorded), or -1 when no area has room.
+    [[gnu::noinline]] int64_t find_slots(const Request& r, unsigned cpu, const Record& rec);
+    int64_t search_area(unsigned a, const Request& r, const Record& rec);
+    // The request of a map() with alignment masks (or bad arguments):
+    // DmaError::none and `*r`, `*offset` filled in, or the error's kind.
+    DmaError::Kind masked_request(const void* orig, size_t size, uint8_t kind,
+                                  uint64_t min_align_mask, uint64_t alloc_align_mask, Request* r,
+                                  uint64_t* offset) const;
     bool fits_empty_pool(const Request& r) const;
     // The live streaming mapping holding `dma` whose record covers [dma, dma
     // + size) with direction `dir`; kFree if there is none.
