@@ -355,16 +355,16 @@ inline void Swiotlb::release(uint32_t head) {
     ar.lock.unlock();
 }
 
-DmaError::Kind Swiotlb::masked_request(const void* orig, size_t size, uint8_t kind,
-                                       uint64_t min_align_mask, uint64_t alloc_align_mask,
-                                       Request* r, uint64_t* offset) const {
+DmaError::Kind Swiotlb::map_request(const void* orig, size_t size, uint8_t kind,
+                                    uint64_t min_align_mask, uint64_t alloc_align_mask, Request* r,
+                                    uint64_t* offset) const {
     if (nslots_ == 0 || orig == nullptr || size == 0 || kind == kind_free ||
         !is_low_mask(min_align_mask) || !is_low_mask(alloc_align_mask) ||
         (min_align_mask | alloc_align_mask) >= kSegmentSize)
         return DmaError::bad_argument;
     if (size > kSegmentSize)
         return DmaError::too_large;
-    if ((min_align_mask | alloc_align_mask) == 0) { // map()'s own case, with its checks failed
+    if ((min_align_mask | alloc_align_mask) == 0) { // map()'s fast case, its slots taken
         r->nslots = static_cast<uint32_t>((size + kSlotSize - 1) >> kSlotShift);
         r->mask = size >= page_size() ? page_size() - 1 : kSlotSize - 1;
         r->match = 0;
@@ -391,42 +391,56 @@ DmaError::Kind Swiotlb::masked_request(const void* orig, size_t size, uint8_t ki
     return DmaError::none;
 }
 
+dma_addr_t Swiotlb::copy_in(dma_addr_t bounce, const void* orig, size_t size, DmaDirection dir) {
+    // Always copy in, whatever the direction (CVE-2022-0854).
+    if (dir == DmaDirection::from_device && size >= kStreamingCopyMin) {
+        copy_in_streaming(gpa_ptr(bounce), orig, size);
+        return bounce;
+    }
+    return ptr_gpa(memcpy(gpa_ptr(bounce), orig, size));
+}
+
 dma_addr_t Swiotlb::map(void* orig, size_t size, DmaDirection dir, uint64_t min_align_mask,
                         uint64_t alloc_align_mask, unsigned cpu, DmaError* err) {
     const uint8_t kind = kind_of(dir);
-    Request r;
-    uint64_t offset = 0;
     if ((min_align_mask | alloc_align_mask) == 0 && size - 1 < kSegmentSize && orig != nullptr &&
         kind != kind_free && nslots_ != 0) {
-        // The common case (virtio): slot aligned, page aligned from a page on.
-        r.nslots = static_cast<uint32_t>((size + kSlotSize - 1) >> kSlotShift);
-        r.mask = size >= page_size() ? page_size() - 1 : kSlotSize - 1;
-        r.match = 0;
-    } else {
-        const DmaError::Kind bad =
-            masked_request(orig, size, kind, min_align_mask, alloc_align_mask, &r, &offset);
-        if (bad != DmaError::none)
-            return map_failed(err, bad, size);
+        // The common case (virtio): slot aligned, page aligned from a page on;
+        // and the slots at the search index are free (a map/unmap loop).
+        const uint64_t page = page_size();
+        const Request r{static_cast<uint32_t>((size + kSlotSize - 1) >> kSlotShift),
+                        size >= page ? page - 1 : kSlotSize - 1, 0};
+        const int64_t head = take_at_index(
+            cpu & (nareas_ - 1), r,
+            Record{reinterpret_cast<uintptr_t>(orig), static_cast<uint32_t>(size), 0, kind});
+        if (head >= 0) {
+            if (err != nullptr)
+                *err = DmaError{};
+            return copy_in(slot_addr(static_cast<uint64_t>(head)), orig, size, dir);
+        }
     }
+    return map_searching(orig, size, dir, min_align_mask, alloc_align_mask, cpu, err);
+}
 
+dma_addr_t Swiotlb::map_searching(void* orig, size_t size, DmaDirection dir,
+                                  uint64_t min_align_mask, uint64_t alloc_align_mask, unsigned cpu,
+                                  DmaError* err) {
+    const uint8_t kind = kind_of(dir);
+    Request r{};
+    uint64_t offset = 0;
+    const DmaError::Kind bad =
+        map_request(orig, size, kind, min_align_mask, alloc_align_mask, &r, &offset);
+    if (bad != DmaError::none)
+        return map_failed(err, bad, size);
     const Record rec{reinterpret_cast<uintptr_t>(orig), static_cast<uint32_t>(size),
                      static_cast<uint32_t>(offset), kind};
-    int64_t head = take_at_index(cpu & (nareas_ - 1), r, rec);
-    if (head < 0) {
-        head = find_slots(r, cpu, rec);
-        if (head < 0)
-            return map_failed(err, fits_empty_pool(r) ? DmaError::pool_full : DmaError::too_large,
-                              size);
-    }
-    const dma_addr_t bounce = slot_addr(static_cast<uint64_t>(head)) + offset;
-    // Always copy in, whatever the direction (CVE-2022-0854).
-    if (dir == DmaDirection::from_device && size >= kStreamingCopyMin)
-        copy_in_streaming(gpa_ptr(bounce), orig, size);
-    else
-        memcpy(gpa_ptr(bounce), orig, size);
+    const int64_t head = find_slots(r, cpu, rec);
+    if (head < 0)
+        return map_failed(err, fits_empty_pool(r) ? DmaError::pool_full : DmaError::too_large,
+                          size);
     if (err != nullptr)
         *err = DmaError{};
-    return bounce;
+    return copy_in(slot_addr(static_cast<uint64_t>(head)) + offset, orig, size, dir);
 }
 
 uint32_t Swiotlb::lookup_streaming(dma_addr_t dma, size_t size, DmaDirection dir) const {
@@ -459,7 +473,13 @@ bool Swiotlb::unmap(dma_addr_t dma, size_t size, DmaDirection dir) {
         size != h.size)
         return false;
     if (copies_out(dir))
-        memcpy(orig_buffer(h.orig), gpa_ptr(dma), size);
+        return copy_out_and_release(head, dma, size);
+    release(head);
+    return true;
+}
+
+bool Swiotlb::copy_out_and_release(uint32_t head, dma_addr_t dma, size_t size) {
+    memcpy(orig_buffer(slots_[head].orig), gpa_ptr(dma), size);
     release(head);
     return true;
 }
@@ -505,10 +525,8 @@ void* Swiotlb::alloc(size_t size, dma_addr_t* dma, unsigned cpu, DmaError* err) 
     Request r{};
     r.nslots = static_cast<uint32_t>((size + kSlotSize - 1) >> kSlotShift);
     r.mask = align - 1;
-    const Record rec{0, static_cast<uint32_t>(size), 0, kind_coherent};
-    int64_t head = take_at_index(cpu & (nareas_ - 1), r, rec);
-    if (head < 0)
-        head = find_slots(r, cpu, rec);
+    const int64_t head =
+        find_slots(r, cpu, Record{0, static_cast<uint32_t>(size), 0, kind_coherent});
     if (head < 0) {
         map_failed(err, fits_empty_pool(r) ? DmaError::pool_full : DmaError::too_large, size);
         return nullptr;

@@ -226,26 +226,37 @@ class Swiotlb {
         uint8_t kind;    // Kind
     };
 
-    // The hot path of every request, inlined into map/alloc and unmap/free:
+    // The hot path of every request:
     //   - take_at_index: only the candidate at area `a`'s search index (a
     //     map/unmap loop finds its slots there every time); -1 if it does not
-    //     fit, and then find_slots() runs the full search;
+    //     fit, and then map_searching() runs the full search from there;
     //   - claim: marks [s, s + n) allocated in area `a` and records `rec`;
     //   - release: frees the allocation whose first slot is `head`.
+    // map's and unmap's fast paths call nothing but these (inlined) and, as
+    // their last step, the copy: no stack frame, no registers to save.
     [[gnu::always_inline]] int64_t take_at_index(unsigned a, const Request& r, const Record& rec);
     [[gnu::always_inline]] void claim(Area& ar, unsigned a, uint32_t s, uint32_t n,
                                       const Record& rec);
     [[gnu::always_inline]] void release(uint32_t head);
+    // The copy into the pool of a new mapping at `bounce`; returns `bounce`.
+    [[gnu::noinline]] static dma_addr_t copy_in(dma_addr_t bounce, const void* orig, size_t size,
+                                                DmaDirection dir);
+    // unmap's last steps for from_device / bidirectional.
+    [[gnu::noinline]] bool copy_out_and_release(uint32_t head, dma_addr_t dma, size_t size);
+    // map() beyond its fast path: requests with alignment masks, bad
+    // arguments, and the full search when the index's candidate is taken.
+    [[gnu::noinline]] dma_addr_t map_searching(void* orig, size_t size, DmaDirection dir,
+                                               uint64_t min_align_mask, uint64_t alloc_align_mask,
+                                               unsigned cpu, DmaError* err);
     // The full search for `r`, starting in the area of `cpu` and trying the
     // others in turn: the first slot of the allocation (claimed, `rec`
     // recorded), or -1 when no area has room.
-    [[gnu::noinline]] int64_t find_slots(const Request& r, unsigned cpu, const Record& rec);
+    int64_t find_slots(const Request& r, unsigned cpu, const Record& rec);
     int64_t search_area(unsigned a, const Request& r, const Record& rec);
-    // The request of a map() with alignment masks (or bad arguments):
-    // DmaError::none and `*r`, `*offset` filled in, or the error's kind.
-    DmaError::Kind masked_request(const void* orig, size_t size, uint8_t kind,
-                                  uint64_t min_align_mask, uint64_t alloc_align_mask, Request* r,
-                                  uint64_t* offset) const;
+    // The request of map_searching(): DmaError::none and `*r`, `*offset`
+    // filled in, or the kind of error for bad arguments and sizes.
+    DmaError::Kind map_request(const void* orig, size_t size, uint8_t kind, uint64_t min_align_mask,
+                               uint64_t alloc_align_mask, Request* r, uint64_t* offset) const;
     bool fits_empty_pool(const Request& r) const;
     // The live streaming mapping holding `dma` whose record covers [dma, dma
     // + size) with direction `dir`; kFree if there is none.
