@@ -152,6 +152,8 @@ Swiotlb::InitError Swiotlb::init(Range pool, unsigned nareas, void* metadata,
         ar = Area{};
         ar.begin = a * area_slots_;
         ar.nslots = a + 1 < nareas_ ? area_slots_ : nslots_ - ar.begin;
+        ar.end = ar.begin + ar.nslots;
+        ar.index = ar.begin;
     }
     for (uint32_t i = 0; i < nslots_; ++i) {
         Slot& s = slots_[i];
@@ -227,22 +229,24 @@ inline void Swiotlb::claim(Area& ar, unsigned a, uint32_t s, uint32_t n, const R
     uint8_t count = 0;
     for (uint32_t i = s; i > seg_start && slots[i - 1].free_run != 0; --i)
         slots[i - 1].free_run = ++count;
-    const uint32_t next = s - ar.begin + n;
-    ar.index = next >= ar.nslots ? 0 : next;
+    const uint32_t next = s + n;
+    ar.index = next >= ar.end ? ar.begin : next;
     __atomic_store_n(&ar.used, ar.used + n, __ATOMIC_RELAXED);
 }
 
-// The first candidate of search_area(a, r, ...) alone: the slot at the area's
-// search index, if its address fits `r` and its free run holds `r.nslots`
-// slots. Enough whenever the index sits on free slots (a map/unmap loop, an
-// area filling up in order), and then much shorter than the search; when it
-// fails, find_slots() searches from the same index on, so the result is what
-// the search alone would give.
+// The first candidate of search_area(a, r, ...) alone, for a request without
+// masks (r.match == 0, r.mask + 1 a slot or the page, so with the pool's base
+// page aligned a slot's address fits when its index is a multiple of
+// (r.mask + 1) / kSlotSize): the slot at the area's search index, if it fits
+// and its free run holds `r.nslots` slots. Enough whenever the index sits on
+// free slots (a map/unmap loop, an area filling up in order), and then much
+// shorter than the search; when it fails, map_searching() searches from the
+// same index on, so the result is what the search alone would give.
 inline int64_t Swiotlb::take_at_index(unsigned a, const Request& r, const Record& rec) {
     Area& ar = areas_[a];
     ar.lock.lock();
-    const uint32_t s = ar.begin + ar.index;
-    if (((r.match - slot_addr(s)) & r.mask) == 0 && slots_[s].free_run >= r.nslots) {
+    const uint32_t s = ar.index;
+    if ((s & (r.mask >> kSlotShift)) == 0 && slots_[s].free_run >= r.nslots) {
         claim(ar, a, s, r.nslots, rec);
         ar.lock.unlock();
         return s;
@@ -270,7 +274,7 @@ int64_t Swiotlb::search_area(unsigned a, const Request& r, const Record& rec) {
         ar.lock.unlock();
         return -1;
     }
-    uint32_t idx = ar.index;
+    uint32_t idx = ar.index - begin;
     uint32_t checked = 0;
     while (checked < size) {
         const uint32_t s = begin + idx;
@@ -348,9 +352,8 @@ inline void Swiotlb::release(uint32_t head) {
         slots[i - 1].free_run = ++count;
     // Freeing the area's latest allocation rewinds the search to it: a
     // map/unmap loop keeps reusing the same, cache-hot slots.
-    const uint32_t rel_end = end - ar.begin;
-    if (ar.index == (rel_end >= ar.nslots ? 0 : rel_end))
-        ar.index = head - ar.begin;
+    if (ar.index == (end >= ar.end ? ar.begin : end))
+        ar.index = head;
     __atomic_store_n(&ar.used, ar.used - n, __ATOMIC_RELAXED);
     ar.lock.unlock();
 }
@@ -559,7 +562,9 @@ const char* Swiotlb::check_invariants() const {
         const Area& ar = areas_[a];
         if (ar.begin != expect_begin || ar.begin % kSegmentSlots != 0 || ar.nslots == 0)
             return "areas do not tile the pool at segment starts";
-        if (ar.index >= ar.nslots)
+        if (ar.end != ar.begin + ar.nslots)
+            return "area end is not its begin plus its size";
+        if (ar.index < ar.begin || ar.index >= ar.end)
             return "area search index outside its area";
         uint32_t used = 0;
         for (uint32_t i = ar.begin; i < ar.begin + ar.nslots; ++i)

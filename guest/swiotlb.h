@@ -165,13 +165,14 @@ class Swiotlb {
     const char* check_invariants() const;
 
     // Per-area state. Invariants (under `lock`):
-    //   - the area owns slots [begin, begin + nslots); begin is a segment
-    //     start, and so is begin + nslots unless it is the pool's end;
+    //   - the area owns slots [begin, end), end == begin + nslots; begin is a
+    //     segment start, and so is end unless it is the pool's end;
     //   - used == the number of its slots that are allocated;
-    //   - index < nslots: where the next search starts (relative to begin).
+    //   - begin <= index < end: the slot where the next search starts.
     struct alignas(64) Area {
         SpinLock lock;
         uint32_t begin = 0;
+        uint32_t end = 0;
         uint32_t nslots = 0;
         uint32_t used = 0;
         uint32_t index = 0;
