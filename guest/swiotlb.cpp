@@ -410,17 +410,19 @@ dma_addr_t Swiotlb::map(void* orig, size_t size, DmaDirection dir, uint64_t min_
         kind != kind_free && nslots_ != 0) {
         // The common case (virtio): slot aligned, page aligned from a page on;
         // and the slots at the search index are free (a map/unmap loop).
+        // Success is written first (map_searching() writes over it if this
+        // path does not take the slots), so `err` is not live across the
+        // allocation.
+        if (err != nullptr)
+            *err = DmaError{};
         const uint64_t page = page_size();
         const Request r{static_cast<uint32_t>((size + kSlotSize - 1) >> kSlotShift),
                         size >= page ? page - 1 : kSlotSize - 1, 0};
         const int64_t head = take_at_index(
             cpu & (nareas_ - 1), r,
             Record{reinterpret_cast<uintptr_t>(orig), static_cast<uint32_t>(size), 0, kind});
-        if (head >= 0) {
-            if (err != nullptr)
-                *err = DmaError{};
+        if (head >= 0)
             return copy_in(slot_addr(static_cast<uint64_t>(head)), orig, size, dir);
-        }
     }
     return map_searching(orig, size, dir, min_align_mask, alloc_align_mask, cpu, err);
 }
