@@ -234,7 +234,8 @@ class Swiotlb {
     //   - claim: marks [s, s + n) allocated in area `a` and records `rec`;
     //   - release: frees the allocation whose first slot is `head`.
     // map's and unmap's fast paths call nothing but these (inlined) and, as
-    // their last step, the copy: no stack frame, no registers to save.
+    // their last step (a tail call), the copy: the request and the record
+    // stay in registers instead of being built on the stack for a callee.
     [[gnu::always_inline]] int64_t take_at_index(unsigned a, const Request& r, const Record& rec);
     [[gnu::always_inline]] void claim(Area& ar, unsigned a, uint32_t s, uint32_t n,
                                       const Record& rec);
