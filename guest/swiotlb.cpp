@@ -152,6 +152,8 @@ Swiotlb::InitError Swiotlb::init(Range pool, unsigned nareas, void* metadata,
         ar = Area{};
         ar.begin = a * area_slots_;
         ar.nslots = a + 1 < nareas_ ? area_slots_ : nslots_ - ar.begin;
+        ar.end = ar.begin + ar.nslots;
+        ar.index = ar.begin;
     }
     for (uint32_t i = 0; i < nslots_; ++i) {
         Slot& s = slots_[i];
@@ -204,16 +206,61 @@ dma_addr_t Swiotlb::map_failed(DmaError* err, DmaError::Kind kind, size_t size) 
     return kDmaMappingError;
 }
 
+// Marks [s, s + n) allocated in area `a` (whose lock the caller holds) and
+// records `rec` in slot s. [s, s + n) must be free and inside one segment
+// (slots[s].free_run >= n).
+inline void Swiotlb::claim(Area& ar, unsigned a, uint32_t s, uint32_t n, const Record& rec) {
+    Slot* const slots = slots_; // a local: the stores below could alias the member
+    Slot& h = slots[s];
+    h.orig = rec.orig;
+    h.size = rec.size;
+    h.head = s;
+    h.offset = rec.offset;
+    h.nslots = static_cast<uint8_t>(n);
+    h.area = static_cast<uint8_t>(a);
+    h.free_run = 0;
+    h.kind = rec.kind;
+    for (uint32_t i = s + 1; i < s + n; ++i) {
+        slots[i].free_run = 0;
+        slots[i].head = s;
+    }
+    // The free slots before s in its segment now run up to s.
+    const uint32_t seg_start = s & ~(kSegmentSlots - 1);
+    uint8_t count = 0;
+    for (uint32_t i = s; i > seg_start && slots[i - 1].free_run != 0; --i)
+        slots[i - 1].free_run = ++count;
+    const uint32_t next = s + n;
+    ar.index = next >= ar.end ? ar.begin : next;
+    __atomic_store_n(&ar.used, ar.used + n, __ATOMIC_RELAXED);
+}
+
+// The first candidate of search_area(a, r, ...) alone, for a request without
+// masks (r.match == 0, r.mask + 1 a slot or the page, so with the pool's base
+// page aligned a slot's address fits when its index is a multiple of
+// (r.mask + 1) / kSlotSize): the slot at the area's search index, if it fits
+// and its free run holds `r.nslots` slots. Enough whenever the index sits on
+// free slots (a map/unmap loop, an area filling up in order), and then much
+// shorter than the search; when it fails, map_searching() searches from the
+// same index on, so the result is what the search alone would give.
+inline int64_t Swiotlb::take_at_index(unsigned a, const Request& r, const Record& rec) {
+    Area& ar = areas_[a];
+    ar.lock.lock();
+    const uint32_t s = ar.index;
+    if ((s & (r.mask >> kSlotShift)) == 0 && slots_[s].free_run >= r.nslots) {
+        claim(ar, a, s, r.nslots, rec);
+        ar.lock.unlock();
+        return s;
+    }
+    ar.lock.unlock();
+    return -1;
+}
+
 // Searches area `a` for `r.nslots` free slots in one segment whose first slot
 // address A has (A & r.mask) == r.match. The acceptable addresses recur every
 // mask + 1 bytes: from any slot the next candidate is ((match - A) & mask)
 // bytes away, and after a candidate the next one is mask + 1 bytes on. Takes
-// the area's lock; on success marks the slots allocated and writes `rec` into
-// the first one.
-inline int64_t Swiotlb::search_area(unsigned a, const Request& r, const Slot& rec) {
-    // Members in locals: the slot stores below could otherwise alias them and
-    // force reloads (this is the hot path of every mapping).
-    Slot* const slots = slots_;
+// the area's lock; on success claims the slots and records `rec`.
+int64_t Swiotlb::search_area(unsigned a, const Request& r, const Record& rec) {
     const uint64_t base = pool_.base;
     const uint32_t n = r.nslots;
     const uint64_t m = r.mask;
@@ -223,38 +270,19 @@ inline int64_t Swiotlb::search_area(unsigned a, const Request& r, const Slot& re
     ar.lock.lock();
     const uint32_t begin = ar.begin;
     const uint32_t size = ar.nslots;
-    const uint32_t used = ar.used;
-    if (n > size - used) {
+    if (n > size - ar.used) {
         ar.lock.unlock();
         return -1;
     }
-    uint32_t idx = ar.index;
+    uint32_t idx = ar.index - begin;
     uint32_t checked = 0;
     while (checked < size) {
         const uint32_t s = begin + idx;
         uint32_t step = static_cast<uint32_t>(
             ((match - (base + (uint64_t{s} << kSlotShift))) & m) >> kSlotShift);
         if (step == 0) {
-            if (slots[s].free_run >= n) {
-                // Found: [s, s + n) is free and inside one segment.
-                Slot& h = slots[s];
-                h = rec;
-                h.head = s;
-                h.free_run = 0;
-                h.nslots = static_cast<uint8_t>(n);
-                h.area = static_cast<uint8_t>(a);
-                for (uint32_t i = s + 1; i < s + n; ++i) {
-                    slots[i].free_run = 0;
-                    slots[i].head = s;
-                }
-                // The free slots before s in its segment now run up to s.
-                const uint32_t seg_start = s & ~(kSegmentSlots - 1);
-                uint8_t count = 0;
-                for (uint32_t i = s; i > seg_start && slots[i - 1].free_run != 0; --i)
-                    slots[i - 1].free_run = ++count;
-                const uint32_t next = idx + n;
-                ar.index = next >= size ? 0 : next;
-                __atomic_store_n(&ar.used, used + n, __ATOMIC_RELAXED);
+            if (slots_[s].free_run >= n) { // [s, s + n) is free and inside one segment
+                claim(ar, a, s, n, rec);
                 ar.lock.unlock();
                 return s;
             }
@@ -272,7 +300,7 @@ inline int64_t Swiotlb::search_area(unsigned a, const Request& r, const Slot& re
     return -1;
 }
 
-inline int64_t Swiotlb::find_slots(const Request& r, unsigned cpu, const Slot& rec) {
+int64_t Swiotlb::find_slots(const Request& r, unsigned cpu, const Record& rec) {
     const unsigned start = cpu & (nareas_ - 1);
     unsigned a = start;
     do {
@@ -299,92 +327,125 @@ bool Swiotlb::fits_empty_pool(const Request& r) const {
 
 // Frees allocation `head` back to its area.
 inline void Swiotlb::release(uint32_t head) {
-    Slot* const slots = slots_;
+    Slot* const slots = slots_; // a local: the stores below could alias the member
     const uint32_t total = nslots_;
-    Area& ar = areas_[slots[head].area];
-    ar.lock.lock();
     Slot& h = slots[head];
+    Area& ar = areas_[h.area];
+    ar.lock.lock();
     if (h.head != head || h.kind == kind_free) { // freed concurrently: a driver bug
         ar.lock.unlock();
         return;
     }
     const uint32_t n = h.nslots;
     const uint32_t end = head + n;
-    const uint32_t seg_start = head & ~(kSegmentSlots - 1);
-    const uint32_t seg_end = seg_start + kSegmentSlots < total ? seg_start + kSegmentSlots : total;
-    // The freed run joins the free run after it (same segment only) ...
-    uint8_t count = end < seg_end ? slots[end].free_run : 0;
+    // The freed run joins the free run after it (same segment only: a
+    // segment ends at a multiple of kSegmentSlots or at the pool's end) ...
+    uint8_t count = end % kSegmentSlots != 0 && end < total ? slots[end].free_run : 0;
     h.kind = kind_free; // the other head fields mean nothing once head == kFree
     for (uint32_t i = end; i > head; --i) {
         slots[i - 1].free_run = ++count;
         slots[i - 1].head = kFree;
     }
     // ... and the free slots before it in its segment run through it.
+    const uint32_t seg_start = head & ~(kSegmentSlots - 1);
     for (uint32_t i = head; i > seg_start && slots[i - 1].free_run != 0; --i)
         slots[i - 1].free_run = ++count;
     // Freeing the area's latest allocation rewinds the search to it: a
     // map/unmap loop keeps reusing the same, cache-hot slots.
-    const uint32_t rel_end = end - ar.begin;
-    if (ar.index == (rel_end >= ar.nslots ? 0 : rel_end))
-        ar.index = head - ar.begin;
+    if (ar.index == (end >= ar.end ? ar.begin : end))
+        ar.index = head;
     __atomic_store_n(&ar.used, ar.used - n, __ATOMIC_RELAXED);
     ar.lock.unlock();
+}
+
+DmaError::Kind Swiotlb::map_request(const void* orig, size_t size, uint8_t kind,
+                                    uint64_t min_align_mask, uint64_t alloc_align_mask, Request* r,
+                                    uint64_t* offset) const {
+    if (nslots_ == 0 || orig == nullptr || size == 0 || kind == kind_free ||
+        !is_low_mask(min_align_mask) || !is_low_mask(alloc_align_mask) ||
+        (min_align_mask | alloc_align_mask) >= kSegmentSize)
+        return DmaError::bad_argument;
+    if (size > kSegmentSize)
+        return DmaError::too_large;
+    if ((min_align_mask | alloc_align_mask) == 0) { // map()'s fast case, its slots taken
+        r->nslots = static_cast<uint32_t>((size + kSlotSize - 1) >> kSlotShift);
+        r->mask = size >= page_size() ? page_size() - 1 : kSlotSize - 1;
+        r->match = 0;
+        *offset = 0;
+        return DmaError::none;
+    }
+    // An explicit alloc_align_mask is a granule the allocation covers whole
+    // (Linux's IOMMU use); it is at least a slot. The bits of min_align_mask
+    // inside it are kept as the offset from the allocation's start; the ones
+    // above must match in the start.
+    const uint64_t orig_addr = ptr_gpa(orig);
+    const bool whole_granules = alloc_align_mask != 0;
+    alloc_align_mask |= kSlotSize - 1;
+    *offset = orig_addr & min_align_mask & alloc_align_mask;
+    uint64_t need = *offset + size;
+    if (whole_granules)
+        need = (need + alloc_align_mask) & ~alloc_align_mask;
+    if (need > kSegmentSize)
+        return DmaError::too_large;
+    const uint64_t match_mask = min_align_mask & ~alloc_align_mask;
+    r->nslots = static_cast<uint32_t>((need + kSlotSize - 1) >> kSlotShift);
+    r->mask = alloc_align_mask | match_mask;
+    r->match = orig_addr & match_mask;
+    return DmaError::none;
+}
+
+dma_addr_t Swiotlb::copy_in(dma_addr_t bounce, const void* orig, size_t size, DmaDirection dir) {
+    // Always copy in, whatever the direction (CVE-2022-0854).
+    if (dir == DmaDirection::from_device && size >= kStreamingCopyMin) {
+        copy_in_streaming(gpa_ptr(bounce), orig, size);
+        return bounce;
+    }
+    return ptr_gpa(memcpy(gpa_ptr(bounce), orig, size));
 }
 
 dma_addr_t Swiotlb::map(void* orig, size_t size, DmaDirection dir, uint64_t min_align_mask,
                         uint64_t alloc_align_mask, unsigned cpu, DmaError* err) {
     const uint8_t kind = kind_of(dir);
-    if (nslots_ == 0 || orig == nullptr || size == 0 || kind == kind_free ||
-        !is_low_mask(min_align_mask) || !is_low_mask(alloc_align_mask) ||
-        (min_align_mask | alloc_align_mask) >= kSegmentSize)
-        return map_failed(err, DmaError::bad_argument, size);
-    if (size > kSegmentSize)
-        return map_failed(err, DmaError::too_large, size);
-
-    const uint64_t orig_addr = ptr_gpa(orig);
-    uint64_t offset = 0;
-    Request r{};
-    if ((min_align_mask | alloc_align_mask) == 0) {
-        // The common case (virtio): slot aligned, page aligned from a page on.
-        r.nslots = static_cast<uint32_t>((size + kSlotSize - 1) >> kSlotShift);
-        r.mask = size >= page_size() ? page_size() - 1 : kSlotSize - 1;
-    } else {
-        // An explicit alloc_align_mask is a granule the allocation covers
-        // whole (Linux's IOMMU use); it is at least a slot. The bits of
-        // min_align_mask inside it are kept as the offset from the
-        // allocation's start; the ones above must match in the start.
-        const bool whole_granules = alloc_align_mask != 0;
-        alloc_align_mask |= kSlotSize - 1;
-        offset = orig_addr & min_align_mask & alloc_align_mask;
-        uint64_t need = offset + size;
-        if (whole_granules)
-            need = (need + alloc_align_mask) & ~alloc_align_mask;
-        if (need > kSegmentSize)
-            return map_failed(err, DmaError::too_large, size);
-        const uint64_t match_mask = min_align_mask & ~alloc_align_mask;
-        r.nslots = static_cast<uint32_t>((need + kSlotSize - 1) >> kSlotShift);
-        r.mask = alloc_align_mask | match_mask;
-        r.match = orig_addr & match_mask;
+    if ((min_align_mask | alloc_align_mask) == 0 && size - 1 < kSegmentSize && orig != nullptr &&
+        kind != kind_free && nslots_ != 0) {
+        // The common case (virtio): slot aligned, page aligned from a page on;
+        // and the slots at the search index are free (a map/unmap loop).
+        // Success is written first (map_searching() writes over it if this
+        // path does not take the slots), so `err` is not live across the
+        // allocation.
+        if (err != nullptr)
+            *err = DmaError{};
+        const uint64_t page = page_size();
+        const Request r{static_cast<uint32_t>((size + kSlotSize - 1) >> kSlotShift),
+                        size >= page ? page - 1 : kSlotSize - 1, 0};
+        const int64_t head = take_at_index(
+            cpu & (nareas_ - 1), r,
+            Record{reinterpret_cast<uintptr_t>(orig), static_cast<uint32_t>(size), 0, kind});
+        if (head >= 0)
+            return copy_in(slot_addr(static_cast<uint64_t>(head)), orig, size, dir);
     }
+    return map_searching(orig, size, dir, min_align_mask, alloc_align_mask, cpu, err);
+}
 
-    Slot rec{};
-    rec.orig = reinterpret_cast<uintptr_t>(orig);
-    rec.size = static_cast<uint32_t>(size);
-    rec.offset = static_cast<uint32_t>(offset);
-    rec.kind = kind;
+dma_addr_t Swiotlb::map_searching(void* orig, size_t size, DmaDirection dir,
+                                  uint64_t min_align_mask, uint64_t alloc_align_mask, unsigned cpu,
+                                  DmaError* err) {
+    const uint8_t kind = kind_of(dir);
+    Request r{};
+    uint64_t offset = 0;
+    const DmaError::Kind bad =
+        map_request(orig, size, kind, min_align_mask, alloc_align_mask, &r, &offset);
+    if (bad != DmaError::none)
+        return map_failed(err, bad, size);
+    const Record rec{reinterpret_cast<uintptr_t>(orig), static_cast<uint32_t>(size),
+                     static_cast<uint32_t>(offset), kind};
     const int64_t head = find_slots(r, cpu, rec);
     if (head < 0)
         return map_failed(err, fits_empty_pool(r) ? DmaError::pool_full : DmaError::too_large,
                           size);
-    const dma_addr_t bounce = slot_addr(static_cast<uint64_t>(head)) + offset;
-    // Always copy in, whatever the direction (CVE-2022-0854).
-    if (dir == DmaDirection::from_device && size >= kStreamingCopyMin)
-        copy_in_streaming(gpa_ptr(bounce), orig, size);
-    else
-        memcpy(gpa_ptr(bounce), orig, size);
     if (err != nullptr)
         *err = DmaError{};
-    return bounce;
+    return copy_in(slot_addr(static_cast<uint64_t>(head)) + offset, orig, size, dir);
 }
 
 uint32_t Swiotlb::lookup_streaming(dma_addr_t dma, size_t size, DmaDirection dir) const {
@@ -405,17 +466,25 @@ uint32_t Swiotlb::lookup_streaming(dma_addr_t dma, size_t size, DmaDirection dir
 bool Swiotlb::unmap(dma_addr_t dma, size_t size, DmaDirection dir) {
     // lookup_streaming's checks, narrowed to "exactly the mapping's start and
     // size": the hot path of every request.
-    if (!contains(dma))
+    const uint64_t rel = dma - pool_.base; // wraps when dma < base: then >= pool_.size
+    if (rel >= pool_.size)
         return false;
-    const uint32_t head = slots_[(dma - pool_.base) >> kSlotShift].head;
+    const uint32_t head = slots_[rel >> kSlotShift].head;
     if (head == kFree)
         return false;
     const Slot& h = slots_[head];
     const uint8_t kind = kind_of(dir);
-    if (h.kind != kind || kind == kind_free || dma != slot_addr(head) + h.offset || size != h.size)
+    if (h.kind != kind || kind == kind_free || rel != (uint64_t{head} << kSlotShift) + h.offset ||
+        size != h.size)
         return false;
     if (copies_out(dir))
-        memcpy(orig_buffer(h.orig), gpa_ptr(dma), size);
+        return copy_out_and_release(head, dma, size);
+    release(head);
+    return true;
+}
+
+bool Swiotlb::copy_out_and_release(uint32_t head, dma_addr_t dma, size_t size) {
+    memcpy(orig_buffer(slots_[head].orig), gpa_ptr(dma), size);
     release(head);
     return true;
 }
@@ -461,10 +530,8 @@ void* Swiotlb::alloc(size_t size, dma_addr_t* dma, unsigned cpu, DmaError* err) 
     Request r{};
     r.nslots = static_cast<uint32_t>((size + kSlotSize - 1) >> kSlotShift);
     r.mask = align - 1;
-    Slot rec{};
-    rec.size = static_cast<uint32_t>(size);
-    rec.kind = kind_coherent;
-    const int64_t head = find_slots(r, cpu, rec);
+    const int64_t head =
+        find_slots(r, cpu, Record{0, static_cast<uint32_t>(size), 0, kind_coherent});
     if (head < 0) {
         map_failed(err, fits_empty_pool(r) ? DmaError::pool_full : DmaError::too_large, size);
         return nullptr;
@@ -497,7 +564,9 @@ const char* Swiotlb::check_invariants() const {
         const Area& ar = areas_[a];
         if (ar.begin != expect_begin || ar.begin % kSegmentSlots != 0 || ar.nslots == 0)
             return "areas do not tile the pool at segment starts";
-        if (ar.index >= ar.nslots)
+        if (ar.end != ar.begin + ar.nslots)
+            return "area end is not its begin plus its size";
+        if (ar.index < ar.begin || ar.index >= ar.end)
             return "area search index outside its area";
         uint32_t used = 0;
         for (uint32_t i = ar.begin; i < ar.begin + ar.nslots; ++i)

@@ -165,13 +165,14 @@ class Swiotlb {
     const char* check_invariants() const;
 
     // Per-area state. Invariants (under `lock`):
-    //   - the area owns slots [begin, begin + nslots); begin is a segment
-    //     start, and so is begin + nslots unless it is the pool's end;
+    //   - the area owns slots [begin, end), end == begin + nslots; begin is a
+    //     segment start, and so is end unless it is the pool's end;
     //   - used == the number of its slots that are allocated;
-    //   - index < nslots: where the next search starts (relative to begin).
+    //   - begin <= index < end: the slot where the next search starts.
     struct alignas(64) Area {
         SpinLock lock;
         uint32_t begin = 0;
+        uint32_t end = 0;
         uint32_t nslots = 0;
         uint32_t used = 0;
         uint32_t index = 0;
@@ -218,12 +219,46 @@ class Swiotlb {
         uint64_t match;
     };
 
-    // Allocates slots for `r` (starting in the area of `cpu`) and records
-    // `rec` in the first; its index, or -1 when no area has room. Inlined:
-    // this and release() are the hot path of every request.
-    [[gnu::always_inline]] int64_t find_slots(const Request& r, unsigned cpu, const Slot& rec);
-    [[gnu::always_inline]] int64_t search_area(unsigned a, const Request& r, const Slot& rec);
+    // What claim() records in an allocation's first slot.
+    struct Record {
+        uint64_t orig;   // the original buffer's CPU address; 0 for coherent memory
+        uint32_t size;   // bytes mapped or allocated
+        uint32_t offset; // bounce start minus the first slot's start
+        uint8_t kind;    // Kind
+    };
+
+    // The hot path of every request:
+    //   - take_at_index: only the candidate at area `a`'s search index (a
+    //     map/unmap loop finds its slots there every time); -1 if it does not
+    //     fit, and then map_searching() runs the full search from there;
+    //   - claim: marks [s, s + n) allocated in area `a` and records `rec`;
+    //   - release: frees the allocation whose first slot is `head`.
+    // map's and unmap's fast paths call nothing but these (inlined) and, as
+    // their last step (a tail call), the copy: the request and the record
+    // stay in registers instead of being built on the stack for a callee.
+    [[gnu::always_inline]] int64_t take_at_index(unsigned a, const Request& r, const Record& rec);
+    [[gnu::always_inline]] void claim(Area& ar, unsigned a, uint32_t s, uint32_t n,
+                                      const Record& rec);
     [[gnu::always_inline]] void release(uint32_t head);
+    // The copy into the pool of a new mapping at `bounce`; returns `bounce`.
+    [[gnu::noinline]] static dma_addr_t copy_in(dma_addr_t bounce, const void* orig, size_t size,
+                                                DmaDirection dir);
+    // unmap's last steps for from_device / bidirectional.
+    [[gnu::noinline]] bool copy_out_and_release(uint32_t head, dma_addr_t dma, size_t size);
+    // map() beyond its fast path: requests with alignment masks, bad
+    // arguments, and the full search when the index's candidate is taken.
+    [[gnu::noinline]] dma_addr_t map_searching(void* orig, size_t size, DmaDirection dir,
+                                               uint64_t min_align_mask, uint64_t alloc_align_mask,
+                                               unsigned cpu, DmaError* err);
+    // The full search for `r`, starting in the area of `cpu` and trying the
+    // others in turn: the first slot of the allocation (claimed, `rec`
+    // recorded), or -1 when no area has room.
+    int64_t find_slots(const Request& r, unsigned cpu, const Record& rec);
+    int64_t search_area(unsigned a, const Request& r, const Record& rec);
+    // The request of map_searching(): DmaError::none and `*r`, `*offset`
+    // filled in, or the kind of error for bad arguments and sizes.
+    DmaError::Kind map_request(const void* orig, size_t size, uint8_t kind, uint64_t min_align_mask,
+                               uint64_t alloc_align_mask, Request* r, uint64_t* offset) const;
     bool fits_empty_pool(const Request& r) const;
     // The live streaming mapping holding `dma` whose record covers [dma, dma
     // + size) with direction `dir`; kFree if there is none.

@@ -528,6 +528,58 @@ TEST_CASE("swiotlb: pool full reports the size asked, total and used slots") {
     t.check();
 }
 
+TEST_CASE("swiotlb: map takes the slots at the search index when they fit, else what the full "
+          "search finds from there") {
+    // map()'s fast path tries only the search index's slot; when that is
+    // taken, misaligned or too short, the full search runs from the same
+    // index. Either way the result is the next fit, as in Linux.
+    TestPool t(MiB); // 512 slots, one area; 64 KiB pages (32 slots)
+    std::uint8_t* buf = t.priv(0x10000);
+    auto map4k = [&]() {
+        return t.tlb.map(buf, 4096, DmaDirection::to_device, 0, 0, 0, nullptr);
+    };
+    const dma_addr_t base = t.range.base;
+    std::vector<dma_addr_t> live;
+    for (int i = 0; i < 3; ++i)
+        live.push_back(map4k());
+    CHECK(live == std::vector<dma_addr_t>{base, base + 2 * kSlot, base + 4 * kSlot});
+    // Not the area's latest allocation: the index stays at slot 6, and the
+    // next mapping goes there, not into the hole at slot 2.
+    CHECK(t.tlb.unmap(live[1], 4096, DmaDirection::to_device));
+    CHECK(map4k() == base + 6 * kSlot);
+    t.check();
+    // Fill slots 8..511: the index wraps to slot 0, which is taken, so the
+    // full search finds the hole.
+    for (int i = 0; i < 252; ++i)
+        REQUIRE(map4k() == base + (8 + 2 * static_cast<std::uint64_t>(i)) * kSlot);
+    CHECK(map4k() == base + 2 * kSlot);
+    CHECK(t.tlb.used_slots() == 512);
+    // Full: the fast path's success must not survive the failed search.
+    DmaError err = map_error(t.tlb, buf, 1);
+    CHECK(err.kind == DmaError::pool_full);
+    CHECK(err.used_slots == 512);
+    t.check();
+    // Free slots 64..95 (a whole 64 KiB page), then slots 2..3: the area's
+    // latest allocation, so the index rewinds to slot 2.
+    for (std::uint64_t slot = 64; slot < 96; slot += 2)
+        CHECK(t.tlb.unmap(base + slot * kSlot, 4096, DmaDirection::to_device));
+    CHECK(t.tlb.unmap(base + 2 * kSlot, 4096, DmaDirection::to_device));
+    t.check();
+    // A page-sized mapping: slot 2 is not page aligned (nor a page long); the
+    // search lands on the page-aligned free run at slot 64.
+    const dma_addr_t page_map = t.tlb.map(buf, 64 * KiB, DmaDirection::to_device, 0, 0, 0, &err);
+    CHECK(page_map == base + 64 * kSlot);
+    CHECK(err.kind == DmaError::none);
+    // Its end (slot 96, taken) is now the index; a small mapping takes slots
+    // 2..3 after the search wraps past the pool's end.
+    CHECK(map4k() == base + 2 * kSlot);
+    CHECK(t.tlb.unmap(page_map, 64 * KiB, DmaDirection::to_device));
+    // The page is free again; the index (slot 4) is not page aligned, and the
+    // search finds slot 64 again.
+    CHECK(t.tlb.map(buf, 64 * KiB, DmaDirection::to_device, 0, 0, 0, nullptr) == base + 64 * kSlot);
+    t.check();
+}
+
 TEST_CASE("swiotlb: fragmentation is pool_full, never too_large") {
     TestPool t(MiB);
     std::uint8_t* buf = t.priv(0x10000);
