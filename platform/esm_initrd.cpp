@@ -21,7 +21,10 @@ bool read_span(void* ctx, std::uint64_t offset, void* buf, std::uint64_t size) {
 } // namespace
 
 Result<std::optional<InitrdEsmBlob>> find_initrd_esm_blob(std::span<const std::byte> initrd,
-                                                          const std::string& where) {
+                                                          const std::string& where,
+                                                          std::uint64_t initrd_size) {
+    if (initrd_size == 0)
+        initrd_size = initrd.size();
     std::span<const std::byte> bytes = initrd;
     loader::CpioLead lead{};
     const loader::BootPartition whole{0, initrd.size()};
@@ -34,11 +37,11 @@ Result<std::optional<InitrdEsmBlob>> find_initrd_esm_blob(std::span<const std::b
     const std::string member = fmt::format("{} (cpio member {})", where, name);
     // lead.end <= initrd.size() (the walk keeps it inside): no overflow.
     const std::uint64_t payload = (lead.end + kInitrdAlign - 1) / kInitrdAlign * kInitrdAlign;
-    if (payload > initrd.size())
+    if (payload > initrd_size)
         return fail(ExitCode::malformed,
                     "{}: the ESM blob's archive is not padded to a multiple of 512 bytes "
                     "({} bytes in an initrd of {})",
-                    member, lead.end, initrd.size());
+                    member, lead.end, initrd_size);
     SVM_TRY(blob,
             format::decode_esm_blob(initrd.subspan(lead.file.data_offset, lead.file.size), member));
     return InitrdEsmBlob{std::move(blob), std::string(name), payload};

@@ -29,7 +29,10 @@ struct InitrdEsmBlob {
 // or anything else, is just an initrd). An error (ExitCode::malformed, naming
 // `where` and the member) when it does but that file is not a valid blob, or
 // the archive is not padded to 512 bytes (the initrd proper may be empty).
+// `initrd` may be a prefix of the initrd (`svmkit inspect` reads only its
+// head): `initrd_size` is the whole size (0: initrd.size()).
 Result<std::optional<InitrdEsmBlob>> find_initrd_esm_blob(std::span<const std::byte> initrd,
-                                                          const std::string& where);
+                                                          const std::string& where,
+                                                          std::uint64_t initrd_size = 0);
 
 } // namespace svmkit::platform

@@ -5,6 +5,7 @@
 #include "format/image_layout.hpp"
 #include "format/image_reader.hpp"
 #include "format/verify.hpp"
+#include "platform/esm_initrd.hpp"
 #include "wrapper/json.hpp"
 
 #include <cstdio>
@@ -25,6 +26,47 @@ std::string iso_time(std::uint64_t t) {
 
 std::string hex_addr(std::uint64_t v) {
     return fmt::format("{:#x}", v);
+}
+
+// Where the image's ibm,esm blob is: its own nodes beside the manifest, or
+// (without them) a blob in a cpio prepended to its initrd, svm-tools' way
+// (docs/esm.md, "The blob in the initrd"), or none.
+struct EsmView {
+    const format::EsmBlob* blob = nullptr; // null: none
+    std::string source;                    // "image" or "initrd:<cpio member>"
+    std::string problem;                   // a malformed blob in the initrd
+    std::optional<platform::InitrdEsmBlob> in_initrd;
+};
+
+// The head of the initrd read to look for the blob's archive (svm-tools'
+// is a few KiB); a longer archive is not looked into.
+constexpr std::uint64_t kInitrdHead = 16u << 20;
+
+EsmView esm_view(const format::SecureImage& img) {
+    const format::Manifest& m = img.manifest;
+    EsmView v;
+    if (!m.esm.lockboxes.empty() || m.esm.digests || !m.esm.files.empty()) {
+        v.blob = &m.esm;
+        v.source = "image";
+        return v;
+    }
+    const format::Component* initrd = m.find(format::ComponentKind::initrd);
+    if (initrd == nullptr)
+        return v;
+    std::vector<std::byte> head(std::min(initrd->size, kInitrdHead));
+    if (!img.file->read_at(format::image_file_offset(m.image_base, initrd->address), head))
+        return v;
+    auto found = platform::find_initrd_esm_blob(head, "the initrd", initrd->size);
+    if (!found) {
+        v.problem = found.error().message;
+        return v;
+    }
+    v.in_initrd = std::move(*found);
+    if (v.in_initrd) {
+        v.blob = &v.in_initrd->blob;
+        v.source = "initrd:" + v.in_initrd->path;
+    }
+    return v;
 }
 
 void inspect_json(const format::SecureImage& img) {
@@ -83,18 +125,27 @@ void inspect_json(const format::SecureImage& img) {
     // The ibm,esm nodes beside the manifest (docs/esm.md; `svmkit esm
     // display` shows them in full). The sealed digests and files are covered
     // by the signatures, the lockboxes are not.
+    const EsmView esm = esm_view(img);
+    const format::EsmBlob none;
+    const format::EsmBlob& blob = esm.blob != nullptr ? *esm.blob : none;
     j.begin_object("esm");
+    if (esm.blob != nullptr)
+        j.value("source", esm.source);
+    else
+        j.null("source");
+    if (!esm.problem.empty())
+        j.value("problem", esm.problem);
     j.begin_array("lockboxes");
-    for (const format::EsmLockbox& l : m.esm.lockboxes) {
+    for (const format::EsmLockbox& l : blob.lockboxes) {
         j.begin_object();
         j.value("number", std::uint64_t{l.number});
         j.value("fingerprint", format::esm_fingerprint_hex(l.fingerprint));
         j.end_object();
     }
     j.end_array();
-    j.value("digests", m.esm.digests.has_value());
+    j.value("digests", blob.digests.has_value());
     j.begin_array("files");
-    for (const format::EsmFile& f : m.esm.files)
+    for (const format::EsmFile& f : blob.files)
         j.element(f.name);
     j.end_array();
     j.end_object();
@@ -158,17 +209,25 @@ void inspect_text(const format::SecureImage& img) {
         out += fmt::format("  [{}] {:<18} key {}\n", i,
                            signer::algorithm_name(m.signatures[i].algorithm),
                            signer::key_id_hex(m.signatures[i].key_id));
-    if (m.esm.lockboxes.empty() && !m.esm.digests && m.esm.files.empty()) {
+    const EsmView esm = esm_view(img);
+    if (!esm.problem.empty()) {
+        out += fmt::format("ibm,esm     unusable: {}\n", esm.problem);
+    } else if (esm.blob == nullptr) {
         out += "ibm,esm     none\n";
     } else {
-        out += fmt::format("ibm,esm     {} lockbox(es), digests {}, {} secret file(s) (digests "
-                           "and files signed, lockboxes not; svmkit esm display)\n",
-                           m.esm.lockboxes.size(), m.esm.digests ? "sealed" : "absent",
-                           m.esm.files.size());
-        for (const format::EsmLockbox& l : m.esm.lockboxes)
+        const format::EsmBlob& b = *esm.blob;
+        out += fmt::format(
+            "ibm,esm     {}{} lockbox(es), digests {}, {} secret file(s) ({}; svmkit esm "
+            "display)\n",
+            esm.in_initrd ? fmt::format("in the initrd's cpio member {}: ", esm.in_initrd->path)
+                          : "",
+            b.lockboxes.size(), b.digests ? "sealed" : "absent", b.files.size(),
+            esm.in_initrd ? "signed as part of the initrd"
+                          : "digests and files signed, lockboxes not");
+        for (const format::EsmLockbox& l : b.lockboxes)
             out += fmt::format("  lockbox {} fingerprint {}\n", l.number,
                                format::esm_fingerprint_hex(l.fingerprint));
-        for (const format::EsmFile& f : m.esm.files)
+        for (const format::EsmFile& f : b.files)
             out += fmt::format("  file    {}\n", f.name);
     }
     std::fputs(out.c_str(), stdout);

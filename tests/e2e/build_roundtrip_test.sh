@@ -53,7 +53,7 @@ k = d["components"][2]
 assert k["load_address"] == "0x200000" and k["compression"] == "none"
 assert d["signatures"][0]["algorithm"] == "ed25519"
 assert len(d["signatures"][0]["key_id"]) == 64
-assert d["esm"] == {"lockboxes": [], "digests": False, "files": []}, d["esm"]
+assert d["esm"] == {"source": None, "lockboxes": [], "digests": False, "files": []}, d["esm"]
 PY
 CHECKS=$((CHECKS + 1))
 python3 inspect_check.py <<<"$OUT" || fail "inspect --json content"

@@ -192,6 +192,8 @@ for fp in $FPS; do expect_contains "$OUT" "lockbox [0-9]+ fingerprint $fp"; done
 expect_exit 0 "$SVMKIT" build --kernel boot/sample-kernel.elf --cmdline "$CMDLINE" --key sign.key -o plain.img
 expect_exit 0 "$SVMKIT" inspect plain.img
 expect_contains "$OUT" "ibm,esm     none"
+expect_exit 0 "$SVMKIT" inspect plain.img --json
+json_check "assert d['esm']['source'] is None and d['esm']['lockboxes'] == []"
 WANT=26 boot plain.img --json # no secret files: the kernel asking for one stops (26)
 json_check "assert d['esm']['ok'] and d['esm']['esm_lockbox'] is None"
 
@@ -299,7 +301,9 @@ cat esmb.cpio boot/initrd.cpio.gz > esmb-initrd
 expect_exit 0 "$SVMKIT" build --kernel boot/sample-kernel.elf --initrd esmb-initrd \
   --cmdline "$CMDLINE" --key sign.key -o esmb.img
 expect_exit 0 "$SVMKIT" inspect esmb.img
-expect_contains "$OUT" "ibm,esm     none"
+expect_contains "$OUT" "ibm,esm     in the initrd's cpio member opt/ibm/pef/esmb.dtb: 2 lockbox\(es\), digests sealed, 2 secret file\(s\) \(signed as part of the initrd"
+expect_exit 0 "$SVMKIT" inspect esmb.img --json
+json_check "assert d['esm']['source'] == 'initrd:opt/ibm/pef/esmb.dtb' and len(d['esm']['lockboxes']) == 2 and d['esm']['files'] == ['disk-passphrase', 'luks-key']"
 boot esmb.img --machine-key keys/tpm-priv.pem
 expect_contains "$OUT" "ibm,esm \(in the initrd's cpio member opt/ibm/pef/esmb.dtb\): lockbox-1 opened with the machine key; sealed digests match; 2 secret file\(s\) disk-passphrase luks-key"
 expect_contains "$OUT" "sha256 $DISK_SHA"
@@ -320,6 +324,8 @@ head -c 300 /dev/urandom > junkb/opt/ibm/pef/esmb.dtb
 cat junk.cpio boot/initrd.cpio.gz > junk-initrd
 expect_exit 0 "$SVMKIT" build --kernel boot/sample-kernel.elf --initrd junk-initrd \
   --cmdline "$CMDLINE" --key sign.key -o junk.img
+expect_exit 0 "$SVMKIT" inspect junk.img
+expect_contains "$OUT" "ibm,esm     unusable: the initrd \(cpio member opt/ibm/pef/esmb.dtb\)"
 WANT=5 boot junk.img --machine-key keys/tpm-priv.pem
 expect_contains "$OUT" "refused: esm-digests-malformed .*the initrd \(cpio member opt/ibm/pef/esmb.dtb\)"
 
