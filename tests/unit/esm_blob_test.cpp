@@ -317,7 +317,7 @@ TEST_CASE("esm blob: the digests device tree round trips and is checked") {
     refused([](void* f) { set_string(f, "/", "compatible", "x"); }, "root compatible");
 }
 
-TEST_CASE("esm blob: in an image's manifest tree the nodes round trip; only the lockboxes stay "
+TEST_CASE("esm blob: in an image's manifest tree the nodes round trip, and only the lockboxes stay "
           "outside the signed bytes") {
     Manifest m;
     m.arch = host_arch();
