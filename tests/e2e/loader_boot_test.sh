@@ -59,6 +59,11 @@ CHECKS=$((CHECKS + 1))
 CHECKS=$((CHECKS + 1))
 [ "$(json "j['loader']['kexec_buffer']['end'] != j['loader']['kexec_buffer']['start']")" = True ] ||
   fail "no kexec buffer in the report"
+# A normal guest's loader has shared nothing and unshares nothing.
+CHECKS=$((CHECKS + 1))
+[ "$(json "(j['loader']['secure'], j['loader']['unshared'], j['pool']['calls'][0]['call'])")" = "(False, None, 'UV_SHARE_PAGE')" ] ||
+  fail "a normal guest's loader: $(json "j['loader'], j['pool']")"
+expect_not_contains "$OUT" "UV_UNSHARE_ALL_PAGES"
 # A secure image booted firmware-style has no loader stage.
 expect_exit 0 "$SVMKIT" boot secure.img --trusted-key k.pub --json
 CHECKS=$((CHECKS + 1))
