@@ -6,7 +6,7 @@
 # image, gives every shared page back to secure memory (UV_UNSHARE_ALL_PAGES)
 # and jumps; the second stub runs secure without UV_ESM, shares a pool of its
 # own, and the sample kernel does its I/O through it. Checked: the whole path
-# and its report, that the hypervisor's view of the first pool is gone after
+# (both back ends) and its report, that the hypervisor's view of the first pool is gone after
 # the unshare, that a hypervisor write to a placed segment cannot reach a
 # secure guest, and the loader's refusals while secure (no image in the
 # initrd, a malformed image).
@@ -64,6 +64,12 @@ expect_contains "$OUT" "kernel [0-9]+ bytes at 0x200000 \(copied\), digest check
 expect_contains "$OUT" "result +exited with status 0"
 CHECKS=$((CHECKS + 1))
 [ "$(hook canary.jsonl 0 found)" = 0 ] || fail "the canary reached hypervisor-visible memory"
+
+# The same with QEMU's qemu-storage-daemon serving the disk to the second kernel.
+expect_exit 0 "$SVMKIT" boot outer.img --trusted-key k.pub --disk data.img --backend qemu
+expect_contains "$OUT" "svmkit stub: entered secure by a kexec"
+expect_contains "$OUT" "io verified [1-9][0-9]+ blocks of 4 KiB, 0 mismatched"
+expect_contains "$OUT" "io failed requests 0, private memory intact"
 
 expect_exit 0 "$SVMKIT" boot outer.img --trusted-key k.pub --disk data.img --json
 CHECKS=$((CHECKS + 1))
