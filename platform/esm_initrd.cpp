@@ -1,5 +1,6 @@
 #include "platform/esm_initrd.hpp"
 
+#include "format/image_layout.hpp"
 #include "loader/disk_layout.h"
 
 #include <cstring>
@@ -45,6 +46,17 @@ Result<std::optional<InitrdEsmBlob>> find_initrd_esm_blob(std::span<const std::b
     SVM_TRY(blob,
             format::decode_esm_blob(initrd.subspan(lead.file.data_offset, lead.file.size), member));
     return InitrdEsmBlob{std::move(blob), std::string(name), payload};
+}
+
+Result<std::optional<InitrdEsmBlob>> find_image_initrd_esm_blob(const format::SecureImage& image) {
+    constexpr std::uint64_t kInitrdHead = 16u << 20;
+    const format::Manifest& m = image.manifest;
+    const format::Component* initrd = m.find(format::ComponentKind::initrd);
+    if (initrd == nullptr)
+        return std::nullopt;
+    std::vector<std::byte> head(std::min(initrd->size, kInitrdHead));
+    SVM_CHECK(image.file->read_at(format::image_file_offset(m.image_base, initrd->address), head));
+    return find_initrd_esm_blob(head, image.path() + ": the initrd", initrd->size);
 }
 
 } // namespace svmkit::platform

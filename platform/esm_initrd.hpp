@@ -8,6 +8,7 @@
 
 #include "base/error.hpp"
 #include "format/esm_blob.hpp"
+#include "format/image_reader.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -34,5 +35,10 @@ struct InitrdEsmBlob {
 Result<std::optional<InitrdEsmBlob>> find_initrd_esm_blob(std::span<const std::byte> initrd,
                                                           const std::string& where,
                                                           std::uint64_t initrd_size = 0);
+
+// The same on an image file's initrd component (its first 16 MiB are read:
+// svm-tools' archive is a few KiB; a longer one is not looked into).
+// nullopt when the image has no initrd or no such archive.
+Result<std::optional<InitrdEsmBlob>> find_image_initrd_esm_blob(const format::SecureImage& image);
 
 } // namespace svmkit::platform

@@ -17,6 +17,7 @@
 #include "format/esm_crypto.hpp"
 #include "format/esm_digest.hpp"
 #include "format/image_reader.hpp"
+#include "platform/esm_initrd.hpp"
 #include "wrapper/json.hpp"
 
 #include <CLI/CLI.hpp>
@@ -60,10 +61,14 @@ bool is_elf(std::span<const std::byte> bytes) {
 }
 
 // A standalone blob, or the ibm,esm nodes of a secure image (then `image`
-// holds the image, so that a changed blob can be written back into it).
+// holds the image, so that a changed blob can be written back into it), or,
+// for an image without nodes of its own, the blob in a cpio prepended to its
+// initrd (`in_initrd` names the member; read-only: changing it changes the
+// signed initrd).
 struct LoadedBlob {
     format::EsmBlob blob;
     std::optional<format::SecureImage> image;
+    std::string in_initrd;
 };
 
 Result<LoadedBlob> load_blob(const std::string& path) {
@@ -72,12 +77,18 @@ Result<LoadedBlob> load_blob(const std::string& path) {
     SVM_CHECK(file.read_at(0, magic));
     if (is_elf(magic)) {
         SVM_TRY(img, format::open_image(path));
-        LoadedBlob loaded{img.manifest.esm, std::move(img)};
+        const format::EsmBlob& own = img.manifest.esm;
+        if (own.lockboxes.empty() && !own.digests && own.files.empty()) {
+            SVM_TRY(found, platform::find_image_initrd_esm_blob(img));
+            if (found)
+                return LoadedBlob{std::move(found->blob), std::move(img), found->path};
+        }
+        LoadedBlob loaded{img.manifest.esm, std::move(img), {}};
         return loaded;
     }
     SVM_TRY(bytes, file.read_all(format::kEsmMaxBlobSize));
     SVM_TRY(blob, format::decode_esm_blob(bytes, path));
-    return LoadedBlob{std::move(blob), std::nullopt};
+    return LoadedBlob{std::move(blob), std::nullopt, {}};
 }
 
 Result<format::EsmBlob> read_blob(const std::string& path) {
@@ -87,8 +98,14 @@ Result<format::EsmBlob> read_blob(const std::string& path) {
 
 // Writes the changed blob to `path`: a blob file, or a copy of the image
 // whose manifest section carries the new nodes (its signatures stay valid:
-// the nodes are not signed, docs/esm.md).
+// only lockboxes change, and they are not signed, docs/esm.md). A blob in
+// the initrd is refused: it is part of the signed initrd.
 Result<void> store_blob(const LoadedBlob& loaded, const std::string& path) {
+    if (!loaded.in_initrd.empty())
+        return fail(ExitCode::usage,
+                    "{}: the ESM blob is the initrd's cpio member {}, part of the signed initrd; "
+                    "change the blob file and build the initrd and the image again",
+                    loaded.image->path(), loaded.in_initrd);
     if (!loaded.image)
         return write_file_atomic(path, format::encode_esm_blob(loaded.blob));
     format::Manifest m = loaded.image->manifest;
@@ -161,12 +178,15 @@ Result<int> run_make(const EsmOptions& o) {
 // ---- display ---------------------------------------------------------------
 
 Result<int> run_display(const EsmOptions& o) {
-    SVM_TRY(blob, read_blob(o.blob));
+    SVM_TRY(loaded, load_blob(o.blob));
+    const format::EsmBlob& blob = loaded.blob;
     if (o.json) {
         JsonWriter j;
         j.begin_object();
         j.value("schema", "svmkit-esm-v1");
         j.value("file", o.blob);
+        if (!loaded.in_initrd.empty())
+            j.value("initrd_member", loaded.in_initrd);
         j.begin_array("lockboxes");
         for (const auto& box : blob.lockboxes) {
             j.begin_object();
@@ -199,7 +219,11 @@ Result<int> run_display(const EsmOptions& o) {
         std::fputs(j.str().c_str(), stdout);
         return 0;
     }
-    std::printf("%s: ibm,esm blob\n", o.blob.c_str());
+    if (loaded.in_initrd.empty())
+        std::printf("%s: ibm,esm blob\n", o.blob.c_str());
+    else
+        std::printf("%s: ibm,esm blob in the initrd's cpio member %s\n", o.blob.c_str(),
+                    loaded.in_initrd.c_str());
     for (const auto& box : blob.lockboxes)
         std::printf("  %-9s %-16s %s  untrusted-comment \"%s\"\n",
                     box.number == 0 ? "origin" : "recipient", box.node_name().c_str(),

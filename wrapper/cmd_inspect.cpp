@@ -38,10 +38,6 @@ struct EsmView {
     std::optional<platform::InitrdEsmBlob> in_initrd;
 };
 
-// The head of the initrd read to look for the blob's archive (svm-tools'
-// is a few KiB); a longer archive is not looked into.
-constexpr std::uint64_t kInitrdHead = 16u << 20;
-
 EsmView esm_view(const format::SecureImage& img) {
     const format::Manifest& m = img.manifest;
     EsmView v;
@@ -50,13 +46,7 @@ EsmView esm_view(const format::SecureImage& img) {
         v.source = "image";
         return v;
     }
-    const format::Component* initrd = m.find(format::ComponentKind::initrd);
-    if (initrd == nullptr)
-        return v;
-    std::vector<std::byte> head(std::min(initrd->size, kInitrdHead));
-    if (!img.file->read_at(format::image_file_offset(m.image_base, initrd->address), head))
-        return v;
-    auto found = platform::find_initrd_esm_blob(head, "the initrd", initrd->size);
+    auto found = platform::find_image_initrd_esm_blob(img);
     if (!found) {
         v.problem = found.error().message;
         return v;

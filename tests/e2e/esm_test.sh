@@ -311,6 +311,17 @@ boot esmb.img --machine-key keys/tpm-priv.pem --json
 json_check "assert d['esm']['esm_source'] == 'initrd:opt/ibm/pef/esmb.dtb' and d['esm']['esm_lockbox'] == 'lockbox-1'"
 WANT=5 boot esmb.img --machine-key a.key
 expect_contains "$OUT" "refused: esm-no-lockbox"
+# esm display and extract read it there; authorize and revoke would change the
+# signed initrd: refused, nothing written.
+expect_exit 0 "$SVMKIT" esm display esmb.img
+expect_contains "$OUT" "esmb.img: ibm,esm blob in the initrd's cpio member opt/ibm/pef/esmb.dtb"
+expect_exit 0 "$SVMKIT" esm display esmb.img --json
+json_check "assert d['initrd_member'] == 'opt/ibm/pef/esmb.dtb' and [f['name'] for f in d['files']] == ['disk-passphrase', 'luks-key']"
+expect_exit 0 "$SVMKIT" esm extract esmb.img --key keys/tpm-priv.pem --file luks-key -o luks2.out
+same_files luks2.out attachments/luks-key.b64
+expect_error 2 "the ESM blob is the initrd's cpio member opt/ibm/pef/esmb.dtb, part of the signed initrd" \
+  "$SVMKIT" esm revoke esmb.img --fingerprint keys/tpm-pub.pem -o esmb-revoked.img
+expect_no_file esmb-revoked.img
 # Another initrd after the same archive: not what the blob seals.
 cat esmb.cpio esmb.cpio boot/initrd.cpio.gz > esmb-other
 expect_exit 0 "$SVMKIT" build --kernel boot/sample-kernel.elf --initrd esmb-other \
@@ -325,7 +336,7 @@ cat junk.cpio boot/initrd.cpio.gz > junk-initrd
 expect_exit 0 "$SVMKIT" build --kernel boot/sample-kernel.elf --initrd junk-initrd \
   --cmdline "$CMDLINE" --key sign.key -o junk.img
 expect_exit 0 "$SVMKIT" inspect junk.img
-expect_contains "$OUT" "ibm,esm     unusable: the initrd \(cpio member opt/ibm/pef/esmb.dtb\)"
+expect_contains "$OUT" "ibm,esm     unusable: junk.img: the initrd \(cpio member opt/ibm/pef/esmb.dtb\)"
 WANT=5 boot junk.img --machine-key keys/tpm-priv.pem
 expect_contains "$OUT" "refused: esm-digests-malformed .*the initrd \(cpio member opt/ibm/pef/esmb.dtb\)"
 
