@@ -5,6 +5,7 @@
 
 #include "base/error.hpp"
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -43,6 +44,16 @@ inline constexpr unsigned char kHostileRewriteByte = 0xEE;
 // "used-id-out-of-range", ... ("none" for none).
 std::string_view hostile_mode_name(HostileMode mode);
 Result<HostileMode> parse_hostile_mode(std::string_view name);
+
+// --hostile MODE[@N]: the mode, after N requests served honestly (0: from
+// the first), so that an attack can hit a driver with requests in flight
+// rather than its first one. no-access-platform acts at feature negotiation,
+// before any request: it takes no @N.
+struct HostileSpec {
+    HostileMode mode = HostileMode::none;
+    std::uint64_t after = 0;
+};
+Result<HostileSpec> parse_hostile_spec(std::string_view spec);
 // Every mode name except "none", comma-separated (for --help).
 std::string hostile_mode_list();
 

@@ -28,18 +28,21 @@ int main(int argc, char** argv) {
     app.add_option("--socket", options.socket_path, "unix socket to listen on")->required();
     app.add_option("--disk", options.disk_path, "disk image (raw)")->required();
     app.add_flag("--read-only", options.read_only, "refuse writes (VIRTIO_BLK_F_RO)");
-    app.add_option("--hostile", hostile, "misbehave on purpose, for tests: " + hostile_mode_list());
+    app.add_option("--hostile", hostile,
+                   "misbehave on purpose, for tests: MODE[@N] (after N honest requests): " +
+                       hostile_mode_list());
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     }
-    auto mode = parse_hostile_mode(hostile);
-    if (!mode) {
-        std::fprintf(stderr, "svmkit-vhost-blk: %s\n", mode.error().message.c_str());
+    auto spec = parse_hostile_spec(hostile);
+    if (!spec) {
+        std::fprintf(stderr, "svmkit-vhost-blk: %s\n", spec.error().message.c_str());
         return static_cast<int>(svmkit::ExitCode::usage);
     }
-    options.backend.hostile = *mode;
+    options.backend.hostile = spec->mode;
+    options.backend.hostile_after = spec->after;
     auto r = run_server(options);
     if (!r) {
         std::fprintf(stderr, "svmkit-vhost-blk: %s\n", r.error().message.c_str());

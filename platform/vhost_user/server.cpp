@@ -202,6 +202,8 @@ class Server {
             return;
         }
         session_->process_queue(ring);
+        // A storm delayed by @N starts once its requests have completed.
+        arm_storm(session_->storm_active());
     }
 
     void storm_tick() {
@@ -236,7 +238,12 @@ class Server {
         }
     }
 
+    // Starts or stops the interrupt storm's timer; a timer already in the
+    // wanted state is left alone (re-arming would push its next tick back).
     void arm_storm(bool on) {
+        if (on == storm_armed_)
+            return;
+        storm_armed_ = on;
         itimerspec t{};
         if (on) {
             t.it_value.tv_nsec = kStormPeriodNs;
@@ -253,6 +260,7 @@ class Server {
     std::optional<Channel> client_;
     std::optional<Session> session_;
     std::vector<std::pair<int, std::size_t>> watched_; // kick fd, ring
+    bool storm_armed_ = false;
 };
 
 } // namespace

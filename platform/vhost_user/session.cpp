@@ -267,7 +267,7 @@ void Session::process_queue(std::size_t index) {
                 break;
             // Hostile: the buffers of requests completed before this one
             // change under the driver now.
-            if (options_.hostile == HostileMode::rewrite_bounce_after_completion)
+            if (active_hostile() == HostileMode::rewrite_bounce_after_completion)
                 rewrite_completed_buffers();
             auto len = serve_blk_request(**chain, disk_);
             if (!len) {
@@ -295,14 +295,16 @@ void Session::process_queue(std::size_t index) {
     }
     if (!completed)
         return;
-    if (options_.hostile == HostileMode::interrupt_storm)
+    if (active_hostile() == HostileMode::interrupt_storm)
         for (unsigned i = 0; i < kStormSignalsPerCompletion; ++i)
             q.force_notify();
 }
 
 void Session::complete(DeviceQueue& q, const Chain& chain, std::uint32_t len) {
     const std::uint32_t head = chain.head;
-    switch (options_.hostile) {
+    const HostileMode hostile = active_hostile();
+    ++completions_;
+    switch (hostile) {
     case HostileMode::used_id_out_of_range:
         q.add_used(head + q.size(), len);
         break;
@@ -338,10 +340,10 @@ void Session::complete(DeviceQueue& q, const Chain& chain, std::uint32_t len) {
         q.add_used(head, len);
         break;
     }
-    if (options_.hostile == HostileMode::rewrite_bounce_after_completion)
+    if (hostile == HostileMode::rewrite_bounce_after_completion)
         for (const Segment& s : chain.segments)
             completed_buffers_.emplace_back(s.gpa, s.len);
-    if (options_.hostile == HostileMode::dma_outside_shared)
+    if (hostile == HostileMode::dma_outside_shared)
         write_outside_shared();
 }
 
@@ -382,7 +384,7 @@ void Session::write_outside_shared() {
 }
 
 bool Session::storm_active() const {
-    if (options_.hostile != HostileMode::interrupt_storm)
+    if (active_hostile() != HostileMode::interrupt_storm)
         return false;
     return std::any_of(queues_.begin(), queues_.end(),
                        [](const DeviceQueue& q) { return q.started() && q.call_fd() >= 0; });

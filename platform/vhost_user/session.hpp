@@ -31,7 +31,8 @@ namespace svmkit::vhost_user {
 
 struct BackendOptions {
     HostileMode hostile = HostileMode::none;
-    std::size_t queues = 1; // virtio-blk request queues (1..8)
+    std::uint64_t hostile_after = 0; // requests completed honestly before `hostile` starts
+    std::size_t queues = 1;          // virtio-blk request queues (1..8)
 };
 
 struct Reply {
@@ -78,6 +79,11 @@ class Session {
     void rewrite_completed_buffers();
     void write_outside_shared();
     void logf(const std::string& message) const;
+    // The hostile mode once hostile_after requests have completed, else none
+    // (no-access-platform, which acts before any request, is not delayed).
+    [[nodiscard]] HostileMode active_hostile() const {
+        return completions_ >= options_.hostile_after ? options_.hostile : HostileMode::none;
+    }
 
     const BlockDisk& disk_;
     BackendOptions options_;
@@ -90,6 +96,7 @@ class Session {
     // rewrite-bounce-after-completion: buffers (guest address, length) of
     // completed requests, overwritten at the next kick.
     std::vector<std::pair<std::uint64_t, std::uint32_t>> completed_buffers_;
+    std::uint64_t completions_ = 0; // requests completed on every ring
 };
 
 } // namespace svmkit::vhost_user

@@ -186,6 +186,33 @@ no-access-platform|device refused at probe (22)|22|device refused: it lacks VIRT
 dma-outside-shared|lands in hypervisor-visible holes only; data verified (0)|0|io verified [1-9][0-9]+ blocks of 4 KiB, 0 mismatched
 MODES
 
+# ---- the same attacks mid-workload (MODE@N: N requests served honestly first) ------------
+# The probe of the data partition is the driver's first request; @8 strikes
+# during the write phase with 8 requests in flight, @40 during the read phase
+# (the copy-out path): the ring is marked broken there too, every request in
+# flight fails, nothing wrong is ever returned.
+while IFS='|' read -r mode expected status line; do
+  attack "back end: $mode" "$expected" "$status" none secure.img "${POLICY[@]}" --disk disk.img \
+    --hostile "$mode"
+  need "$line"
+  need "private memory intact"
+  # The phase the attack struck: requests of that kind failed.
+  if [ "$status" = 20 ]; then
+    case "$mode" in
+    *@8) need "io request failed: write of [0-9]+ bytes" ;;
+    *@40) need "io request failed: read of [0-9]+ bytes" ;;
+    esac
+  fi
+  observed "$(first "$line")"
+done <<'MODES'
+used-id-out-of-range@8|mid-write, 8 in flight: ring broken, requests fail cleanly (20)|20|used id [0-9]+ out of range.*marked broken
+duplicate-completion@8|mid-write: ring broken, requests fail cleanly (20)|20|(used idx moved|used id [0-9]+ completed twice).*marked broken
+len-too-large@40|mid-read: ring broken before any copy-out of the bad chain (20)|20|used len [0-9]+ for chain [0-9]+ exceeds .*marked broken
+used-idx-jump@40|mid-read: ring broken, requests fail cleanly (20)|20|used idx moved from [0-9]+ to [0-9]+.*marked broken
+rewrite-bounce-after-completion@40|mid-read: rewritten status refused, never wrong data (20)|20|io request failed: read of [0-9]+ bytes at sector [0-9]+: [a-z_ -]+
+interrupt-storm@8|storm from mid-write on: ignored, data verified (0)|0|io verified [1-9][0-9]+ blocks of 4 KiB, 0 mismatched
+MODES
+
 # ---- reading secure memory --------------------------------------------------------------
 attack "read secure memory" "hypervisor reads zeros outside the pool, /proc refused; exit 0" 0 none \
   secure.img "${POLICY[@]}" --disk disk.img \

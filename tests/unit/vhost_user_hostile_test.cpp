@@ -49,6 +49,37 @@ TEST_CASE("vhost-blk hostile: every mode has a name, unknown names are refused")
     check_error(parse_hostile_mode("everything"), ExitCode::usage, "unknown hostile mode");
 }
 
+TEST_CASE("vhost-blk hostile: MODE@N parses, and refuses what it cannot mean") {
+    auto plain = parse_hostile_spec("duplicate-completion");
+    REQUIRE(plain.has_value());
+    CHECK(plain->mode == HostileMode::duplicate_completion);
+    CHECK(plain->after == 0);
+    auto later = parse_hostile_spec("len-too-large@64");
+    REQUIRE(later.has_value());
+    CHECK(later->mode == HostileMode::len_too_large);
+    CHECK(later->after == 64);
+    check_error(parse_hostile_spec("len-too-large@"), ExitCode::usage, "count after @");
+    check_error(parse_hostile_spec("len-too-large@x1"), ExitCode::usage, "count after @");
+    check_error(parse_hostile_spec("len-too-large@-1"), ExitCode::usage, "count after @");
+    check_error(parse_hostile_spec("len-too-large@1000000001"), ExitCode::usage, "count after @");
+    check_error(parse_hostile_spec("no-access-platform@3"), ExitCode::usage, "takes no @N");
+    check_error(parse_hostile_spec("none@3"), ExitCode::usage, "takes no @N");
+    check_error(parse_hostile_spec("everything@3"), ExitCode::usage, "unknown hostile mode");
+}
+
+TEST_CASE("vhost-blk hostile: MODE@N serves N requests honestly, then attacks") {
+    Hostile h("used-id-out-of-range@3");
+    for (std::uint64_t sector = 0; sector < 3; ++sector) {
+        auto r = h.d->read(sector, 512);
+        REQUIRE_MESSAGE(r.has_value(), error_of(r));
+        CHECK(*r == slice(h.b.pattern, sector * 512, 512));
+    }
+    CHECK_FALSE(h.d->broken().has_value());
+    check_error(h.d->read(3, 512), ExitCode::io, "out of range (queue size 16)");
+    CHECK(h.d->broken().has_value());
+    CHECK(h.b.alive());
+}
+
 TEST_CASE("vhost-blk hostile: used-id-out-of-range") {
     Hostile h("used-id-out-of-range");
     check_error(h.d->read(0, 512), ExitCode::io, "used id 16 out of range (queue size 16)");
@@ -119,6 +150,21 @@ TEST_CASE("vhost-blk hostile: interrupt-storm") {
         CHECK(drain_eventfd(h.d->call_fd()) >= 2);
         CHECK(h.d->shared_used_idx() == h.d->used_idx_seen());
     }
+    CHECK(h.b.alive());
+}
+
+TEST_CASE("vhost-blk hostile: interrupt-storm@2 starts after two requests") {
+    Hostile h("interrupt-storm@2");
+    REQUIRE(h.d->read(0, 512).has_value());
+    // One request done: no storm yet, the call eventfd stays quiet.
+    drain_eventfd(h.d->call_fd());
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    CHECK(drain_eventfd(h.d->call_fd()) == 0);
+    REQUIRE(h.d->read(1, 512).has_value());
+    // Two requests served honestly: the storm is on from here.
+    drain_eventfd(h.d->call_fd());
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    CHECK(drain_eventfd(h.d->call_fd()) >= 2);
     CHECK(h.b.alive());
 }
 
