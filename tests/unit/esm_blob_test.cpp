@@ -1,6 +1,7 @@
 // The ibm,esm device tree (format/esm_blob.*): round trips, svm-tools'
 // layout, and the strict decoder refusing every malformed variant; the same
-// nodes inside an image's manifest tree, outside the signed bytes.
+// nodes inside an image's manifest tree, where only the lockboxes stay
+// outside the signed bytes.
 #include "format/esm_blob.hpp"
 
 #include "format/manifest_fdt.hpp"
