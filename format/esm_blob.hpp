@@ -93,6 +93,8 @@ struct EsmBlob {
     std::optional<EsmSealed> digests; // /digest/digests-fdt
     std::vector<EsmFile> files;       // /file files-fdt (absent when empty)
 
+    // No node at all (an image without PEF nodes of its own).
+    [[nodiscard]] bool empty() const { return lockboxes.empty() && !digests && files.empty(); }
     [[nodiscard]] const EsmLockbox* origin() const;
     [[nodiscard]] const EsmLockbox* find(const EsmFingerprint& fingerprint) const;
     [[nodiscard]] const EsmFile* file(const std::string& name) const;

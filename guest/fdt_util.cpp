@@ -157,6 +157,19 @@ bool fdt_first_memory(const void* fdt, Range* out) {
     return make_range(base, size, out);
 }
 
+int fdt_next_virtio_mmio(const void* fdt, int prev, Range* window) {
+    for (int dev = fdt_node_offset_by_compatible(fdt, prev, "virtio,mmio"); dev >= 0;
+         dev = fdt_node_offset_by_compatible(fdt, dev, "virtio,mmio")) {
+        int len = 0;
+        const auto* reg = static_cast<const uint8_t*>(fdt_getprop(fdt, dev, "reg", &len));
+        if (reg == nullptr || len != 16)
+            continue;
+        *window = Range{get_be64(reg), get_be64(reg + 8)};
+        return dev;
+    }
+    return -FDT_ERR_NOTFOUND;
+}
+
 int fdt_reserved_memory(const void* fdt, Range* out, int max) {
     const int rm = fdt_path_offset(fdt, "/reserved-memory");
     if (rm == -FDT_ERR_NOTFOUND)

@@ -40,6 +40,12 @@ bool fdt_first_memory(const void* fdt, Range* out);
 // 1 or 2, or there are more than `max`.
 int fdt_reserved_memory(const void* fdt, Range* out, int max);
 
+// The next node compatible with "virtio,mmio" after node `prev` (-1: the
+// first) whose reg is exactly one 64-bit <base size> pair, with that register
+// window; a negative value when there is none. Nodes with another reg are
+// skipped.
+int fdt_next_virtio_mmio(const void* fdt, int prev, Range* window);
+
 // Big-endian stores for building property values.
 void put_be32(void* p, uint32_t v);
 void put_be64(void* p, uint64_t v);

@@ -700,19 +700,15 @@ void Machine::finish_report(std::chrono::steady_clock::time_point entered,
     // Kernel entries in order: one per stub run that reached its kernel (two
     // when a secure image's kernel, the loader, kexec'd the next image).
     std::vector<std::chrono::steady_clock::time_point> kernel_entries;
-    std::optional<KernelUnpacked> first_unpacked;
+    // One KERNEL event per stub run that unpacked its kernel: two in a secure
+    // kexec (the loader, then the kexec'd image's kernel).
+    std::vector<KernelUnpacked> unpacked;
     for (const TraceEvent& e : events_) {
         switch (e.event) {
         case SVMKIT_TRACE_KERNEL:
-            if (!first_unpacked)
-                first_unpacked = KernelUnpacked{e.args[0], e.args[1], e.args[2] != 0};
-            if (kernel_entries.size() == 1 && !r.first_kernel) {
-                // A second stub run begins (a secure kexec): the first one's
-                // kernel was the loader; its initrd was the kexec'd image.
-                r.first_kernel = r.kernel;
-                r.initrd.reset();
-            }
-            r.kernel = KernelUnpacked{e.args[0], e.args[1], e.args[2] != 0};
+            if (!unpacked.empty())
+                r.initrd.reset(); // a second run: the first one's initrd was the kexec'd image
+            unpacked.push_back(KernelUnpacked{e.args[0], e.args[1], e.args[2] != 0});
             break;
         case SVMKIT_TRACE_INITRD:
             r.initrd = std::pair{e.args[0], e.args[1]};
@@ -725,10 +721,14 @@ void Machine::finish_report(std::chrono::steady_clock::time_point entered,
             break;
         }
     }
-    if (r.loader && r.loader->secure && first_unpacked) {
+    if (!unpacked.empty())
+        r.kernel = unpacked.back();
+    if (unpacked.size() > 1)
+        r.first_kernel = unpacked.front();
+    if (r.loader && r.loader->secure && !unpacked.empty()) {
         // The secure loader's own extent: where the first stub unpacked it.
-        r.loader->program.start = first_unpacked->load_address;
-        r.loader->program.end = first_unpacked->load_address + first_unpacked->size;
+        r.loader->program.start = unpacked.front().load_address;
+        r.loader->program.end = unpacked.front().load_address + unpacked.front().size;
     }
     std::optional<std::chrono::steady_clock::time_point> kernel_at;
     if (!kernel_entries.empty())

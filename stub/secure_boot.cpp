@@ -180,11 +180,11 @@ void drop_previous_pools(Stub& s, void* fdt) {
 }
 
 // From a device tree of the stub's own making to the kernel: unpack, place,
-// (when secure) share and describe the bounce pool, enter kexec-style.
-[[noreturn]] void boot_from_fdt(Stub& s, uint64_t fdt_gpa, const char* whose, bool secure) {
-    // Our own FDT, but written while the hypervisor could reach it: checked
-    // again (after ESM it lies in secure memory, where it stays as checked).
-    void* fdt = checked_fdt(s, fdt_gpa, whose);
+// (when secure) share and describe the bounce pool, enter kexec-style. `fdt`
+// is the tree at `fdt_gpa`, checked by the caller: our own, but written while
+// the hypervisor could reach it (after ESM it lies in secure memory, where it
+// stays as checked).
+[[noreturn]] void boot_from_fdt(Stub& s, uint64_t fdt_gpa, void* fdt, bool secure) {
     RegionAllocator alloc(ram_from_fdt(s, fdt));
     reserve_fixed(s, alloc, fdt, fdt_gpa);
 
@@ -235,7 +235,7 @@ void drop_previous_pools(Stub& s, void* fdt) {
     s.say("UV_UNSHARE_ALL_PAGES: nothing a previous kernel shared stays shared").nl();
     const uint64_t fdt = prepare_fdt(s, given_fdt);
     drop_previous_pools(s, gpa_ptr<void>(fdt));
-    boot_from_fdt(s, fdt, "built for the kernel", true);
+    boot_from_fdt(s, fdt, checked_fdt(s, fdt, "built for the kernel"), true);
 }
 
 } // namespace
@@ -254,7 +254,7 @@ void boot_secure(Stub& s, uint64_t fdt_gpa) {
         // a kexec'd image would pass for an ultravisor's resume.
         check(s, fdt_delprop(fdt, node, kEsmResumeMark), kEsmResumeMark);
         s.say("resumed secure by the ultravisor").nl();
-        boot_from_fdt(s, fdt_gpa, "passed by the ultravisor", true);
+        boot_from_fdt(s, fdt_gpa, fdt, true);
     }
     boot_secure_kexec(s, fdt_gpa);
 }
@@ -265,7 +265,7 @@ void boot_insecure(Stub& s, uint64_t platform_fdt) {
         .str(": booting without secure mode; nothing verified this image")
         .nl();
     const uint64_t fdt = prepare_fdt(s, platform_fdt);
-    boot_from_fdt(s, fdt, "built for the kernel", false);
+    boot_from_fdt(s, fdt, checked_fdt(s, fdt, "built for the kernel"), false);
 }
 
 } // namespace svmkit::stub

@@ -77,8 +77,7 @@ Result<LoadedBlob> load_blob(const std::string& path) {
     SVM_CHECK(file.read_at(0, magic));
     if (is_elf(magic)) {
         SVM_TRY(img, format::open_image(path));
-        const format::EsmBlob& own = img.manifest.esm;
-        if (own.lockboxes.empty() && !own.digests && own.files.empty()) {
+        if (img.manifest.esm.empty()) {
             SVM_TRY(found, platform::find_image_initrd_esm_blob(img));
             if (found)
                 return LoadedBlob{std::move(found->blob), std::move(img), found->path};

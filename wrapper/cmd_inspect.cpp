@@ -32,30 +32,28 @@ std::string hex_addr(std::uint64_t v) {
 // (without them) a blob in a cpio prepended to its initrd, svm-tools' way
 // (docs/esm.md, "The blob in the initrd"), or none.
 struct EsmView {
-    const format::EsmBlob* blob = nullptr; // null: none
-    std::string source;                    // "image" or "initrd:<cpio member>"
-    std::string problem;                   // a malformed blob in the initrd
+    const format::EsmBlob* own = nullptr; // the image's nodes (null: it has none)
     std::optional<platform::InitrdEsmBlob> in_initrd;
+    std::string problem; // a malformed blob in the initrd
+    // The blob, wherever it is; null: none.
+    [[nodiscard]] const format::EsmBlob* blob() const { return in_initrd ? &in_initrd->blob : own; }
+    // "image" or "initrd:<cpio member>" (blob() != nullptr).
+    [[nodiscard]] std::string source() const {
+        return in_initrd ? "initrd:" + in_initrd->path : "image";
+    }
 };
 
 EsmView esm_view(const format::SecureImage& img) {
-    const format::Manifest& m = img.manifest;
     EsmView v;
-    if (!m.esm.lockboxes.empty() || m.esm.digests || !m.esm.files.empty()) {
-        v.blob = &m.esm;
-        v.source = "image";
+    if (!img.manifest.esm.empty()) {
+        v.own = &img.manifest.esm;
         return v;
     }
     auto found = platform::find_image_initrd_esm_blob(img);
-    if (!found) {
+    if (!found)
         v.problem = found.error().message;
-        return v;
-    }
-    v.in_initrd = std::move(*found);
-    if (v.in_initrd) {
-        v.blob = &v.in_initrd->blob;
-        v.source = "initrd:" + v.in_initrd->path;
-    }
+    else
+        v.in_initrd = std::move(*found);
     return v;
 }
 
@@ -117,10 +115,10 @@ void inspect_json(const format::SecureImage& img) {
     // by the signatures, the lockboxes are not.
     const EsmView esm = esm_view(img);
     const format::EsmBlob none;
-    const format::EsmBlob& blob = esm.blob != nullptr ? *esm.blob : none;
+    const format::EsmBlob& blob = esm.blob() != nullptr ? *esm.blob() : none;
     j.begin_object("esm");
-    if (esm.blob != nullptr)
-        j.value("source", esm.source);
+    if (esm.blob() != nullptr)
+        j.value("source", esm.source());
     else
         j.null("source");
     if (!esm.problem.empty())
@@ -202,10 +200,10 @@ void inspect_text(const format::SecureImage& img) {
     const EsmView esm = esm_view(img);
     if (!esm.problem.empty()) {
         out += fmt::format("ibm,esm     unusable: {}\n", esm.problem);
-    } else if (esm.blob == nullptr) {
+    } else if (esm.blob() == nullptr) {
         out += "ibm,esm     none\n";
     } else {
-        const format::EsmBlob& b = *esm.blob;
+        const format::EsmBlob& b = *esm.blob();
         out += fmt::format(
             "ibm,esm     {}{} lockbox(es), digests {}, {} secret file(s) ({}; svmkit esm "
             "display)\n",

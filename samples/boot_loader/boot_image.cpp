@@ -30,30 +30,22 @@ uint8_t* to_pointer(void* ctx, uint64_t gpa, uint64_t size) {
     return gpa_ptr<uint8_t>(gpa);
 }
 
-// What the plan must keep clear: everything collect_reserved() lists, and
+// What the plan must keep clear: everything collect_reserved() listed, and
 // the image buffer unless it is empty (the first plan, which only asks where
 // the segments go).
-bool fill_constraints(Loader& l, Range buffer, loader::LoadConstraints* c) {
+void fill_constraints(const Loader& l, const ReservedRanges& reserved, Range buffer,
+                      loader::LoadConstraints* c) {
     c->machine = loader::kMachineX86_64;
     c->ram_start = l.ram.base;
     c->ram_end = l.ram.end();
     c->max_segment_size = kMaxSegmentSize;
     c->reserved_count = 0;
-    ReservedRanges reserved;
-    if (!collect_reserved(l, &reserved))
-        return false;
-    if (!buffer.empty()) {
-        if (reserved.count == ReservedRanges::kMax) {
-            l.error("too many reserved ranges").nl();
-            return false;
-        }
-        reserved.ranges[reserved.count++] = buffer;
-    }
     static_assert(ReservedRanges::kMax + 1 <= loader::kMaxReserved);
     for (int i = 0; i < reserved.count; ++i)
         c->reserved[c->reserved_count++] =
             loader::AddressRange{reserved.ranges[i].base, reserved.ranges[i].end()};
-    return true;
+    if (!buffer.empty())
+        c->reserved[c->reserved_count++] = loader::AddressRange{buffer.base, buffer.end()};
 }
 
 // kexec-tools keeps an image's segments apart from where it reads them; this
@@ -61,17 +53,14 @@ bool fill_constraints(Loader& l, Range buffer, loader::LoadConstraints* c) {
 // segments go (a secure kernel's initrd sits in its own image, at the base
 // every secure image is linked for) is first copied to free RAM clear of
 // them. Returns false, with the reason on the console, when there is no room.
-bool move_buffer_clear_of(Loader& l, const loader::LoadPlan& plan, const uint8_t** image,
-                          uint64_t size, Range* buffer) {
+bool move_buffer_clear_of(Loader& l, const ReservedRanges& reserved, const loader::LoadPlan& plan,
+                          const uint8_t** image, uint64_t size, Range* buffer) {
     bool in_the_way = false;
     for (uint32_t i = 0; i < plan.count; ++i)
         in_the_way = in_the_way ||
                      Range{plan.segments[i].address, plan.segments[i].mem_size}.overlaps(*buffer);
     if (!in_the_way)
         return true;
-    ReservedRanges reserved;
-    if (!collect_reserved(l, &reserved))
-        return false;
     RegionAllocator alloc(l.ram);
     bool ok = alloc.reserve(*buffer);
     for (int i = 0; ok && i < reserved.count; ++i)
@@ -169,11 +158,10 @@ namespace {
 
 // plan_elf_load() with the loader's constraints; false (the reason printed)
 // when the image is refused.
-bool plan_load(Loader& l, const uint8_t* image, uint64_t size, Range buffer,
-               loader::LoadPlan* out) {
+bool plan_load(Loader& l, const ReservedRanges& reserved, const uint8_t* image, uint64_t size,
+               Range buffer, loader::LoadPlan* out) {
     loader::LoadConstraints c{};
-    if (!fill_constraints(l, buffer, &c))
-        return false;
+    fill_constraints(l, reserved, buffer, &c);
     const loader::ElfError e = loader::plan_elf_load(image, size, c, out);
     if (e != loader::ElfError::none) {
         l.error("the image was rejected: ").str(loader::elf_error_message(e));
@@ -188,10 +176,11 @@ bool plan_load(Loader& l, const uint8_t* image, uint64_t size, Range buffer,
 uint64_t boot_image(Loader& l, const uint8_t* image, uint64_t size, Range buffer) {
     // Where the segments go, then (the buffer moved out of their way if
     // need be) the plan again, whole, with the buffer kept clear.
+    ReservedRanges reserved;
     loader::LoadPlan plan{};
-    if (!plan_load(l, image, size, Range{}, &plan) ||
-        !move_buffer_clear_of(l, plan, &image, size, &buffer) ||
-        !plan_load(l, image, size, buffer, &plan))
+    if (!collect_reserved(l, &reserved) || !plan_load(l, reserved, image, size, Range{}, &plan) ||
+        !move_buffer_clear_of(l, reserved, plan, &image, size, &buffer) ||
+        !plan_load(l, reserved, image, size, buffer, &plan))
         return kImageRejected;
     // The stub's entry (guest-physical in the plan), and the image base (the
     // lowest segment: the stub's first byte) for r4.

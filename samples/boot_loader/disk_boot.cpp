@@ -164,20 +164,17 @@ uint64_t boot_from(Loader& l, VirtioBlk& blk) {
 
 uint64_t boot_from_disks(Loader& l) {
     bool any_disk = false;
-    for (int dev = fdt_node_offset_by_compatible(l.fdt, -1, "virtio,mmio"); dev >= 0;
-         dev = fdt_node_offset_by_compatible(l.fdt, dev, "virtio,mmio")) {
-        int len = 0;
-        const uint8_t* reg = static_cast<const uint8_t*>(fdt_getprop(l.fdt, dev, "reg", &len));
-        if (reg == nullptr || len != 16)
-            continue;
+    Range window;
+    for (int dev = fdt_next_virtio_mmio(l.fdt, -1, &window); dev >= 0;
+         dev = fdt_next_virtio_mmio(l.fdt, dev, &window)) {
         VirtioReport quiet;
-        VirtioMmio probe(&l.calls, get_be64(reg), get_be64(reg + 8), &quiet);
+        VirtioMmio probe(&l.calls, window.base, window.size, &quiet);
         if (probe.probe(kVirtioIdBlock) != VirtioErr::none)
             continue;
         any_disk = true;
-        l.say("virtio-blk disk at ").hex(get_be64(reg)).nl();
+        l.say("virtio-blk disk at ").hex(window.base).nl();
         VirtioReport report(&l.con);
-        VirtioMmio mmio(&l.calls, get_be64(reg), get_be64(reg + 8), &report);
+        VirtioMmio mmio(&l.calls, window.base, window.size, &report);
         BumpArena arena{g_coherent, sizeof g_coherent, 0};
         DmaDevice dma = DmaDevice::direct(&arena);
         VirtioBlk blk(&mmio, &dma, &report);

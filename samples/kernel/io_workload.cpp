@@ -314,17 +314,11 @@ struct Workload {
 
 // The first virtio-blk device of the FDT: its register window.
 bool find_disk(const IoContext& ctx, VirtioReport& report, Range* window) {
-    for (int dev = fdt_node_offset_by_compatible(ctx.fdt, -1, "virtio,mmio"); dev >= 0;
-         dev = fdt_node_offset_by_compatible(ctx.fdt, dev, "virtio,mmio")) {
-        int len = 0;
-        const uint8_t* reg = static_cast<const uint8_t*>(fdt_getprop(ctx.fdt, dev, "reg", &len));
-        if (reg == nullptr || len != 16)
-            continue;
-        VirtioMmio probe(ctx.calls, get_be64(reg), get_be64(reg + 8), &report);
-        if (probe.probe(kVirtioIdBlock) == VirtioErr::none) {
-            *window = Range{get_be64(reg), get_be64(reg + 8)};
+    for (int dev = fdt_next_virtio_mmio(ctx.fdt, -1, window); dev >= 0;
+         dev = fdt_next_virtio_mmio(ctx.fdt, dev, window)) {
+        VirtioMmio probe(ctx.calls, window->base, window->size, &report);
+        if (probe.probe(kVirtioIdBlock) == VirtioErr::none)
             return true;
-        }
     }
     return false;
 }
