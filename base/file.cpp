@@ -1,10 +1,13 @@
 #include "base/file.hpp"
 
+#include "base/file_identity.hpp"
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,17 +27,152 @@ UniqueFd::~UniqueFd() {
         ::close(fd_);
 }
 
+namespace {
+
+constexpr std::size_t kStreamChunk = 64 * 1024;
+
+// Opens without blocking: a FIFO with no writer would otherwise hang open()
+// forever. Streams are then read through poll(); regular files do not care.
+Result<UniqueFd> open_for_reading(const std::string& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd.valid())
+        return fail(ExitCode::io, "{}: cannot open: {}", path, std::strerror(errno));
+    return fd;
+}
+
+Result<struct stat> stat_fd(int fd, const std::string& path) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        return fail(ExitCode::io, "{}: cannot stat: {}", path, std::strerror(errno));
+    return st;
+}
+
+void set_nonblocking(int fd, bool on) {
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags >= 0)
+        ::fcntl(fd, F_SETFL, on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK));
+}
+
+// Waits until `fd` has data or its end, at most the input timeout.
+Result<void> wait_readable(int fd, const std::string& path) {
+    for (;;) {
+        pollfd p{fd, POLLIN, 0};
+        const int ready = ::poll(&p, 1, input_timeout_seconds() * 1000);
+        if (ready > 0)
+            return {};
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready < 0)
+            return fail(ExitCode::io, "{}: cannot wait for data: {}", path, std::strerror(errno));
+        return fail(ExitCode::io,
+                    "{}: no data for {} s (a FIFO that nobody writes?); set "
+                    "SVMKIT_INPUT_TIMEOUT to wait longer",
+                    path, input_timeout_seconds());
+    }
+}
+
+// Reads a non-blocking stream to its end into `sink`; more than `limit`
+// bytes is refused. poll() comes before every read: a FIFO whose writer has
+// not opened it yet reads as end-of-file, while poll() waits for the writer.
+template <typename Sink>
+Result<std::uint64_t> read_stream(int fd, const std::string& path, std::uint64_t limit,
+                                  Sink&& sink) {
+    std::vector<std::byte> chunk(kStreamChunk);
+    std::uint64_t total = 0;
+    for (;;) {
+        SVM_CHECK(wait_readable(fd, path));
+        const ssize_t n = ::read(fd, chunk.data(), chunk.size());
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n < 0)
+            return fail(ExitCode::io, "{}: read error: {}", path, std::strerror(errno));
+        if (n == 0)
+            return total;
+        total += static_cast<std::uint64_t>(n);
+        if (total > limit)
+            return fail(ExitCode::malformed, "{}: more than {} bytes, the limit for this input",
+                        path, limit);
+        SVM_CHECK(sink(std::span<const std::byte>(chunk).first(static_cast<std::size_t>(n))));
+    }
+}
+
+// A duplicate of standard input, non-blocking, claimed for `name`.
+Result<UniqueFd> take_stdin(const std::string& name) {
+    SVM_CHECK(IoRegistry::instance().claim_stdin(name));
+    UniqueFd in(::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3));
+    if (!in.valid())
+        return fail(ExitCode::io, "{}: standard input is closed", name);
+    if (::isatty(in.get()))
+        return fail(ExitCode::usage, "{}: standard input is a terminal; pipe the data in", name);
+    return in;
+}
+
+// Standard input as a regular file: itself when it is one, else its bytes
+// copied into an unlinked temporary file.
+Result<UniqueFd> spool_stdin(const std::string& name) {
+    SVM_TRY(in, take_stdin(name));
+    SVM_TRY(st, stat_fd(in.get(), name));
+    if (S_ISREG(st.st_mode))
+        return in;
+    const char* tmpdir = std::getenv("TMPDIR");
+    const std::string dir = tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp";
+    UniqueFd spool(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+    if (!spool.valid())
+        return fail(ExitCode::io, "{}: cannot create a temporary file in {}: {}", name, dir,
+                    std::strerror(errno));
+    // The flag is on the shared open file description: restored afterwards
+    // so that the shell's standard input is as it was.
+    set_nonblocking(in.get(), true);
+    auto copied = read_stream(
+        in.get(), name, InputFile::kMaxSpooledInput,
+        [&](std::span<const std::byte> bytes) { return write_all_fd(spool.get(), bytes, dir); });
+    set_nonblocking(in.get(), false);
+    if (!copied)
+        return svmkit::unexpected(std::move(copied.error()));
+    return spool;
+}
+
+} // namespace
+
+Result<void> write_all_fd(int fd, std::span<const std::byte> data, const std::string& path) {
+    std::size_t done = 0;
+    while (done < data.size()) {
+        const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return fail(ExitCode::io, "{}: write error: {}", path, std::strerror(errno));
+        done += static_cast<std::size_t>(n);
+    }
+    return {};
+}
+
+int input_timeout_seconds() {
+    const char* env = std::getenv("SVMKIT_INPUT_TIMEOUT");
+    if (env == nullptr || *env == '\0')
+        return 30;
+    const int v = std::atoi(env);
+    return v > 0 && v < 86400 ? v : 30;
+}
+
 Result<InputFile> InputFile::open(const std::string& path) {
     InputFile file;
-    file.path_ = path;
-    file.fd_ = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!file.fd_.valid())
-        return fail(ExitCode::io, "{}: cannot open: {}", path, std::strerror(errno));
-    struct stat st {};
-    if (::fstat(file.fd_.get(), &st) != 0)
-        return fail(ExitCode::io, "{}: cannot stat: {}", path, std::strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return fail(ExitCode::io, "{}: is a directory, not a file", path);
+    file.path_ = path == "-" ? std::string("standard input") : path;
+    if (path == "-") {
+        SVM_TRY(fd, spool_stdin(file.path_));
+        file.fd_ = std::move(fd);
+    } else {
+        SVM_TRY(fd, open_for_reading(path));
+        file.fd_ = std::move(fd);
+    }
+    SVM_TRY(st, stat_fd(file.fd_.get(), file.path_));
+    if (!S_ISREG(st.st_mode))
+        return fail(ExitCode::malformed,
+                    "{}: is {}; this input must be a regular file (or '-' for standard input)",
+                    path, file_type_name(st.st_mode));
+    set_nonblocking(file.fd_.get(), false);
+    if (path != "-")
+        IoRegistry::instance().add_input(identity_of(st), path);
     file.size_ = static_cast<std::uint64_t>(st.st_size);
     return file;
 }
@@ -68,72 +206,36 @@ Result<std::vector<std::byte>> InputFile::read_all(std::uint64_t limit) const {
 }
 
 Result<std::vector<std::byte>> read_small_file(const std::string& path, std::uint64_t limit) {
-    SVM_TRY(file, InputFile::open(path));
-    return file.read_all(limit);
-}
-
-Result<AtomicOutputFile> AtomicOutputFile::create(const std::string& path, mode_t mode) {
-    AtomicOutputFile out;
-    out.path_ = path;
-    std::filesystem::path dest(path);
-    std::string dir = dest.has_parent_path() ? dest.parent_path().string() : std::string(".");
-    std::string tmpl = dir + "/." + dest.filename().string() + ".svmkit-XXXXXX";
-    std::vector<char> name(tmpl.begin(), tmpl.end());
-    name.push_back('\0');
-    int fd = ::mkostemp(name.data(), O_CLOEXEC);
-    if (fd < 0)
-        return fail(ExitCode::io, "{}: cannot create output file in {}: {}", path, dir,
-                    std::strerror(errno));
-    out.fd_ = UniqueFd(fd);
-    out.temp_path_ = name.data();
-    if (::fchmod(fd, mode) != 0)
-        return fail(ExitCode::io, "{}: cannot set mode: {}", path, std::strerror(errno));
-    return out;
-}
-
-AtomicOutputFile::AtomicOutputFile(AtomicOutputFile&& other) noexcept
-    : path_(std::move(other.path_)), temp_path_(std::move(other.temp_path_)),
-      fd_(std::move(other.fd_)), committed_(other.committed_) {
-    other.temp_path_.clear();
-    other.committed_ = true;
-}
-
-AtomicOutputFile::~AtomicOutputFile() {
-    if (!committed_ && !temp_path_.empty())
-        ::unlink(temp_path_.c_str());
-}
-
-Result<void> AtomicOutputFile::write_at(std::uint64_t offset, std::span<const std::byte> data) {
-    std::size_t done = 0;
-    while (done < data.size()) {
-        ssize_t n = ::pwrite(fd_.get(), data.data() + done, data.size() - done,
-                             static_cast<off_t>(offset + done));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return fail(ExitCode::io, "{}: write error: {}", path_, std::strerror(errno));
-        }
-        done += static_cast<std::size_t>(n);
+    const std::string name = path == "-" ? std::string("standard input") : path;
+    UniqueFd fd;
+    if (path == "-") {
+        SVM_TRY(in, take_stdin(name));
+        fd = std::move(in);
+    } else {
+        SVM_TRY(opened, open_for_reading(path));
+        fd = std::move(opened);
     }
-    return {};
-}
-
-Result<void> AtomicOutputFile::commit() {
-    if (::fsync(fd_.get()) != 0)
-        return fail(ExitCode::io, "{}: cannot flush: {}", path_, std::strerror(errno));
-    if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
-        return fail(ExitCode::io, "{}: cannot rename the finished output into place: {}", path_,
-                    std::strerror(errno));
-    committed_ = true;
-    fd_ = UniqueFd();
-    return {};
-}
-
-Result<void> write_file_atomic(const std::string& path, std::span<const std::byte> data,
-                               mode_t mode) {
-    SVM_TRY(out, AtomicOutputFile::create(path, mode));
-    SVM_CHECK(out.write_all(data));
-    return out.commit();
+    SVM_TRY(st, stat_fd(fd.get(), name));
+    if (S_ISDIR(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISBLK(st.st_mode))
+        return fail(ExitCode::malformed, "{}: is {}, not a file to read", name,
+                    file_type_name(st.st_mode));
+    if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) > limit)
+        return fail(ExitCode::malformed, "{}: file is {} bytes, more than the limit of {}", name,
+                    static_cast<std::uint64_t>(st.st_size), limit);
+    if (path != "-")
+        IoRegistry::instance().add_input(identity_of(st), path);
+    std::vector<std::byte> data;
+    if (path == "-")
+        set_nonblocking(fd.get(), true);
+    auto read = read_stream(fd.get(), name, limit, [&](std::span<const std::byte> bytes) {
+        data.insert(data.end(), bytes.begin(), bytes.end());
+        return Result<void>{};
+    });
+    if (path == "-")
+        set_nonblocking(fd.get(), false);
+    if (!read)
+        return svmkit::unexpected(std::move(read.error()));
+    return data;
 }
 
 std::string sibling_program(const char* env_var, const char* name) {

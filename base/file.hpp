@@ -36,9 +36,19 @@ class UniqueFd {
     int fd_ = -1;
 };
 
-// A file opened for reading, with its size. Reads are positional and exact.
+// A large input (kernel, initrd, image, disk image): a regular file opened
+// for reading, with its size. Reads are positional and exact.
+//
+// Only regular files are accepted: a pipe, FIFO or device is refused with
+// ExitCode::malformed naming the file, so nothing is signed or digested from
+// a stream that could end early or never. "-" is standard input, copied into
+// an unlinked temporary file first (at most kMaxSpooledInput bytes) unless it
+// already is a regular file. Every file opened is registered as an input of
+// the command (base/file_identity.hpp), so no output can replace it.
 class InputFile {
   public:
+    static constexpr std::uint64_t kMaxSpooledInput = 16ull << 30;
+
     // Opens `path` read-only. Missing or unreadable files give ExitCode::io.
     static Result<InputFile> open(const std::string& path);
 
@@ -64,43 +74,21 @@ class InputFile {
 // (else just `name`, for PATH).
 std::string sibling_program(const char* env_var, const char* name);
 
-// Reads a whole (small) file: keys, command lines, device trees.
+// Reads a whole small input (keys, command lines, passphrases, device trees,
+// ESM secret files): a regular file, or a stream (pipe, FIFO, character
+// device, "-" for standard input) read to its end. More than `limit` bytes
+// is refused with ExitCode::malformed; a stream that gives no data for
+// input_timeout_seconds() is refused with ExitCode::io (a FIFO nobody
+// writes); directories, sockets and block devices are ExitCode::malformed.
 Result<std::vector<std::byte>> read_small_file(const std::string& path,
                                                std::uint64_t limit = 64ull << 20);
 
-// An output file that appears under its final name only when complete.
-//
-// Invariant: until commit() succeeds, the data lives in a temporary file in the
-// destination's directory (same filesystem, so rename is atomic) and the
-// destination is untouched; the destructor removes an uncommitted temporary.
-class AtomicOutputFile {
-  public:
-    static Result<AtomicOutputFile> create(const std::string& path, mode_t mode = 0644);
-    AtomicOutputFile(AtomicOutputFile&&) noexcept;
-    AtomicOutputFile& operator=(AtomicOutputFile&&) = delete;
-    AtomicOutputFile(const AtomicOutputFile&) = delete;
-    AtomicOutputFile& operator=(const AtomicOutputFile&) = delete;
-    ~AtomicOutputFile();
+// Writes all of `data` to `fd` at its current position; errors name `path`.
+Result<void> write_all_fd(int fd, std::span<const std::byte> data, const std::string& path);
 
-    [[nodiscard]] int fd() const { return fd_.get(); }
-    [[nodiscard]] const std::string& path() const { return path_; }
-
-    Result<void> write_at(std::uint64_t offset, std::span<const std::byte> data);
-    Result<void> write_all(std::span<const std::byte> data) { return write_at(0, data); }
-    // Flushes, renames onto the destination; afterwards the object owns nothing.
-    Result<void> commit();
-
-  private:
-    AtomicOutputFile() = default;
-    std::string path_;
-    std::string temp_path_;
-    UniqueFd fd_;
-    bool committed_ = false;
-};
-
-// Writes `data` to `path` atomically (temporary + rename).
-Result<void> write_file_atomic(const std::string& path, std::span<const std::byte> data,
-                               mode_t mode = 0644);
+// How long a stream input may stay silent: $SVMKIT_INPUT_TIMEOUT seconds,
+// default 30.
+int input_timeout_seconds();
 
 inline std::span<const std::byte> as_bytes(const std::string& s) {
     return std::as_bytes(std::span(s.data(), s.size()));

@@ -1,4 +1,5 @@
 #include "format/attach.hpp"
+#include "base/output_file.hpp"
 
 #include "format/manifest_fdt.hpp"
 #include "format/tbs.hpp"
@@ -45,7 +46,7 @@ Result<void> write_with_manifest(const SecureImage& image, const Manifest& manif
                     image.path(), blob.size(), section.size);
     blob.resize(section.size, std::byte{0});
 
-    SVM_TRY(out, AtomicOutputFile::create(output));
+    SVM_TRY(out, OutputFile::create(output));
     // Copy the whole image in the kernel (reflinks where the filesystem can),
     // then replace the manifest section in place.
     loff_t in_off = 0;

@@ -1,4 +1,5 @@
 #include "format/copy_pipeline.hpp"
+#include "base/output_file.hpp"
 
 #include <array>
 #include <condition_variable>
@@ -93,7 +94,7 @@ class BufferRing {
 };
 
 // Produces the payload into ring buffers, writing each to the output first.
-Result<void> produce(const PayloadSource& source, AtomicOutputFile& out, std::uint64_t offset,
+Result<void> produce(const PayloadSource& source, OutputFile& out, std::uint64_t offset,
                      BufferRing& ring) {
     std::uint64_t pos = 0;
     std::size_t extent = 0;
@@ -137,7 +138,7 @@ Result<void> produce(const PayloadSource& source, AtomicOutputFile& out, std::ui
 
 Result<std::vector<std::byte>> copy_and_hash_pipelined(const PayloadSource& source,
                                                        signer::DigestAlgorithm algo,
-                                                       AtomicOutputFile& out,
+                                                       OutputFile& out,
                                                        std::uint64_t offset) {
     if (!source.file)
         return copy_and_hash(source, algo, &out, offset);

@@ -7,11 +7,12 @@
 #pragma once
 
 #include "format/payload.hpp"
+#include "base/output_file.hpp"
 
 namespace svmkit::format {
 
 Result<std::vector<std::byte>> copy_and_hash_pipelined(const PayloadSource& source,
                                                        signer::DigestAlgorithm algo,
-                                                       AtomicOutputFile& out, std::uint64_t offset);
+                                                       OutputFile& out, std::uint64_t offset);
 
 } // namespace svmkit::format

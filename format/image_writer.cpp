@@ -1,4 +1,5 @@
 #include "format/image_writer.hpp"
+#include "base/output_file.hpp"
 
 #include "base/checked.hpp"
 #include "format/copy_pipeline.hpp"
@@ -232,7 +233,7 @@ Result<ImageBuildResult> build_image(const ImageBuildRequest& req) {
     }
 
     // ---- stream payloads into place, hashing them ---------------------------
-    SVM_TRY(out, AtomicOutputFile::create(path));
+    SVM_TRY(out, OutputFile::create(path));
     std::vector<Result<std::vector<std::byte>>> digests(placed.size(), std::vector<std::byte>{});
     {
         std::vector<std::jthread> workers;

@@ -1,4 +1,5 @@
 #include "format/payload.hpp"
+#include "base/output_file.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -63,7 +64,7 @@ Result<void> stream_payload(const PayloadSource& source,
 }
 
 Result<std::vector<std::byte>> copy_and_hash(const PayloadSource& source,
-                                             signer::DigestAlgorithm algo, AtomicOutputFile* out,
+                                             signer::DigestAlgorithm algo, OutputFile* out,
                                              std::uint64_t offset) {
     signer::Hasher hasher(algo);
     std::uint64_t written = 0;

@@ -7,6 +7,7 @@
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "base/output_file.hpp"
 #include "signer/signer.hpp"
 
 #include <cstddef>
@@ -48,7 +49,7 @@ Result<void> stream_payload(const PayloadSource& source,
 
 // Hashes the payload while writing it at `offset` of `out` (when out != null).
 Result<std::vector<std::byte>> copy_and_hash(const PayloadSource& source,
-                                             signer::DigestAlgorithm algo, AtomicOutputFile* out,
+                                             signer::DigestAlgorithm algo, OutputFile* out,
                                              std::uint64_t offset);
 
 // Gzip-compresses a payload into an anonymous memory file (never the heap),

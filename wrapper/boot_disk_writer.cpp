@@ -5,6 +5,7 @@
 
 #include "base/checked.hpp"
 #include "base/file.hpp"
+#include "base/output_file.hpp"
 #include "loader/disk_layout.h"
 #include "signer/signer.hpp"
 
@@ -103,7 +104,7 @@ std::uint64_t archive_size(const std::vector<Member>& members) {
 }
 
 // Streams the archive to `out` at `offset`, hashing what it writes.
-Result<void> write_archive(AtomicOutputFile& out, std::uint64_t offset,
+Result<void> write_archive(OutputFile& out, std::uint64_t offset,
                            const std::vector<Member>& members, signer::Hasher& hash) {
     std::vector<std::byte> chunk(kCopyChunk);
     std::uint64_t pos = 0;
@@ -255,7 +256,7 @@ Result<BootDiskLayout> write_boot_disk(const BootDiskSpec& spec, const std::stri
     }
     const std::uint64_t data_last = data_end - 1;
 
-    SVM_TRY(out, AtomicOutputFile::create(output));
+    SVM_TRY(out, OutputFile::create(output));
     signer::Hasher hash(signer::DigestAlgorithm::sha256);
     SVM_CHECK(write_archive(out, layout.boot_offset, members, hash));
     const std::vector<std::byte> archive_digest = hash.finish();

@@ -10,6 +10,7 @@
 #include "wrapper/json.hpp"
 
 #include "base/file.hpp"
+#include "base/output_file.hpp"
 
 #include <array>
 #include <cerrno>
@@ -394,9 +395,9 @@ Result<int> run_boot(const BootOptions& o) {
     }
     if (!o.hv_hooks.empty() && o.hv_hook_log.empty())
         return fail(ExitCode::usage, "--hv-hook needs --hv-hook-log FILE for its results");
-    std::optional<AtomicOutputFile> hook_log;
+    std::optional<OutputFile> hook_log;
     if (!o.hv_hook_log.empty()) {
-        SVM_TRY(f, AtomicOutputFile::create(o.hv_hook_log));
+        SVM_TRY(f, OutputFile::create(o.hv_hook_log));
         hook_log.emplace(std::move(f));
     }
 

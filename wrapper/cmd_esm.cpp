@@ -9,6 +9,7 @@
 //
 // Passphrases of encrypted private keys come from --key-passphrase-env or
 // --key-passphrase-file, never from a prompt.
+#include "base/output_file.hpp"
 #include "wrapper/commands.hpp"
 
 #include "format/attach.hpp"
@@ -106,7 +107,7 @@ Result<void> store_blob(const LoadedBlob& loaded, const std::string& path) {
                     "change the blob file and build the initrd and the image again",
                     loaded.image->path(), loaded.in_initrd);
     if (!loaded.image)
-        return write_file_atomic(path, format::encode_esm_blob(loaded.blob));
+        return write_output_file(path, format::encode_esm_blob(loaded.blob));
     format::Manifest m = loaded.image->manifest;
     m.esm = loaded.blob;
     return format::write_with_manifest(*loaded.image, m, path);
@@ -168,7 +169,7 @@ Result<int> run_make(const EsmOptions& o) {
     if (bytes.size() > format::kEsmMaxBlobSize)
         return fail(ExitCode::usage, "{}: the blob would be {} bytes, more than the {} byte limit",
                     o.config, bytes.size(), format::kEsmMaxBlobSize);
-    SVM_CHECK(write_file_atomic(o.output, bytes));
+    SVM_CHECK(write_output_file(o.output, bytes));
     std::printf("wrote %s: %zu lockboxes, %zu files, %zu bytes\n", o.output.c_str(),
                 blob->lockboxes.size(), blob->files.size(), bytes.size());
     return 0;
@@ -308,7 +309,7 @@ Result<int> run_extract_esm(const EsmOptions& o) {
         if (!digests)
             return unexpected(std::move(digests.error()));
     }
-    SVM_CHECK(write_file_atomic(o.output, *plain, 0600));
+    SVM_CHECK(write_output_file(o.output, *plain, {.mode = 0600}));
     std::printf("wrote %s: %s, %zu bytes\n", o.output.c_str(), what.c_str(), plain->size());
     return 0;
 }

@@ -1,4 +1,5 @@
 // svmkit extract: one component's exact bytes.
+#include "base/output_file.hpp"
 #include "wrapper/commands.hpp"
 
 #include "format/image_reader.hpp"
@@ -11,7 +12,7 @@ namespace svmkit::cli {
 Result<int> run_extract(const ExtractOptions& o) {
     SVM_TRY(img, format::open_image(o.image));
     if (o.component == "manifest") {
-        SVM_CHECK(write_file_atomic(o.output, img.manifest_blob));
+        SVM_CHECK(write_output_file(o.output, img.manifest_blob));
         std::printf("wrote %s: manifest device tree, %zu bytes\n", o.output.c_str(),
                     img.manifest_blob.size());
         return 0;
@@ -26,7 +27,7 @@ Result<int> run_extract(const ExtractOptions& o) {
     if (c == nullptr)
         return fail(ExitCode::usage, "{}: the image has no {}", o.image, o.component);
 
-    SVM_TRY(out, AtomicOutputFile::create(o.output));
+    SVM_TRY(out, OutputFile::create(o.output));
     std::uint64_t written = 0;
     auto sink = [&](std::span<const std::byte> chunk) -> Result<void> {
         SVM_CHECK(out.write_at(written, chunk));

@@ -2,6 +2,7 @@
 #include "wrapper/commands.hpp"
 
 #include "base/file.hpp"
+#include "base/output_file.hpp"
 
 #include <cstdio>
 #include <unistd.h>
@@ -15,20 +16,21 @@ Result<int> run_keygen(const KeygenOptions& o) {
             ExitCode::usage,
             "--algo: unknown key type '{}' (ed25519, ecdsa-p256, ecdsa-p384, rsa-3072, rsa-4096)",
             o.algo);
-    if (o.out == o.pub)
-        return fail(ExitCode::usage, "--out and --pub name the same file");
+    // Both outputs are checked (neither an existing private key without
+    // --force, nor the same file twice) before the key is generated, and
+    // both are written in full before either appears, so a failure leaves
+    // neither behind.
+    SVM_TRY(priv, OutputFile::create(o.out, {.private_key = true, .overwrite = o.force}));
+    SVM_TRY(pub, OutputFile::create(o.pub));
     SVM_TRY(key, signer::PrivateKey::generate(*type));
-    // Both files are written in full before either appears, so a failure
-    // (say, a missing directory for one of them) leaves neither behind.
-    SVM_TRY(pub, AtomicOutputFile::create(o.pub, 0644));
-    SVM_TRY(priv, AtomicOutputFile::create(o.out, 0600));
     SVM_CHECK(pub.write_all(as_bytes(key.public_key().pem())));
     SVM_CHECK(priv.write_all(as_bytes(key.pem())));
     // Public key first, so no private key is ever left without its pair; if
     // the private key cannot be put in place, the public key goes again.
     SVM_CHECK(pub.commit());
     if (auto r = priv.commit(); !r) {
-        ::unlink(o.pub.c_str());
+        if (o.pub != "-")
+            ::unlink(o.pub.c_str());
         return svmkit::unexpected(std::move(r.error()));
     }
     std::printf("%s key %s\n  private: %s\n  public:  %s\n",

@@ -1,5 +1,6 @@
 // Sign later: `svmkit tbs` hands out the to-be-signed bytes (or their digest)
 // and `svmkit attach` takes a signature made elsewhere back in, after checking it.
+#include "base/output_file.hpp"
 #include "wrapper/commands.hpp"
 
 #include "format/attach.hpp"
@@ -29,7 +30,7 @@ Result<int> run_tbs(const TbsOptions& o) {
     }
     if (!o.output)
         return fail(ExitCode::usage, "give -o FILE or --hex");
-    SVM_CHECK(write_file_atomic(*o.output, bytes));
+    SVM_CHECK(write_output_file(*o.output, bytes));
     std::fprintf(stderr, "wrote %s: %s, %zu bytes\n", o.output->c_str(), what.c_str(),
                  bytes.size());
     return 0;

@@ -61,6 +61,7 @@ struct KeygenOptions {
     std::string algo;
     std::string out;
     std::string pub;
+    bool force = false; // replace an existing private key
 };
 Result<int> run_keygen(const KeygenOptions& o);
 

@@ -1,7 +1,10 @@
 // svmkit: build, sign, inspect and verify secure images.
 #include "wrapper/commands.hpp"
 
+#include "base/file_identity.hpp"
+
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <fmt/format.h>
 
@@ -78,6 +81,7 @@ int main(int argc, char** argv) {
         ->required();
     k->add_option("--out", keygen.out, "Private key output (PEM, mode 0600)")->required();
     k->add_option("--pub", keygen.pub, "Public key output (PEM)")->required();
+    k->add_flag("--force", keygen.force, "Replace an existing private key");
 
     InspectOptions inspect;
     auto* in = app.add_subcommand("inspect", "Show everything inside an image");
@@ -195,6 +199,9 @@ int main(int argc, char** argv) {
     ld->add_option("--memory", load.memory, "Guest RAM the plan must fit")->capture_default_str();
     // ---- end loader ----
 
+    // A closed pipe on an output is an I/O error (exit 4), not a silent death.
+    std::signal(SIGPIPE, SIG_IGN);
+    const IoRegistry::Scope io_scope;
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

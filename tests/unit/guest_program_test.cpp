@@ -3,6 +3,7 @@
 // running the real boot loader (samples/boot_loader) on a secure image passed
 // kexec-style, including the purgatory catching a hypervisor's write.
 #include "platform/guest_program.hpp"
+#include "base/output_file.hpp"
 
 #include "guest/layout.h"
 #include "guest/uv_abi.h"
@@ -269,7 +270,7 @@ TEST_CASE("machine: the boot loader loads a secure image kexec-style and the ker
 TEST_CASE("machine: the purgatory stops a boot whose placed segment the hypervisor changed") {
     KexecLab lab;
     test::TempDir logs("kexec-log");
-    auto log = AtomicOutputFile::create(logs.file("hooks.jsonl"));
+    auto log = OutputFile::create(logs.file("hooks.jsonl"));
     REQUIRE(log.has_value());
     auto m = lab.boot({"segments-placed:write=0x4010008:00ff"}, log->fd());
     REQUIRE(log->commit().has_value());

@@ -1,6 +1,7 @@
 // Unit tests for format/payload: streaming file extents with zero gaps,
 // copying while hashing, and the gzip round trip with its refusals.
 #include "format/payload.hpp"
+#include "base/output_file.hpp"
 
 #include "test_support.hpp"
 
@@ -129,7 +130,7 @@ TEST_CASE("payload: copy_and_hash writes at the offset") {
     src.size = 1500000;
     src.extents = {{1000, 700000, 4096}, {2000000, 300000, 1000000}};
 
-    auto out = AtomicOutputFile::create(dir.file("out"));
+    auto out = OutputFile::create(dir.file("out"));
     REQUIRE(out.has_value());
     const std::uint64_t offset = 0x12345;
     auto d = copy_and_hash(src, signer::DigestAlgorithm::sha384, &*out, offset);

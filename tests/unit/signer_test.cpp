@@ -3,6 +3,7 @@
 #include "signer/signer.hpp"
 
 #include "base/file.hpp"
+#include "base/output_file.hpp"
 #include "test_support.hpp"
 
 #include <doctest/doctest.h>
@@ -488,7 +489,7 @@ TEST_CASE("signer: public keys are refused where a private key is needed") {
         const PrivateKey& key = test_key(type);
         write_text(dir.file("pub.pem"), key.public_key().pem());
         auto der = key.public_key().spki_der();
-        REQUIRE(write_file_atomic(dir.file("pub.der"), der).has_value());
+        REQUIRE(write_output_file(dir.file("pub.der"), der).has_value());
         for (const auto& path : {dir.file("pub.pem"), dir.file("pub.der")}) {
             CAPTURE(path);
             auto r = PrivateKey::load(path, {});
@@ -519,13 +520,15 @@ TEST_CASE("signer: garbage, empty, missing and encrypted files") {
         CHECK(priv.error().code == ExitCode::malformed);
         CHECK(priv.error().message.starts_with(path + ": not a private key"));
     }
-    for (const auto& path : {dir.file("missing.pem"), dir.file("")}) {
+    // A missing file cannot be read (io); a directory is not a key file (malformed).
+    for (const auto& [path, code] : {std::pair{dir.file("missing.pem"), ExitCode::io},
+                                     std::pair{dir.file(""), ExitCode::malformed}}) {
         auto pub = PublicKey::load(path);
         REQUIRE_FALSE(pub.has_value());
-        CHECK(pub.error().code == ExitCode::io);
+        CHECK(pub.error().code == code);
         auto priv = PrivateKey::load(path, {});
         REQUIRE_FALSE(priv.has_value());
-        CHECK(priv.error().code == ExitCode::io);
+        CHECK(priv.error().code == code);
     }
 
     // An encrypted private key as public key: refused without a prompt.
@@ -605,7 +608,7 @@ TEST_CASE("signer: signatures made by the openssl command line verify") {
             // And the other way round.
             auto ours = key.sign(SignatureAlgorithm::ed25519, bytes_of(message));
             REQUIRE(ours.has_value());
-            REQUIRE(write_file_atomic(sig, *ours).has_value());
+            REQUIRE(write_output_file(sig, *ours).has_value());
             CHECK(run(dir, "openssl pkeyutl -verify -rawin -pubin -inkey " + pub_pem + " -in " +
                                msg + " -sigfile " + sig + " >/dev/null"));
             continue;
@@ -653,7 +656,7 @@ TEST_CASE("signer: signatures made by the openssl command line verify") {
             // Our signature verifies with openssl, with the salt length fixed to the digest.
             auto ours = key.sign(algo, bytes_of(message));
             REQUIRE(ours.has_value());
-            REQUIRE(write_file_atomic(sig, *ours).has_value());
+            REQUIRE(write_output_file(sig, *ours).has_value());
             CHECK(run(dir, "openssl dgst -" + md + " -verify " + pub_pem + sigopts +
                                " -signature " + sig + " " + msg + " >/dev/null"));
         }
