@@ -14,13 +14,48 @@
 
 namespace svmkit {
 
-// The documented process exit codes. Values are part of the CLI contract.
+// The documented process exit codes, one table for every command
+// (README "Exit codes", `svmkit help`, docs/cli.md). Values are part of the
+// CLI contract: never renumbered, only added to.
 enum class ExitCode : int {
     ok = 0,
     verification_failed = 1, // a signature, digest or policy check failed
-    usage = 2,               // bad options, unknown algorithm, missing passphrase
+    usage = 2,               // bad options, unknown algorithm, missing passphrase;
+                             // an output that would replace an input or a private key
     malformed = 3,           // an input file is not what it must be
     io = 4,                  // a file could not be read or written
+    // svmkit boot's own outcomes; the guest's exit status is never one of
+    // them (it is in the report and its JSON).
+    refused = 5,            // the ultravisor, stub or loader refused the image
+    guest_failed = 6,       // the guest faulted, returned from its entry or terminated
+    guest_violation = 7,    // the guest broke the sandbox's rules (reserved)
+    qemu_failed = 8,        // QEMU failed or could not start (reserved)
+    timeout = 9,            // the guest ran past --timeout
+    guest_exit_status = 10, // the guest exited with a non-zero status
+};
+
+struct ExitCodeInfo {
+    ExitCode code;
+    const char* name;
+    const char* meaning;
+};
+// Every exit code, in order.
+inline constexpr ExitCodeInfo kExitCodes[] = {
+    {ExitCode::ok, "ok", "success"},
+    {ExitCode::verification_failed, "verification-failed",
+     "a signature, digest or policy check failed"},
+    {ExitCode::usage, "usage",
+     "bad options or arguments; an output naming an input or an existing private key"},
+    {ExitCode::malformed, "malformed", "an input is not what it must be (format, type or size)"},
+    {ExitCode::io, "io", "a file could not be read or written (missing, full device, closed pipe)"},
+    {ExitCode::refused, "refused", "boot: the ultravisor, stub or loader refused the image"},
+    {ExitCode::guest_failed, "guest-failed",
+     "boot: the guest faulted, returned from its entry or terminated the VM"},
+    {ExitCode::guest_violation, "guest-violation", "boot: the guest broke its sandbox's rules"},
+    {ExitCode::qemu_failed, "qemu-failed", "boot: QEMU failed or could not be started"},
+    {ExitCode::timeout, "timeout", "boot: the guest ran longer than --timeout"},
+    {ExitCode::guest_exit_status, "guest-exit-status",
+     "boot: the guest exited with a non-zero status (in the report and its JSON)"},
 };
 
 struct Error {

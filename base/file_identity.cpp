@@ -39,7 +39,16 @@ void IoRegistry::add_input(FileIdentity id, const std::string& path) {
         inputs_.push_back({id, path});
 }
 
+void IoRegistry::allow_in_place(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0)
+        in_place_.push_back(identity_of(st));
+}
+
 std::optional<std::string> IoRegistry::input_named(FileIdentity id) const {
+    for (const FileIdentity& edited : in_place_)
+        if (edited == id)
+            return std::nullopt;
     for (const Input& in : inputs_)
         if (in.id == id)
             return in.path;

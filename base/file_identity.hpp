@@ -49,7 +49,10 @@ class IoRegistry {
     [[nodiscard]] bool active() const { return active_; }
 
     void add_input(FileIdentity id, const std::string& path);
-    // The input that `id` is, if any.
+    // An input the command edits in place (`esm authorize` without -o):
+    // an output may replace it, atomically, all the same.
+    void allow_in_place(const std::string& path);
+    // The input that `id` is, if any (inputs edited in place excepted).
     [[nodiscard]] std::optional<std::string> input_named(FileIdentity id) const;
 
     // An output is known by the file it replaces (when it exists) and by
@@ -78,6 +81,7 @@ class IoRegistry {
         std::string path;
     };
     std::vector<Input> inputs_;
+    std::vector<FileIdentity> in_place_;
     std::vector<Output> outputs_;
     std::string stdin_owner_;
     std::string stdout_owner_;

@@ -7,7 +7,7 @@ packages=(
   # build
   cmake ninja-build g++ pkg-config
   libelf-dev libssl-dev libcli11-dev zlib1g-dev doctest-dev libfdt-dev libfmt-dev
-  libyaml-cpp-dev
+  libyaml-cpp-dev nlohmann-json3-dev
   # the ppc64le stub
   g++-powerpc64le-linux-gnu binutils-powerpc64le-linux-gnu
   # tools the tests and benchmarks compare against or check with

@@ -16,7 +16,7 @@ cd "$work"
 "$root/samples/make-sample-initrd.sh" initrd.cpio.gz
 
 set -x
-"$svmkit" keygen --algo ed25519 --out release.key --pub release.pub
+"$svmkit" keygen --algo ed25519 -o release.key --public-output release.pub
 "$svmkit" build --arch ppc64le --kernel "$kernel" --initrd initrd.cpio.gz \
     --cmdline "console=hvc0 svm=on quiet" --compress gzip --security-version 1 \
     --key release.key -o secure.img

@@ -14,10 +14,12 @@
 #include "signer/pkcs11_internal.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <stdexcept>
+#include <sys/stat.h>
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -672,9 +674,25 @@ Result<void> PublicKey::verify(SignatureAlgorithm algo, std::span<const std::byt
 
 // ---- PrivateKey ----------------------------------------------------------------------------
 
+namespace {
+
+// A private key others can read is a key others may have copied: said,
+// not refused (CI runners often check keys out 0644), once per load.
+void warn_if_exposed(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0)
+        std::fprintf(stderr,
+                     "svmkit: warning: %s: the private key is readable by group or others "
+                     "(mode %04o); chmod 600 it\n",
+                     path.c_str(), static_cast<unsigned>(st.st_mode & 07777));
+}
+
+} // namespace
+
 Result<PkeyPtr> load_private_pkey(const std::string& path, const PassphraseSource& passphrase) {
     ErrorQueueGuard guard;
     SVM_TRY(data, read_small_file(path, key_file_limit));
+    warn_if_exposed(path);
     const bool pem = looks_like_pem(data);
     if (!pem && (data.empty() || data[0] != std::byte{0x30}))
         return fail(ExitCode::malformed, "{}: not a private key (PEM or DER)", path);

@@ -2,6 +2,9 @@
 // stage (docs/platform.md; JSON schema svmkit-boot-v1).
 #include "wrapper/commands.hpp"
 
+#include "base/file_identity.hpp"
+#include "wrapper/command.hpp"
+
 #include "format/esm_crypto.hpp"
 #include "format/image_reader.hpp"
 #include "format/verify.hpp"
@@ -360,6 +363,33 @@ void report_json(const BootReport& r) {
     std::fputs(j.str().c_str(), stdout);
 }
 
+// svmkit's own exit code for the outcome (base/error.hpp); the guest's
+// status is in the report, never the exit code itself, so a script can tell
+// a refused image (5) from a guest that exited 5 (10, status 5).
+int boot_exit_code(const BootReport& r) {
+    ExitCode code = ExitCode::guest_failed;
+    switch (r.outcome) {
+    case BootOutcome::exited:
+        if (r.exit_status.value_or(0) == 0)
+            return 0;
+        std::fprintf(stderr, "svmkit: error: %s: the guest exited with status %llu\n",
+                     r.image.c_str(), static_cast<unsigned long long>(*r.exit_status));
+        return static_cast<int>(ExitCode::guest_exit_status);
+    case BootOutcome::refused:
+        code = ExitCode::refused;
+        break;
+    case BootOutcome::timed_out:
+        code = ExitCode::timeout;
+        break;
+    case BootOutcome::terminated:
+    case BootOutcome::faulted:
+    case BootOutcome::returned:
+        break;
+    }
+    std::fprintf(stderr, "svmkit: error: %s: %s\n", r.image.c_str(), r.message.c_str());
+    return static_cast<int>(code);
+}
+
 } // namespace
 
 Result<int> run_boot(const BootOptions& o) {
@@ -444,20 +474,60 @@ Result<int> run_boot(const BootOptions& o) {
         report_text(r);
     std::fflush(stdout);
 
-    switch (r.outcome) {
-    case BootOutcome::exited:
-        return static_cast<int>(std::min<std::uint64_t>(*r.exit_status, 255));
-    case BootOutcome::refused:
-    case BootOutcome::terminated:
-        std::fprintf(stderr, "svmkit: error: %s: %s\n", r.image.c_str(), r.message.c_str());
-        return kExitVmTerminated;
-    case BootOutcome::faulted:
-    case BootOutcome::returned:
-    case BootOutcome::timed_out:
-        std::fprintf(stderr, "svmkit: error: %s: %s\n", r.image.c_str(), r.message.c_str());
-        return kExitGuestCrashed;
-    }
-    return kExitGuestCrashed;
+    return boot_exit_code(r);
+}
+
+Command add_boot_command(CLI::App& app) {
+    auto o = std::make_shared<BootOptions>();
+    auto* bt = app.add_subcommand(
+        "boot", "Boot a secure image on the simulated PEF machine and report each stage");
+    bt->add_option("image", o->image,
+                   "Secure image, booted firmware-style (leave out with --kexec, or to boot "
+                   "grub-style from the --disk that holds a boot partition)");
+    bt->add_option("--kexec", o->kexec_image,
+                   "Boot the normal-guest loader, which loads this secure image kexec-style "
+                   "(docs/loader-boot.md)");
+    bt->add_option("--entry", o->boot_entry,
+                   "Grub-style: the boot.cfg entry to boot instead of the default "
+                   "(svmkit.boot_entry=NAME on the platform command line)");
+    bt->add_option("--cmdline-extra", o->cmdline_extra,
+                   "Text appended to the platform command line the loader sees");
+    bt->add_option("--trusted-key", o->trusted_keys,
+                   "Public key or certificate the ultravisor trusts (repeatable)")
+        ->required();
+    bt->add_option("--revoked-key", o->revoked_keys,
+                   "Revoked key: key id (hex) or public key file");
+    bt->add_option("--require-signatures", o->require_signatures,
+                   "Distinct trusted signers the ultravisor requires")
+        ->capture_default_str();
+    bt->add_option("--min-security-version", o->min_security_version,
+                   "The ultravisor refuses images with a lower security version")
+        ->capture_default_str();
+    bt->add_option("--memory", o->memory, "Guest RAM (e.g. 512M, 1G)")->capture_default_str();
+    bt->add_option("--hv-hook", o->hv_hooks,
+                   "Test hook: play the hypervisor at an event, EVENT:ACTION "
+                   "(docs/platform.md, \"Test hooks\"); repeatable");
+    bt->add_option("--disk", o->disks,
+                   "A disk image the guest sees as a virtio-blk device; repeatable");
+    bt->add_option("--backend", o->backend,
+                   "Who serves the disks over vhost-user: svmkit (svmkit-vhost-blk) or qemu "
+                   "(qemu-storage-daemon)")
+        ->capture_default_str();
+    bt->add_option("--hostile", o->hostile,
+                   "Make svmkit-vhost-blk misbehave (tests; docs/vhost-user.md lists the modes)");
+    bt->add_option("--hv-hook-log", o->hv_hook_log, "Where the hooks' results go (JSON lines)");
+    bt->add_option("--timeout", o->timeout_seconds,
+                   "Stop a guest running longer (seconds; 0: never); exit 9")
+        ->capture_default_str();
+    add_json_flag(bt, o->json, "The boot report (svmkit-boot-v1; the console goes to stderr)");
+    bt->add_flag("--quiet", o->quiet, "Do not stream the guest console");
+    bt->add_option("--machine-key", o->machine_key,
+                   "The machine's RSA private key (stands in for its TPM): opens the image's "
+                   "ibm,esm lockbox for this machine");
+    return {bt, [o] { return run_boot(*o); },
+            [o] {
+                return o->json;
+            }};
 }
 
 } // namespace svmkit::cli

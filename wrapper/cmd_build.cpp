@@ -1,6 +1,11 @@
 // svmkit build: inputs -> one signed secure image.
 #include "wrapper/commands.hpp"
 
+#include "base/file_identity.hpp"
+#include "wrapper/arch_option.hpp"
+#include "wrapper/command.hpp"
+#include "wrapper/json.hpp"
+
 #include "format/dtb.hpp"
 #include "format/esm_blob.hpp"
 #include "format/image_writer.hpp"
@@ -72,7 +77,8 @@ Result<std::vector<signer::PrivateKey>> load_private_keys(const KeyOptions& k) {
 }
 
 Result<int> run_build(const BuildOptions& o) {
-    SVM_TRY(arch, format::parse_arch(o.arch));
+    SVM_CHECK(require_value(o.output, "-o/--output"));
+    SVM_TRY(arch, resolve_arch(o.arch, o.kernel));
     auto hash = signer::parse_digest_name(o.hash);
     if (!hash)
         return fail(ExitCode::usage, "--hash: unknown digest '{}' (sha256, sha384 or sha512)",
@@ -162,12 +168,91 @@ Result<int> run_build(const BuildOptions& o) {
     req.esm = std::move(esm);
 
     SVM_TRY(built, format::build_image(req));
-    std::printf("wrote %s: %s image, %zu components, %zu signature%s, %llu bytes\n",
-                o.output.c_str(), std::string(format::arch_name(arch)).c_str(),
-                built.manifest.components.size(), built.manifest.signatures.size(),
-                built.manifest.signatures.size() == 1 ? "" : "s",
-                static_cast<unsigned long long>(built.file_size));
+    if (o.json) {
+        Json j;
+        j["schema"] = "svmkit-build-v1";
+        j["output"] = o.output;
+        j["arch"] = format::arch_name(arch);
+        j["size"] = built.file_size;
+        j["components"] = Json::array();
+        for (const auto& c : built.manifest.components)
+            j["components"].push_back(format::component_name(c.kind));
+        j["signatures"] = Json::array();
+        for (const auto& s : built.manifest.signatures)
+            j["signatures"].push_back({{"key_id", signer::key_id_hex(s.key_id)},
+                                       {"algorithm", signer::algorithm_name(s.algorithm)}});
+        std::fputs(json_text(j).c_str(), human_stream());
+        return 0;
+    }
+    std::fprintf(human_stream(),
+                 "wrote %s: %s image, %zu components, %zu signature%s, %llu bytes\n",
+                 o.output.c_str(), std::string(format::arch_name(arch)).c_str(),
+                 built.manifest.components.size(), built.manifest.signatures.size(),
+                 built.manifest.signatures.size() == 1 ? "" : "s",
+                 static_cast<unsigned long long>(built.file_size));
     return 0;
+}
+
+namespace {
+
+void add_key_options(CLI::App* cmd, KeyOptions& k) {
+    cmd->add_option("--key", k.keys,
+                    "Private key file (PEM or DER) or PKCS#11 URI; repeat for several signatures");
+    cmd->add_option("--key-passphrase-env", k.passphrase_env,
+                    "Environment variable holding the passphrase of an encrypted key");
+    cmd->add_option("--key-passphrase-file", k.passphrase_file,
+                    "File whose first line is the passphrase of an encrypted key");
+    cmd->add_option("--pkcs11-module", k.pkcs11_module,
+                    "PKCS#11 module for pkcs11: keys (default: $SVMKIT_PKCS11_MODULE)");
+    cmd->add_option("--pkcs11-pin-env", k.pkcs11_pin_env,
+                    "Environment variable holding the token PIN (default: SVMKIT_PKCS11_PIN)");
+}
+
+} // namespace
+
+Command add_build_command(CLI::App& app) {
+    auto o = std::make_shared<BuildOptions>();
+    auto* b = app.add_subcommand(
+        "build", "Package kernel, initrd, command line and dtb into a signed secure image");
+    b->add_option("--kernel", o->kernel, "Kernel: ELF vmlinux or raw image ('-': stdin)")
+        ->required();
+    b->add_option("--initrd", o->initrd, "Initial ramdisk (any file; '-': stdin)");
+    auto* cl = b->add_option("--cmdline", o->cmdline, "Kernel command line");
+    auto* clf = b->add_option("--cmdline-file", o->cmdline_file,
+                              "File holding the kernel command line (a pipe or FIFO too)");
+    cl->excludes(clf);
+    b->add_option("--dtb", o->dtb, "Flattened device tree to pass to the kernel");
+    b->add_option("--arch", o->arch,
+                  "Target: host, x86_64 or ppc64le (default: the kernel ELF's machine, else host)");
+    b->add_option("--compress", o->compress, "Kernel compression: none or gzip")
+        ->capture_default_str();
+    b->add_option("--hash", o->hash, "Component digest: sha256, sha384 or sha512")
+        ->capture_default_str();
+    b->add_option("--security-version", o->security_version, "Anti-rollback security version")
+        ->capture_default_str();
+    b->add_option("--swiotlb-size", o->swiotlb_size, "Bounce-buffer pool size (e.g. 64M)")
+        ->capture_default_str();
+    b->add_option("--kernel-load-addr", o->kernel_load_addr,
+                  "Load address of a raw (non-ELF) kernel image");
+    b->add_flag("--unsigned", o->unsigned_image, "Build without signatures (sign later)");
+    add_key_options(b, o->key);
+    b->add_option("-o,--output", o->output, "Output image ('-': stdout)")->required();
+    auto* esm_recipient =
+        b->add_option("--esm-recipient", o->esm_recipients,
+                      "PEF: RSA public key (a machine's TPM key) to get a lockbox; repeatable");
+    b->add_option("--esm-origin", o->esm_origin,
+                  "PEF: the image owner's RSA public key (origin-lockbox)")
+        ->needs(esm_recipient);
+    b->add_option("--esm-file", o->esm_files,
+                  "PEF: secret file for UV_ESMB_GET_FILE, NAME=PATH; repeatable")
+        ->needs(esm_recipient);
+    b->add_option("--esm-blob", o->esm_blob, "PEF: the nodes of a blob made by 'svmkit esm make'")
+        ->excludes(esm_recipient);
+    add_json_flag(b, o->json, "What was written");
+    return {b, [o] { return run_build(*o); },
+            [o] {
+                return o->json;
+            }};
 }
 
 } // namespace svmkit::cli

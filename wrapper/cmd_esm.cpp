@@ -12,6 +12,10 @@
 #include "base/output_file.hpp"
 #include "wrapper/commands.hpp"
 
+#include "base/file_identity.hpp"
+#include "wrapper/arch_option.hpp"
+#include "wrapper/command.hpp"
+
 #include "format/attach.hpp"
 #include "format/esm_blob.hpp"
 #include "format/esm_config.hpp"
@@ -37,7 +41,7 @@ struct PassphraseOptions {
 
 struct EsmOptions {
     PassphraseOptions pass;
-    std::string arch = "host";
+    std::string arch; // empty: the kernel ELF's machine, else the host
     // make
     std::string config;
     std::string output;
@@ -127,14 +131,31 @@ Result<std::string> read_text(const std::string& path, std::uint64_t limit) {
 }
 
 Result<format::EsmDigests> digests_from_config(const format::EsmConfig::Digest& d,
-                                               format::Arch arch) {
+                                               const std::string& arch_option) {
+    SVM_TRY(arch, resolve_arch(arch_option, d.kernel));
     return format::compute_esm_digests({d.kernel, arch, d.initramfs, d.args});
+}
+
+// The one-line (or JSON) result of a command that wrote `output`.
+int report_written(const EsmOptions& o, const char* command, const std::string& output,
+                   const std::string& what, Json details) {
+    if (o.json) {
+        Json j;
+        j["schema"] = std::string("svmkit-esm-") + command + "-v1";
+        j["output"] = output;
+        for (auto& [k, v] : details.items())
+            j[k] = v;
+        std::fputs(json_text(j).c_str(), human_stream());
+    } else {
+        std::fprintf(human_stream(), "wrote %s: %s\n", output.c_str(), what.c_str());
+    }
+    return 0;
 }
 
 // ---- make ------------------------------------------------------------------
 
 Result<int> run_make(const EsmOptions& o) {
-    SVM_TRY(arch, format::parse_arch(o.arch));
+    SVM_CHECK(require_value(o.output, "-o/--output (or svm-tools' -b/--blob)"));
     SVM_TRY(text, read_text(o.config, format::kEsmMaxConfigSize));
     SVM_TRY(config, format::parse_esm_config(text, o.config));
 
@@ -155,7 +176,7 @@ Result<int> run_make(const EsmOptions& o) {
     req.origin = format::EsmRecipient{&origin, config.origin.comment};
     for (std::size_t i = 0; i < recipients.size(); ++i)
         req.recipients.push_back({&recipients[i], config.recipients[i].comment});
-    SVM_TRY(digests, digests_from_config(config.digest, arch));
+    SVM_TRY(digests, digests_from_config(config.digest, o.arch));
     req.digests = std::move(digests);
     req.digests_comment = config.digest.comment;
     for (const auto& f : config.files) {
@@ -170,9 +191,12 @@ Result<int> run_make(const EsmOptions& o) {
         return fail(ExitCode::usage, "{}: the blob would be {} bytes, more than the {} byte limit",
                     o.config, bytes.size(), format::kEsmMaxBlobSize);
     SVM_CHECK(write_output_file(o.output, bytes));
-    std::printf("wrote %s: %zu lockboxes, %zu files, %zu bytes\n", o.output.c_str(),
-                blob->lockboxes.size(), blob->files.size(), bytes.size());
-    return 0;
+    return report_written(o, "make", o.output,
+                          fmt::format("{} lockboxes, {} files, {} bytes", blob->lockboxes.size(),
+                                      blob->files.size(), bytes.size()),
+                          {{"lockboxes", blob->lockboxes.size()},
+                           {"files", blob->files.size()},
+                           {"size", bytes.size()}});
 }
 
 // ---- display ---------------------------------------------------------------
@@ -251,10 +275,13 @@ Result<int> run_authorize(const EsmOptions& o) {
     if (!added)
         return unexpected(with_context(std::move(added.error()), o.blob));
     const std::string out = o.output.empty() ? o.blob : o.output;
+    if (o.output.empty())
+        IoRegistry::instance().allow_in_place(o.blob);
     SVM_CHECK(store_blob(loaded, out));
-    std::printf("wrote %s: authorised %s (fingerprint %s)\n", out.c_str(), o.recipient.c_str(),
-                format::esm_fingerprint_hex(recipient.fingerprint).c_str());
-    return 0;
+    const std::string fp = format::esm_fingerprint_hex(recipient.fingerprint);
+    return report_written(o, "authorize", out,
+                          fmt::format("authorised {} (fingerprint {})", o.recipient, fp),
+                          {{"recipient", o.recipient}, {"fingerprint", fp}});
 }
 
 Result<int> run_revoke(const EsmOptions& o) {
@@ -275,10 +302,11 @@ Result<int> run_revoke(const EsmOptions& o) {
     if (!removed)
         return unexpected(with_context(std::move(removed.error()), o.blob));
     const std::string out = o.output.empty() ? o.blob : o.output;
+    if (o.output.empty())
+        IoRegistry::instance().allow_in_place(o.blob);
     SVM_CHECK(store_blob(loaded, out));
-    std::printf("wrote %s: revoked %s\n", out.c_str(),
-                format::esm_fingerprint_hex(*fingerprint).c_str());
-    return 0;
+    const std::string fp = format::esm_fingerprint_hex(*fingerprint);
+    return report_written(o, "revoke", out, "revoked " + fp, {{"fingerprint", fp}});
 }
 
 // ---- extract ---------------------------------------------------------------
@@ -310,22 +338,23 @@ Result<int> run_extract_esm(const EsmOptions& o) {
             return unexpected(std::move(digests.error()));
     }
     SVM_CHECK(write_output_file(o.output, *plain, {.mode = 0600}));
-    std::printf("wrote %s: %s, %zu bytes\n", o.output.c_str(), what.c_str(), plain->size());
-    return 0;
+    return report_written(o, "extract", o.output, fmt::format("{}, {} bytes", what, plain->size()),
+                          {{"what", what}, {"size", plain->size()}});
 }
 
 // ---- digest ----------------------------------------------------------------
 
 Result<int> run_digest(const EsmOptions& o) {
-    SVM_TRY(arch, format::parse_arch(o.arch));
     format::EsmDigestInputs in;
     if (!o.config.empty()) {
         SVM_TRY(text, read_text(o.config, format::kEsmMaxConfigSize));
         SVM_TRY(config, format::parse_esm_config(text, o.config));
+        SVM_TRY(arch, resolve_arch(o.arch, config.digest.kernel));
         in = {config.digest.kernel, arch, config.digest.initramfs, config.digest.args};
     } else {
         if (!o.kernel)
             return fail(ExitCode::usage, "esm digest: give -y CONFIG or --kernel");
+        SVM_TRY(arch, resolve_arch(o.arch, *o.kernel));
         in = {*o.kernel, arch, o.initrd, o.cmdline};
     }
     SVM_TRY(d, format::compute_esm_digests(in));
@@ -401,7 +430,7 @@ Result<format::EsmBlob> build_esm_nodes(const BuildOptions& o,
     return std::move(*blob);
 }
 
-EsmCommand add_esm_command(CLI::App& app) {
+Command add_esm_command(CLI::App& app) {
     auto o = std::make_shared<EsmOptions>();
     auto* esm = app.add_subcommand(
         "esm", "Make, show and change PEF ibm,esm blobs (lockboxes, digests, secret files)");
@@ -410,14 +439,16 @@ EsmCommand add_esm_command(CLI::App& app) {
     auto* make = esm->add_subcommand("make", "Make a blob from an svm-tools YAML description");
     make->add_option("-y,--config", o->config, "svm-tools YAML (origin, recipient, digest, file)")
         ->required();
-    make->add_option("-o,--output", o->output, "Output blob")->required();
-    make->add_option("--arch", o->arch, "Kernel ELF machine: host or ppc64le")
-        ->capture_default_str();
+    make->add_option("-o,--output,-b,--blob", o->output,
+                     "Output blob ('-': stdout; -b/--blob: svm-tools' spelling)");
+    make->add_option("--arch", o->arch,
+                     "host, x86_64 or ppc64le (default: the YAML kernel ELF's machine)");
+    add_json_flag(make, o->json, "What was written");
     add_passphrase_options(make, o->pass);
 
     auto* display = esm->add_subcommand("display", "Show a blob's lockboxes, digests and files");
     display->add_option("blob", o->blob, "ibm,esm blob or secure image")->required();
-    display->add_flag("--json", o->json, "Machine-readable output");
+    add_json_flag(display, o->json, "The blob");
 
     auto* authorize = esm->add_subcommand("authorize", "Add a lockbox for a recipient key");
     authorize->add_option("blob", o->blob, "ibm,esm blob or secure image")->required();
@@ -427,6 +458,7 @@ EsmCommand add_esm_command(CLI::App& app) {
         ->required();
     authorize->add_option("-c,--comment", o->comment, "Untrusted comment of the new lockbox");
     authorize->add_option("-o,--output", o->output, "Output (default: change BLOB in place)");
+    add_json_flag(authorize, o->json, "What was written");
     add_passphrase_options(authorize, o->pass);
 
     auto* revoke = esm->add_subcommand("revoke", "Remove a recipient's lockbox");
@@ -436,13 +468,16 @@ EsmCommand add_esm_command(CLI::App& app) {
                      "The lockbox's fingerprint (64 hex digits) or the recipient's public key")
         ->required();
     revoke->add_option("-o,--output", o->output, "Output (default: change BLOB in place)");
+    add_json_flag(revoke, o->json, "What was written");
 
     auto* extract =
         esm->add_subcommand("extract", "Decrypt the digests device tree or a secret file");
     extract->add_option("blob", o->blob, "ibm,esm blob or secure image")->required();
     extract->add_option("--key", o->key, "A private key with a lockbox")->required();
     extract->add_option("--file", o->file, "The secret file to decrypt (default: the digests)");
-    extract->add_option("-o,--output", o->output, "Output file (mode 0600)")->required();
+    extract->add_option("-o,--output", o->output, "Output file (mode 0600; '-': stdout)")
+        ->required();
+    add_json_flag(extract, o->json, "What was written");
     add_passphrase_options(extract, o->pass);
 
     auto* digest = esm->add_subcommand("digest", "Print the digests a blob would carry");
@@ -451,9 +486,9 @@ EsmCommand add_esm_command(CLI::App& app) {
     cfg->excludes(kern);
     digest->add_option("--initrd", o->initrd, "Initial ramdisk")->excludes(cfg);
     digest->add_option("--cmdline", o->cmdline, "Kernel command line")->excludes(cfg);
-    digest->add_option("--arch", o->arch, "Kernel ELF machine: host or ppc64le")
-        ->capture_default_str();
-    digest->add_flag("--json", o->json, "Machine-readable output");
+    digest->add_option("--arch", o->arch,
+                       "host, x86_64 or ppc64le (default: the kernel ELF's machine)");
+    add_json_flag(digest, o->json, "The digests");
 
     auto run = [o, make, display, authorize, revoke, extract, digest]() -> Result<int> {
         if (make->parsed())
@@ -470,7 +505,9 @@ EsmCommand add_esm_command(CLI::App& app) {
             return run_digest(*o);
         return fail(ExitCode::usage, "esm: no subcommand");
     };
-    return EsmCommand{esm, run};
+    return {esm, run, [o] {
+                return o->json;
+            }};
 }
 
 } // namespace svmkit::cli

@@ -2,6 +2,10 @@
 #include "base/output_file.hpp"
 #include "wrapper/commands.hpp"
 
+#include "base/file_identity.hpp"
+#include "wrapper/command.hpp"
+#include "wrapper/json.hpp"
+
 #include "format/image_reader.hpp"
 #include "format/verify.hpp"
 
@@ -9,13 +13,32 @@
 
 namespace svmkit::cli {
 
+namespace {
+
+int report_written(const ExtractOptions& o, std::uint64_t bytes) {
+    if (o.json) {
+        Json j;
+        j["schema"] = "svmkit-extract-v1";
+        j["image"] = o.image;
+        j["component"] = o.component;
+        j["output"] = o.output;
+        j["size"] = bytes;
+        std::fputs(json_text(j).c_str(), human_stream());
+    } else {
+        std::fprintf(human_stream(), "wrote %s: %s, %llu bytes\n", o.output.c_str(),
+                     o.component == "manifest" ? "manifest device tree" : o.component.c_str(),
+                     static_cast<unsigned long long>(bytes));
+    }
+    return 0;
+}
+
+} // namespace
+
 Result<int> run_extract(const ExtractOptions& o) {
     SVM_TRY(img, format::open_image(o.image));
     if (o.component == "manifest") {
         SVM_CHECK(write_output_file(o.output, img.manifest_blob));
-        std::printf("wrote %s: manifest device tree, %zu bytes\n", o.output.c_str(),
-                    img.manifest_blob.size());
-        return 0;
+        return report_written(o, img.manifest_blob.size());
     }
     auto kind = format::parse_component_name(o.component);
     if (!kind || *kind == format::ComponentKind::stub_text ||
@@ -44,9 +67,21 @@ Result<int> run_extract(const ExtractOptions& o) {
         SVM_CHECK(format::stream_payload(src, sink));
     }
     SVM_CHECK(out.commit());
-    std::printf("wrote %s: %s, %llu bytes\n", o.output.c_str(), o.component.c_str(),
-                static_cast<unsigned long long>(written));
-    return 0;
+    return report_written(o, written);
+}
+
+Command add_extract_command(CLI::App& app) {
+    auto o = std::make_shared<ExtractOptions>();
+    auto* x = app.add_subcommand("extract", "Write one component's exact bytes to a file");
+    x->add_option("image", o->image, "Secure image ('-': stdin)")->required();
+    x->add_option("--component", o->component, "kernel, initrd, cmdline, dtb or manifest")
+        ->required();
+    x->add_option("-o,--output", o->output, "Output file ('-': stdout)")->required();
+    add_json_flag(x, o->json, "What was written");
+    return {x, [o] { return run_extract(*o); },
+            [o] {
+                return o->json;
+            }};
 }
 
 } // namespace svmkit::cli

@@ -1,6 +1,10 @@
 // svmkit inspect: everything inside an image, for people and for scripts.
 #include "wrapper/commands.hpp"
 
+#include "base/file_identity.hpp"
+#include "wrapper/command.hpp"
+#include "wrapper/json.hpp"
+
 #include "format/esm_blob.hpp"
 #include "format/image_layout.hpp"
 #include "format/image_reader.hpp"
@@ -230,6 +234,17 @@ Result<int> run_inspect(const InspectOptions& o) {
     else
         inspect_text(img);
     return 0;
+}
+
+Command add_inspect_command(CLI::App& app) {
+    auto o = std::make_shared<InspectOptions>();
+    auto* in = app.add_subcommand("inspect", "Show everything inside an image");
+    in->add_option("image", o->image, "Secure image ('-': stdin)")->required();
+    add_json_flag(in, o->json, "The image (svmkit-inspect-v1)");
+    return {in, [o] { return run_inspect(*o); },
+            [o] {
+                return o->json;
+            }};
 }
 
 } // namespace svmkit::cli

@@ -4,6 +4,10 @@
 // booting anything. A dry run users can inspect in CI (docs/loader.md).
 #include "wrapper/commands.hpp"
 
+#include "base/file_identity.hpp"
+#include "wrapper/command.hpp"
+#include "wrapper/json.hpp"
+
 #include "base/file.hpp"
 #include "format/arch.hpp"
 #include "loader/segment_digest.h"
@@ -171,6 +175,20 @@ Result<int> run_load(const LoadOptions& o) {
     if (!o.json)
         print_text(o, arch, file.size(), layout, plan, digests);
     return 0;
+}
+
+Command add_load_command(CLI::App& app) {
+    auto o = std::make_shared<LoadOptions>();
+    auto* ld = app.add_subcommand("load", "Show the kexec-style segment plan of an image");
+    ld->add_option("image", o->image, "Secure image ('-': stdin)")->required();
+    ld->add_flag("--plan", o->plan, "Dry run: print the plan, load nothing")->required();
+    add_json_flag(ld, o->json, "The plan (svmkit-load-plan-v1)");
+    ld->add_option("--arch", o->arch, "host, x86_64 or ppc64le (default: the image's)");
+    ld->add_option("--memory", o->memory, "Guest RAM the plan must fit")->capture_default_str();
+    return {ld, [o] { return run_load(*o); },
+            [o] {
+                return o->json;
+            }};
 }
 
 } // namespace svmkit::cli

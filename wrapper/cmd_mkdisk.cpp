@@ -6,6 +6,10 @@
 // memory layout, so a disk never carries an image the loader would refuse.
 #include "wrapper/commands.hpp"
 
+#include "base/file_identity.hpp"
+#include "wrapper/command.hpp"
+#include "wrapper/json.hpp"
+
 #include "base/file.hpp"
 #include "format/image_reader.hpp"
 #include "loader/boot_cfg.h"
@@ -151,21 +155,56 @@ Result<int> run_mkdisk(const MkdiskOptions& o) {
         spec.files.push_back(BootDiskFile{image_path(e), e.image, std::nullopt});
     SVM_TRY(layout, write_boot_disk(spec, o.output));
 
-    std::printf("wrote %s: %llu bytes, %zu entries (default \"%s\")\n", o.output.c_str(),
-                static_cast<unsigned long long>(layout.disk_size), entries.size(),
-                default_name.c_str());
-    std::printf("  partition 1 \"svmkit boot\": %s at byte %llu (cpio: boot.cfg",
-                mib(layout.boot_size).c_str(), static_cast<unsigned long long>(layout.boot_offset));
+    if (o.json) {
+        Json j;
+        j["schema"] = "svmkit-mkdisk-v1";
+        j["output"] = o.output;
+        j["size"] = layout.disk_size;
+        j["default"] = default_name;
+        j["entries"] = Json::array();
+        for (const Entry& e : entries)
+            j["entries"].push_back({{"name", e.name}, {"image", e.image}, {"file", image_path(e)}});
+        j["boot_partition"] = {{"offset", layout.boot_offset}, {"size", layout.boot_size}};
+        j["data_partition"] = layout.data_size == 0 ? Json(nullptr)
+                                                    : Json{{"offset", layout.data_offset},
+                                                           {"size", layout.data_size}};
+        std::fputs(json_text(j).c_str(), human_stream());
+        return 0;
+    }
+    std::FILE* out = human_stream();
+    std::fprintf(out, "wrote %s: %llu bytes, %zu entries (default \"%s\")\n", o.output.c_str(),
+                 static_cast<unsigned long long>(layout.disk_size), entries.size(),
+                 default_name.c_str());
+    std::fprintf(out, "  partition 1 \"svmkit boot\": %s at byte %llu (cpio: boot.cfg",
+                 mib(layout.boot_size).c_str(),
+                 static_cast<unsigned long long>(layout.boot_offset));
     for (const Entry& e : entries)
-        std::printf(", %s", image_path(e).c_str());
-    std::printf(")\n");
+        std::fprintf(out, ", %s", image_path(e).c_str());
+    std::fprintf(out, ")\n");
     if (layout.data_size != 0)
-        std::printf("  partition 2 \"svmkit data\": %s at byte %llu\n",
-                    mib(layout.data_size).c_str(),
-                    static_cast<unsigned long long>(layout.data_offset));
+        std::fprintf(out, "  partition 2 \"svmkit data\": %s at byte %llu\n",
+                     mib(layout.data_size).c_str(),
+                     static_cast<unsigned long long>(layout.data_offset));
     else
-        std::printf("  no data partition (less than 1 MiB left)\n");
+        std::fprintf(out, "  no data partition (less than 1 MiB left)\n");
     return 0;
+}
+
+Command add_mkdisk_command(CLI::App& app) {
+    auto o = std::make_shared<MkdiskOptions>();
+    auto* md =
+        app.add_subcommand("mkdisk", "Write a GPT boot disk with boot.cfg and secure images");
+    md->add_option("-o,--output", o->output, "Output disk image (a block device is written to)")
+        ->required();
+    md->add_option("--entry", o->entries, "Menu entry NAME=IMG[,cmdline=...]; repeatable")
+        ->required();
+    md->add_option("--default", o->default_entry, "The default entry (default: the first)");
+    md->add_option("--size", o->size, "Whole disk size (e.g. 128M; default: boot + 64 MiB)");
+    add_json_flag(md, o->json, "The disk's layout");
+    return {md, [o] { return run_mkdisk(*o); },
+            [o] {
+                return o->json;
+            }};
 }
 
 } // namespace svmkit::cli

@@ -1,6 +1,10 @@
 // svmkit verify: digests and signatures against a policy.
 #include "wrapper/commands.hpp"
 
+#include "base/file_identity.hpp"
+#include "wrapper/command.hpp"
+#include "wrapper/json.hpp"
+
 #include "format/verify.hpp"
 #include "wrapper/json.hpp"
 
@@ -105,6 +109,28 @@ Result<int> run_verify(const VerifyOptions& o) {
     for (const auto& f : report.failures)
         why += (why.empty() ? "" : "; ") + f;
     return fail(ExitCode::verification_failed, "{}: verification failed: {}", img.path(), why);
+}
+
+Command add_verify_command(CLI::App& app) {
+    auto o = std::make_shared<VerifyOptions>();
+    auto* v =
+        app.add_subcommand("verify", "Check an image's digests and signatures against a policy");
+    v->add_option("image", o->image, "Secure image ('-': stdin)")->required();
+    v->add_option("--trusted-key", o->trusted_keys,
+                  "Trusted public key or certificate (repeatable)")
+        ->required();
+    v->add_option("--revoked-key", o->revoked_keys, "Revoked key: key id (hex) or public key file");
+    v->add_option("--require-signatures", o->require_signatures,
+                  "Distinct trusted signers required")
+        ->capture_default_str();
+    v->add_option("--min-security-version", o->min_security_version,
+                  "Refuse images with a lower security version")
+        ->capture_default_str();
+    add_json_flag(v, o->json, "The verification report (svmkit-verify-v1)");
+    return {v, [o] { return run_verify(*o); },
+            [o] {
+                return o->json;
+            }};
 }
 
 } // namespace svmkit::cli

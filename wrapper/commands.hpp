@@ -36,7 +36,7 @@ struct BuildOptions {
     std::optional<std::string> cmdline;
     std::optional<std::string> cmdline_file;
     std::optional<std::string> dtb;
-    std::string arch = "host";
+    std::string arch; // empty: the kernel ELF's machine, else the host
     std::string compress = "none";
     std::string hash = "sha256";
     std::uint64_t security_version = 0;
@@ -53,6 +53,7 @@ struct BuildOptions {
     std::optional<std::string> esm_origin;
     std::vector<std::string> esm_files;
     std::optional<std::string> esm_blob;
+    bool json = false;
 };
 Result<int> run_build(const BuildOptions& o);
 Result<std::vector<signer::PrivateKey>> load_private_keys(const KeyOptions& k);
@@ -62,6 +63,7 @@ struct KeygenOptions {
     std::string out;
     std::string pub;
     bool force = false; // replace an existing private key
+    bool json = false;
 };
 Result<int> run_keygen(const KeygenOptions& o);
 
@@ -85,6 +87,7 @@ struct ExtractOptions {
     std::string image;
     std::string component;
     std::string output;
+    bool json = false;
 };
 Result<int> run_extract(const ExtractOptions& o);
 
@@ -93,6 +96,7 @@ struct TbsOptions {
     std::optional<std::string> output;
     std::optional<std::string> digest; // sha256 | sha384 | sha512: only the digest
     bool hex = false;                  // print hex to stdout instead of writing a file
+    bool json = false;
 };
 Result<int> run_tbs(const TbsOptions& o);
 
@@ -102,6 +106,7 @@ struct AttachOptions {
     std::string pubkey;
     std::optional<std::string> algo;
     std::string output;
+    bool json = false;
 };
 Result<int> run_attach(const AttachOptions& o);
 
@@ -140,20 +145,8 @@ struct BootOptions {
     std::string boot_entry;    // svmkit.boot_entry=NAME on the platform command line
     std::string cmdline_extra; // appended to the platform command line
 };
-// Exit codes of `boot` beyond the common ones (README "Exit codes").
-// 5: the ultravisor refused the image, or the guest terminated the VM.
-inline constexpr int kExitVmTerminated = 5;
-// 6: guest code faulted, hung or returned from its entry.
-inline constexpr int kExitGuestCrashed = 6;
 Result<int> run_boot(const BootOptions& o);
 
-// svmkit esm (wrapper/cmd_esm.cpp): registers `esm` and its subcommands on
-// `app`; `run` runs the one that was parsed.
-struct EsmCommand {
-    CLI::App* command = nullptr;
-    std::function<Result<int>()> run;
-};
-EsmCommand add_esm_command(CLI::App& app);
 // The ibm,esm nodes `svmkit build` puts in an image (empty when no --esm-*
 // option was given), from the image's own kernel loadable image, initrd and
 // command line.
@@ -168,6 +161,7 @@ struct MkdiskOptions {
     std::vector<std::string> entries; // NAME=IMG[,cmdline=...]
     std::optional<std::string> default_entry;
     std::optional<std::string> size; // whole disk, e.g. 128M
+    bool json = false;
 };
 Result<int> run_mkdisk(const MkdiskOptions& o);
 

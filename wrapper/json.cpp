@@ -1,110 +1,83 @@
 #include "wrapper/json.hpp"
 
-#include <fmt/format.h>
+#include <cassert>
 
 namespace svmkit::cli {
 
-void JsonWriter::separate() {
-    if (first_.empty())
-        return;
-    if (!first_.back())
-        out_ += ",";
-    first_.back() = false;
-    out_ += "\n" + std::string(first_.size() * 2, ' ');
+std::string json_text(const Json& j) {
+    return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
-void JsonWriter::key(std::string_view k) {
-    separate();
-    if (!k.empty())
-        out_ += quote(k) + ": ";
+Json& JsonWriter::put(std::string_view key, Json v) {
+    if (open_.empty()) {
+        root_ = std::move(v);
+        return root_;
+    }
+    Json& parent = *open_.back();
+    if (parent.is_array()) {
+        parent.push_back(std::move(v));
+        return parent.back();
+    }
+    Json& slot = parent[std::string(key)];
+    slot = std::move(v);
+    return slot;
 }
 
-JsonWriter& JsonWriter::begin_object(std::string_view k) {
-    key(k);
-    out_ += "{";
-    first_.push_back(true);
-    return *this;
-}
-
-JsonWriter& JsonWriter::close(char bracket) {
-    bool empty = first_.back();
-    first_.pop_back();
-    if (!empty)
-        out_ += "\n" + std::string(first_.size() * 2, ' ');
-    out_ += bracket;
+JsonWriter& JsonWriter::begin_object(std::string_view key) {
+    open_.push_back(&put(key, Json::object()));
     return *this;
 }
 
 JsonWriter& JsonWriter::end_object() {
-    return close('}');
+    assert(!open_.empty() && open_.back()->is_object());
+    open_.pop_back();
+    return *this;
 }
 
-JsonWriter& JsonWriter::begin_array(std::string_view k) {
-    key(k);
-    out_ += "[";
-    first_.push_back(true);
+JsonWriter& JsonWriter::begin_array(std::string_view key) {
+    open_.push_back(&put(key, Json::array()));
     return *this;
 }
 
 JsonWriter& JsonWriter::end_array() {
-    return close(']');
-}
-
-JsonWriter& JsonWriter::value(std::string_view k, std::string_view v) {
-    key(k);
-    out_ += quote(v);
+    assert(!open_.empty() && open_.back()->is_array());
+    open_.pop_back();
     return *this;
 }
 
-JsonWriter& JsonWriter::value(std::string_view k, std::uint64_t v) {
-    key(k);
-    out_ += std::to_string(v);
+JsonWriter& JsonWriter::value(std::string_view key, std::string_view v) {
+    put(key, Json(std::string(v)));
     return *this;
 }
 
-JsonWriter& JsonWriter::value(std::string_view k, bool v) {
-    key(k);
-    out_ += v ? "true" : "false";
+JsonWriter& JsonWriter::value(std::string_view key, std::uint64_t v) {
+    put(key, Json(v));
     return *this;
 }
 
-JsonWriter& JsonWriter::null(std::string_view k) {
-    key(k);
-    out_ += "null";
+JsonWriter& JsonWriter::value(std::string_view key, bool v) {
+    put(key, Json(v));
+    return *this;
+}
+
+JsonWriter& JsonWriter::json(std::string_view key, Json v) {
+    put(key, std::move(v));
+    return *this;
+}
+
+JsonWriter& JsonWriter::null(std::string_view key) {
+    put(key, Json(nullptr));
     return *this;
 }
 
 JsonWriter& JsonWriter::element(std::string_view v) {
-    separate();
-    out_ += quote(v);
+    put({}, Json(std::string(v)));
     return *this;
 }
 
-std::string JsonWriter::quote(std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-        auto u = static_cast<unsigned char>(c);
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (u < 0x20 || u >= 0x7f)
-                out += fmt::format("\\u{:04x}", u);
-            else
-                out.push_back(c);
-        }
-    }
-    return out + "\"";
+std::string JsonWriter::str() const {
+    assert(open_.empty());
+    return json_text(root_);
 }
 
 } // namespace svmkit::cli

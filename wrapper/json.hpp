@@ -1,13 +1,25 @@
-// A small streaming JSON writer for the CLI's machine-readable output.
-// Keys are emitted in the order written, so output is stable.
+// The CLI's machine-readable output, built with nlohmann::ordered_json
+// (Debian's nlohmann-json3-dev): keys stay in the order written, so the
+// documents are stable, and escaping is the library's. Strings that are not
+// valid UTF-8 (a file name is bytes) have each bad byte replaced by U+FFFD
+// (docs/cli.md, "JSON"); fields that must be exact are hex.
+//
+// The writer keeps the streaming shape the commands were written in:
+// begin/end pairs around values, checked to balance.
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace svmkit::cli {
+
+using Json = nlohmann::ordered_json;
+
+// A compact dump for one JSON document; invalid UTF-8 replaced.
+std::string json_text(const Json& j);
 
 class JsonWriter {
   public:
@@ -19,20 +31,23 @@ class JsonWriter {
     JsonWriter& value(std::string_view key, const char* v) {
         return value(key, std::string_view(v));
     }
+    JsonWriter& value(std::string_view key, const std::string& v) {
+        return value(key, std::string_view(v));
+    }
     JsonWriter& value(std::string_view key, std::uint64_t v);
     JsonWriter& value(std::string_view key, bool v);
+    JsonWriter& json(std::string_view key, Json v);
     JsonWriter& null(std::string_view key);
     // Array elements.
     JsonWriter& element(std::string_view v);
-    [[nodiscard]] std::string str() const { return out_ + "\n"; }
+    // The document, indented, with a final newline.
+    [[nodiscard]] std::string str() const;
+    [[nodiscard]] const Json& document() const { return root_; }
 
   private:
-    JsonWriter& close(char bracket);
-    void key(std::string_view k);
-    void separate();
-    static std::string quote(std::string_view s);
-    std::string out_;
-    std::vector<bool> first_; // per open container: nothing written yet
+    Json& put(std::string_view key, Json v);
+    Json root_;
+    std::vector<Json*> open_; // the containers begun and not yet ended
 };
 
 } // namespace svmkit::cli

@@ -1,9 +1,14 @@
 // svmkit: build, sign, inspect and verify secure images.
-#include "wrapper/commands.hpp"
-
+//
+// main only collects the subcommands (each registers its own options in its
+// cmd_*.cpp), parses, and turns a failure into the one exit-code table
+// (base/error.hpp) and, when the user asked for JSON, an error object.
 #include "base/file_identity.hpp"
+#include "wrapper/command.hpp"
+#include "wrapper/json.hpp"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <fmt/format.h>
@@ -17,191 +22,142 @@ namespace {
 using namespace svmkit;
 using namespace svmkit::cli;
 
-void add_key_options(CLI::App* cmd, KeyOptions& k) {
-    cmd->add_option("--key", k.keys,
-                    "Private key file (PEM or DER) or PKCS#11 URI; repeat for several signatures");
-    cmd->add_option("--key-passphrase-env", k.passphrase_env,
-                    "Environment variable holding the passphrase of an encrypted key");
-    cmd->add_option("--key-passphrase-file", k.passphrase_file,
-                    "File whose first line is the passphrase of an encrypted key");
-    cmd->add_option("--pkcs11-module", k.pkcs11_module,
-                    "PKCS#11 module for pkcs11: keys (default: $SVMKIT_PKCS11_MODULE)");
-    cmd->add_option("--pkcs11-pin-env", k.pkcs11_pin_env,
-                    "Environment variable holding the token PIN (default: SVMKIT_PKCS11_PIN)");
+std::vector<Command> add_commands(CLI::App& app) {
+    return {add_build_command(app),  add_keygen_command(app),  add_inspect_command(app),
+            add_verify_command(app), add_extract_command(app), add_tbs_command(app),
+            add_attach_command(app), add_boot_command(app),    add_esm_command(app),
+            add_mkdisk_command(app), add_load_command(app)};
+}
+
+// Levenshtein distance, for "did you mean".
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j)
+        row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t above = row[j];
+            row[j] =
+                std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0u : 1u)});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+std::vector<std::string> command_names(const CLI::App& app) {
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+        names.push_back(sub->get_name());
+    return names;
+}
+
+// The closest known name, when it is close enough to be a typo.
+std::string closest(const std::string& word, const std::vector<std::string>& names) {
+    std::string best;
+    std::size_t best_distance = 3;
+    for (const std::string& n : names)
+        if (const std::size_t d = edit_distance(word, n); d < best_distance) {
+            best = n;
+            best_distance = d;
+        }
+    return best;
+}
+
+// `svmkit bild`: named, with the closest command suggested.
+std::optional<int> check_command_name(const CLI::App& app, int argc, char** argv) {
+    if (argc < 2 || argv[1][0] == '-')
+        return std::nullopt;
+    const std::string word = argv[1];
+    const auto names = command_names(app);
+    if (std::find(names.begin(), names.end(), word) != names.end())
+        return std::nullopt;
+    const std::string guess = closest(word, names);
+    std::fprintf(
+        stderr, "svmkit: usage error: unknown command '%s'%s\nRun 'svmkit help' for the list.\n",
+        word.c_str(), guess.empty() ? "" : fmt::format("; did you mean '{}'?", guess).c_str());
+    return static_cast<int>(ExitCode::usage);
+}
+
+// `svmkit help [CMD [SUBCMD]]`.
+int print_help(CLI::App& app, const std::vector<std::string>& path) {
+    CLI::App* target = &app;
+    for (const std::string& name : path) {
+        CLI::App* sub = nullptr;
+        try {
+            sub = target->get_subcommand(name);
+        } catch (const CLI::OptionNotFound&) {
+        }
+        if (sub == nullptr) {
+            const std::string guess = closest(name, command_names(*target));
+            std::fprintf(stderr, "svmkit: usage error: help: unknown command '%s'%s\n",
+                         name.c_str(),
+                         guess.empty() ? "" : fmt::format("; did you mean '{}'?", guess).c_str());
+            return static_cast<int>(ExitCode::usage);
+        }
+        target = sub;
+    }
+    std::fputs(target->help().c_str(), stdout);
+    return 0;
+}
+
+void warn_deprecated() {
+    for (const DeprecatedAlias& a : deprecated_aliases())
+        if (a.option->count() > 0)
+            std::fprintf(stderr, "svmkit: warning: %s is deprecated; use %s (CHANGELOG.md)\n",
+                         a.name.c_str(), a.replacement.c_str());
+}
+
+int report_failure(const Command& command, const Error& error) {
+    std::fprintf(stderr, "svmkit: error: %s\n", error.message.c_str());
+    if (command.wants_json()) {
+        const ExitCodeInfo& info = kExitCodes[static_cast<int>(error.code)];
+        Json j;
+        j["schema"] = "svmkit-error-v1";
+        j["command"] = command.app->get_name();
+        j["exit_code"] = static_cast<int>(error.code);
+        j["exit_name"] = info.name;
+        j["error"] = error.message;
+        std::fputs(json_text(j).c_str(), human_stream());
+    }
+    return static_cast<int>(error.code);
+}
+
+int run(const Command& command) {
+    Result<int> result = command.run();
+    if (!result)
+        return report_failure(command, result.error());
+    // Reports go to stdout through stdio; a full disk or closed pipe shows up
+    // here once rather than at every printf (why cert-err33-c is off).
+    if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+        std::fprintf(stderr, "svmkit: error: writing to standard output failed\n");
+        return static_cast<int>(ExitCode::io);
+    }
+    return *result;
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"svmkit: build, sign, inspect and verify secure VM images for POWER PEF"};
-    app.set_version_flag("--version", std::string("svmkit ") + SVMKIT_VERSION);
-    app.require_subcommand(1);
-
-    BuildOptions build;
-    auto* b = app.add_subcommand(
-        "build", "Package kernel, initrd, command line and dtb into a signed secure image");
-    b->add_option("--kernel", build.kernel, "Kernel: ELF vmlinux or raw image")->required();
-    b->add_option("--initrd", build.initrd, "Initial ramdisk (any file)");
-    auto* cl = b->add_option("--cmdline", build.cmdline, "Kernel command line");
-    auto* clf =
-        b->add_option("--cmdline-file", build.cmdline_file, "File holding the kernel command line");
-    cl->excludes(clf);
-    b->add_option("--dtb", build.dtb, "Flattened device tree to pass to the kernel");
-    b->add_option("--arch", build.arch, "Target: host (the simulated platform) or ppc64le")
-        ->capture_default_str();
-    b->add_option("--compress", build.compress, "Kernel compression: none or gzip")
-        ->capture_default_str();
-    b->add_option("--hash", build.hash, "Component digest: sha256, sha384 or sha512")
-        ->capture_default_str();
-    b->add_option("--security-version", build.security_version, "Anti-rollback security version")
-        ->capture_default_str();
-    b->add_option("--swiotlb-size", build.swiotlb_size, "Bounce-buffer pool size (e.g. 64M)")
-        ->capture_default_str();
-    b->add_option("--kernel-load-addr", build.kernel_load_addr,
-                  "Load address of a raw (non-ELF) kernel image");
-    b->add_flag("--unsigned", build.unsigned_image, "Build without signatures (sign later)");
-    add_key_options(b, build.key);
-    b->add_option("-o,--output", build.output, "Output image")->required();
-    auto* esm_recipient =
-        b->add_option("--esm-recipient", build.esm_recipients,
-                      "PEF: RSA public key (a machine's TPM key) to get a lockbox; repeatable");
-    b->add_option("--esm-origin", build.esm_origin,
-                  "PEF: the image owner's RSA public key (origin-lockbox)")
-        ->needs(esm_recipient);
-    b->add_option("--esm-file", build.esm_files,
-                  "PEF: secret file for UV_ESMB_GET_FILE, NAME=PATH; repeatable")
-        ->needs(esm_recipient);
-    b->add_option("--esm-blob", build.esm_blob,
-                  "PEF: the nodes of a blob made by 'svmkit esm make'")
-        ->excludes(esm_recipient);
-
-    KeygenOptions keygen;
-    auto* k = app.add_subcommand("keygen", "Generate a signing key pair");
-    k->add_option("--algo", keygen.algo, "ed25519, ecdsa-p256, ecdsa-p384, rsa-3072 or rsa-4096")
-        ->required();
-    k->add_option("--out", keygen.out, "Private key output (PEM, mode 0600)")->required();
-    k->add_option("--pub", keygen.pub, "Public key output (PEM)")->required();
-    k->add_flag("--force", keygen.force, "Replace an existing private key");
-
-    InspectOptions inspect;
-    auto* in = app.add_subcommand("inspect", "Show everything inside an image");
-    in->add_option("image", inspect.image, "Secure image")->required();
-    in->add_flag("--json", inspect.json, "Machine-readable output");
-
-    VerifyOptions verify;
-    auto* v =
-        app.add_subcommand("verify", "Check an image's digests and signatures against a policy");
-    v->add_option("image", verify.image, "Secure image")->required();
-    v->add_option("--trusted-key", verify.trusted_keys,
-                  "Trusted public key or certificate (repeatable)")
-        ->required();
-    v->add_option("--revoked-key", verify.revoked_keys,
-                  "Revoked key: key id (hex) or public key file");
-    v->add_option("--require-signatures", verify.require_signatures,
-                  "Distinct trusted signers required")
-        ->capture_default_str();
-    v->add_option("--min-security-version", verify.min_security_version,
-                  "Refuse images with a lower security version")
-        ->capture_default_str();
-    v->add_flag("--json", verify.json, "Machine-readable report");
-
-    ExtractOptions extract;
-    auto* x = app.add_subcommand("extract", "Write one component's exact bytes to a file");
-    x->add_option("image", extract.image, "Secure image")->required();
-    x->add_option("--component", extract.component, "kernel, initrd, cmdline, dtb or manifest")
-        ->required();
-    x->add_option("-o,--output", extract.output, "Output file")->required();
-
-    TbsOptions tbs;
-    auto* t =
-        app.add_subcommand("tbs", "Write the to-be-signed bytes of an image, or their digest");
-    t->add_option("image", tbs.image, "Secure image")->required();
-    t->add_option("-o,--output", tbs.output, "Output file");
-    t->add_option("--digest", tbs.digest, "Only the digest: sha256, sha384 or sha512");
-    t->add_flag("--hex", tbs.hex, "Print hex to stdout instead of writing a file");
-
-    AttachOptions attach;
-    auto* a =
-        app.add_subcommand("attach", "Check a signature made elsewhere and add it to an image");
-    a->add_option("image", attach.image, "Secure image")->required();
-    a->add_option("--signature", attach.signature,
-                  "Signature file (raw Ed25519, DER ECDSA, RSA-PSS)")
-        ->required();
-    a->add_option("--pubkey", attach.pubkey, "The signer's public key or certificate")->required();
-    a->add_option("--algo", attach.algo, "Signature algorithm (default: the key's)");
-    a->add_option("-o,--output", attach.output, "Output image")->required();
-
-    // ---- boot (the simulated machine) ----
-    BootOptions boot;
-    auto* bt = app.add_subcommand(
-        "boot", "Boot a secure image on the simulated PEF machine and report each stage");
-    bt->add_option("image", boot.image,
-                   "Secure image, booted firmware-style (leave out with --kexec, or to boot "
-                   "grub-style from the --disk that holds a boot partition)");
-    bt->add_option("--kexec", boot.kexec_image,
-                   "Boot the normal-guest loader, which loads this secure image kexec-style "
-                   "(docs/loader-boot.md)");
-    bt->add_option("--entry", boot.boot_entry,
-                   "Grub-style: the boot.cfg entry to boot instead of the default "
-                   "(svmkit.boot_entry=NAME on the platform command line)");
-    bt->add_option("--cmdline-extra", boot.cmdline_extra,
-                   "Text appended to the platform command line the loader sees");
-    bt->add_option("--trusted-key", boot.trusted_keys,
-                   "Public key or certificate the ultravisor trusts (repeatable)")
-        ->required();
-    bt->add_option("--revoked-key", boot.revoked_keys,
-                   "Revoked key: key id (hex) or public key file");
-    bt->add_option("--require-signatures", boot.require_signatures,
-                   "Distinct trusted signers the ultravisor requires")
-        ->capture_default_str();
-    bt->add_option("--min-security-version", boot.min_security_version,
-                   "The ultravisor refuses images with a lower security version")
-        ->capture_default_str();
-    bt->add_option("--memory", boot.memory, "Guest RAM (e.g. 512M, 1G)")->capture_default_str();
-    bt->add_option("--hv-hook", boot.hv_hooks,
-                   "Test hook: play the hypervisor at an event, EVENT:ACTION "
-                   "(docs/platform.md, \"Test hooks\"); repeatable");
-    bt->add_option("--disk", boot.disks,
-                   "A disk image the guest sees as a virtio-blk device; repeatable");
-    bt->add_option("--backend", boot.backend,
-                   "Who serves the disks over vhost-user: svmkit (svmkit-vhost-blk) or qemu "
-                   "(qemu-storage-daemon)")
-        ->capture_default_str();
-    bt->add_option("--hostile", boot.hostile,
-                   "Make svmkit-vhost-blk misbehave (tests; docs/vhost-user.md lists the modes)");
-    bt->add_option("--hv-hook-log", boot.hv_hook_log, "Where the hooks' results go (JSON lines)");
-    bt->add_option("--timeout", boot.timeout_seconds,
-                   "Stop a guest running longer (seconds; 0: never)")
-        ->capture_default_str();
-    bt->add_flag("--json", boot.json, "Machine-readable report (the console goes to stderr)");
-    bt->add_flag("--quiet", boot.quiet, "Do not stream the guest console");
-    bt->add_option("--machine-key", boot.machine_key,
-                   "The machine's RSA private key (stands in for its TPM): opens the image's "
-                   "ibm,esm lockbox for this machine");
-    // ---- end boot ----
-
-    const EsmCommand esm = add_esm_command(app);
-    // ---- loader (docs/loader.md) ----
-    MkdiskOptions mkdisk;
-    auto* md =
-        app.add_subcommand("mkdisk", "Write a GPT boot disk with boot.cfg and secure images");
-    md->add_option("-o,--output", mkdisk.output, "Output disk image")->required();
-    md->add_option("--entry", mkdisk.entries, "Menu entry NAME=IMG[,cmdline=...]; repeatable")
-        ->required();
-    md->add_option("--default", mkdisk.default_entry, "The default entry (default: the first)");
-    md->add_option("--size", mkdisk.size, "Whole disk size (e.g. 128M; default: boot + 64 MiB)");
-    LoadOptions load;
-    auto* ld = app.add_subcommand("load", "Show the kexec-style segment plan of an image");
-    ld->add_option("image", load.image, "Secure image")->required();
-    ld->add_flag("--plan", load.plan, "Dry run: print the plan, load nothing")->required();
-    ld->add_flag("--json", load.json, "Machine-readable plan");
-    ld->add_option("--arch", load.arch, "Platform: x86_64 or ppc64le (default: the image's)");
-    ld->add_option("--memory", load.memory, "Guest RAM the plan must fit")->capture_default_str();
-    // ---- end loader ----
-
     // A closed pipe on an output is an I/O error (exit 4), not a silent death.
     std::signal(SIGPIPE, SIG_IGN);
     const IoRegistry::Scope io_scope;
+
+    CLI::App app{"svmkit: build, sign, inspect, verify and boot secure VM images for POWER PEF"};
+    app.set_version_flag("--version", std::string("svmkit ") + SVMKIT_VERSION);
+    app.require_subcommand(1);
+    app.footer("\nRun 'svmkit help COMMAND' for a command's options. '-' names standard input or\n"
+               "output where one non-secret file is read or written (docs/cli.md).\n\n" +
+               exit_code_table());
+    std::vector<std::string> help_path;
+    auto* help = app.add_subcommand("help", "Show help for svmkit or one of its commands");
+    help->add_option("command", help_path, "The command (and subcommand) to describe");
+    const std::vector<Command> commands = add_commands(app);
+
+    if (auto code = check_command_name(app, argc, argv))
+        return *code;
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -211,42 +167,14 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::fprintf(stderr, "svmkit: usage error: %s\nRun 'svmkit --help' for usage.\n", e.what());
+        std::fprintf(stderr, "svmkit: usage error: %s\nRun 'svmkit help' for usage.\n", e.what());
         return static_cast<int>(ExitCode::usage);
     }
-
-    Result<int> result = 0;
-    if (b->parsed())
-        result = run_build(build);
-    else if (k->parsed())
-        result = run_keygen(keygen);
-    else if (in->parsed())
-        result = run_inspect(inspect);
-    else if (v->parsed())
-        result = run_verify(verify);
-    else if (x->parsed())
-        result = run_extract(extract);
-    else if (t->parsed())
-        result = run_tbs(tbs);
-    else if (a->parsed())
-        result = run_attach(attach);
-    if (bt->parsed())
-        result = run_boot(boot);
-    if (esm.command->parsed())
-        result = esm.run();
-    if (md->parsed())
-        result = run_mkdisk(mkdisk);
-    if (ld->parsed())
-        result = run_load(load);
-    if (!result) {
-        std::fprintf(stderr, "svmkit: error: %s\n", result.error().message.c_str());
-        return static_cast<int>(result.error().code);
-    }
-    // Reports go to stdout through stdio; a full disk or closed pipe shows up
-    // here once rather than at every printf (why cert-err33-c is off).
-    if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
-        std::fprintf(stderr, "svmkit: error: writing the output failed\n");
-        return static_cast<int>(ExitCode::io);
-    }
-    return *result;
+    if (help->parsed())
+        return print_help(app, help_path);
+    warn_deprecated();
+    for (const Command& command : commands)
+        if (command.app->parsed())
+            return run(command);
+    return static_cast<int>(ExitCode::usage);
 }

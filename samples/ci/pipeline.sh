@@ -52,7 +52,7 @@ PKCS11_MODULE_PATH=$module openssl pkey -engine pkcs11 -pubin -inform engine \
         --security-version 2 --unsigned -o unsigned.img)
   [ -n "$initrd" ] && args+=(--initrd "$initrd")
   "$svmkit" build "${args[@]}"
-  "$svmkit" tbs unsigned.img --digest sha384 -o tbs.sha384
+  "$svmkit" tbs unsigned.img --hash sha384 -o tbs.sha384
 )
 
 # ---------------------------------------------------------------- signer

@@ -21,7 +21,7 @@ cd "$work"
 objcopy -O binary -S "$sample" kernel.bin
 head -c $((41000000 - $(stat -c %s kernel.bin))) /dev/urandom >> kernel.bin
 head -c $((256 << 20)) /dev/urandom > initrd.bin
-"$svmkit" keygen --algo ed25519 --out k.pem --pub k.pub >/dev/null
+"$svmkit" keygen --algo ed25519 -o k.pem --public-output k.pub >/dev/null
 "$svmkit" build --kernel kernel.bin --kernel-load-addr 0x200000 --initrd initrd.bin \
   --cmdline "console=hvc0 swiotlb=64M" --key k.pem -o boot.img >/dev/null
 

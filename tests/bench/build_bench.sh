@@ -20,7 +20,7 @@ cd "$work"
 head -c $((256 << 20)) /dev/urandom > initrd.bin
 cp "$kernel" vmlinux
 powerpc64le-linux-gnu-objcopy -O binary -S vmlinux vmlinux.bin
-"$svmkit" keygen --algo ed25519 --out k.pem --pub k.pub >/dev/null
+"$svmkit" keygen --algo ed25519 -o k.pem --public-output k.pub >/dev/null
 mkdir keys
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:4096 -out keys/dev.key 2>/dev/null
 openssl req -batch -new -x509 -key keys/dev.key -subj /CN=bench -days 2 -out keys/dev.crt 2>/dev/null

@@ -25,7 +25,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
-"$svmkit" keygen --algo ed25519 --out k.pem --pub k.pub >/dev/null
+"$svmkit" keygen --algo ed25519 -o k.pem --public-output k.pub >/dev/null
 head -c $((64 << 20)) /dev/urandom > disk.img # in the page cache: the guest path is measured
 for mode in seqread randread; do
   for svm in on off; do

@@ -165,8 +165,8 @@ make_x86_kernel kernel.elf
 head -c 200000 /dev/urandom > initrd.bin
 printf '/dts-v1/;\n/ { compatible = "svmkit,test"; model = "test"; };\n' > board.dts
 dtc -I dts -O dtb -o board.dtb board.dts 2>/dev/null
-expect_exit 0 "$SVMKIT" keygen --algo ed25519 --out k.key --pub k.pub
-expect_exit 0 "$SVMKIT" keygen --algo ed25519 --out other.key --pub other.pub
+expect_exit 0 "$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub
+expect_exit 0 "$SVMKIT" keygen --algo ed25519 -o other.key --public-output other.pub
 expect_exit 0 "$SVMKIT" build --kernel kernel.elf --initrd initrd.bin --cmdline "console=hvc0" \
   --dtb board.dtb --key k.key -o img
 expect_exit 0 "$SVMKIT" verify img --trusted-key k.pub
@@ -208,10 +208,10 @@ bad 4 "^svmkit: error: nodir/out\.img: cannot create output file in nodir" \
 bad 4 "^svmkit: error: nodir/k\.bin: cannot create output file in nodir" \
   "$SVMKIT" extract img --component kernel -o nodir/k.bin
 bad 4 "^svmkit: error: nodir/new\.key: cannot create output file in nodir" \
-  "$SVMKIT" keygen --algo ed25519 --out nodir/new.key --pub new.pub
+  "$SVMKIT" keygen --algo ed25519 -o nodir/new.key --public-output new.pub
 no_output new.pub
 bad 4 "^svmkit: error: nodir/new\.pub: cannot create output file in nodir" \
-  "$SVMKIT" keygen --algo ed25519 --out new.key --pub nodir/new.pub
+  "$SVMKIT" keygen --algo ed25519 -o new.key --public-output nodir/new.pub
 no_output new.key
 bad 4 "^svmkit: error: adir: cannot rename .*Is a directory" \
   "$SVMKIT" build --kernel kernel.elf --key k.key -o adir
@@ -300,7 +300,7 @@ bad 3 "^svmkit: error: badstruct\.dtb: invalid device tree" \
 no_output $OUTIMG
 
 # ---- unknown algorithms: 2 -------------------------------------------------------
-bad 2 "--algo: unknown key type 'dsa'" "$SVMKIT" keygen --algo dsa --out dsa.key --pub dsa.pub
+bad 2 "--algo: unknown key type 'dsa'" "$SVMKIT" keygen --algo dsa -o dsa.key --public-output dsa.pub
 no_output dsa.key
 no_output dsa.pub
 bad 2 "--hash: unknown digest 'md5'" "$SVMKIT" build --kernel kernel.elf --hash md5 --key k.key -o $OUTIMG

@@ -39,8 +39,8 @@ sys.exit("no section " + section)
 PY
 
 # ---- inputs ------------------------------------------------------------------
-"$SVMKIT" keygen --algo ed25519 --out k.key --pub k.pub >/dev/null
-"$SVMKIT" keygen --algo ecdsa-p256 --out other.key --pub other.pub >/dev/null
+"$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub >/dev/null
+"$SVMKIT" keygen --algo ecdsa-p256 -o other.key --public-output other.pub >/dev/null
 "$SVMKIT_SOURCE_DIR/samples/make-sample-initrd.sh" initrd.cpio.gz
 for comp in gzip none; do
   expect_exit 0 "$SVMKIT" build --kernel "$SAMPLE_KERNEL" --initrd initrd.cpio.gz \

@@ -9,7 +9,7 @@ printf '/dts-v1/;\n/ { compatible = "svmkit,test"; model = "test"; };\n' > board
 dtc -I dts -O dtb -o board.dtb board.dts 2>/dev/null
 
 for algo in ed25519 ecdsa-p256 ecdsa-p384 rsa-3072 rsa-4096; do
-  expect_exit 0 "$SVMKIT" keygen --algo "$algo" --out "$algo.key" --pub "$algo.pub"
+  expect_exit 0 "$SVMKIT" keygen --algo "$algo" -o "$algo.key" --public-output "$algo.pub"
   CHECKS=$((CHECKS + 1))
   [ "$(stat -c %a "$algo.key")" = 600 ] || fail "$algo private key mode is $(stat -c %a "$algo.key")"
   openssl pkey -in "$algo.key" -noout || fail "openssl cannot read $algo.key"

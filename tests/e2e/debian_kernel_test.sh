@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 : "${SVMKIT_DEBIAN_KERNEL:?run samples/fetch-debian-kernel.sh and export SVMKIT_DEBIAN_KERNEL}"
 K=$SVMKIT_DEBIAN_KERNEL
 
-"$SVMKIT" keygen --algo ecdsa-p384 --out k.pem --pub k.pub >/dev/null
+"$SVMKIT" keygen --algo ecdsa-p384 -o k.pem --public-output k.pub >/dev/null
 powerpc64le-linux-gnu-objcopy -O binary -S "$K" vmlinux.bin
 "$SVMKIT_SOURCE_DIR/samples/make-sample-initrd.sh" initrd.cpio.gz
 

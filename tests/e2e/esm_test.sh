@@ -76,7 +76,7 @@ cp "$SAMPLE_KERNEL" boot/sample-kernel.elf
 "$SVMKIT_SOURCE_DIR/samples/make-sample-initrd.sh" boot/initrd.cpio.gz
 ln -s "$DATA/keys" keys
 ln -s "$DATA/attachments" attachments
-"$SVMKIT" keygen --algo ed25519 --out sign.key --pub sign.pub >/dev/null
+"$SVMKIT" keygen --algo ed25519 -o sign.key --public-output sign.pub >/dev/null
 for bits in 2048 4096; do
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:$bits -out m$bits.key 2>/dev/null
   openssl pkey -in m$bits.key -pubout -out m$bits.pub
@@ -372,7 +372,7 @@ expect_error 4 "missing.yml" "$SVMKIT" esm make -y missing.yml -o x.dtb
 sed 's|keys/tpm-pub.pem|missing.pem|' "$DATA/svm_blob.yml" > missing-key.yml
 expect_error 4 "missing.pem" "$SVMKIT" esm make -y missing-key.yml -o x.dtb \
   --key-passphrase-file "$PASS_FILE"
-"$SVMKIT" keygen --algo ecdsa-p256 --out ec.key --pub ec.pub >/dev/null
+"$SVMKIT" keygen --algo ecdsa-p256 -o ec.key --public-output ec.pub >/dev/null
 sed 's|keys/tpm-pub.pem|ec.pub|' "$DATA/svm_blob.yml" > ec.yml
 expect_error 3 "ec.pub: not an RSA key" "$SVMKIT" esm make -y ec.yml -o x.dtb \
   --key-passphrase-file "$PASS_FILE"

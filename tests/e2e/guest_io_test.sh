@@ -17,7 +17,7 @@ hook_found() {
   python3 -c "import json,sys; print([e for e in map(json.loads, open(sys.argv[1])) if e['action'] == 'scan'][int(sys.argv[2])]['found'])" "$1" "$2"
 }
 
-"$SVMKIT" keygen --algo ed25519 --out k.key --pub k.pub >/dev/null
+"$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub >/dev/null
 expect_exit 0 "$SVMKIT" build --kernel "$SAMPLE_KERNEL" --key k.key -o secure.img \
   --cmdline "console=hvc0 svm=on swiotlb=8M svmkit.io=16"
 

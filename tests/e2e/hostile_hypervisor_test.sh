@@ -87,6 +87,7 @@ attack() {
   set -e
   OUT=$(cat "$WORK/.out")
   ERR=$(cat "$WORK/.err")
+  STATUS=$(guest_status "$STATUS" "$ERR")
   ALL="$OUT"$'\n'"$ERR"
   echo "attack: $ATTACK: exit $STATUS in $((SECONDS - started)) s"
   CHECKS=$((CHECKS + 1))
@@ -121,7 +122,7 @@ observed() {
 }
 
 # ---- images and the layout they boot with ----------------------------------------------
-"$SVMKIT" keygen --algo ed25519 --out k.key --pub k.pub >/dev/null
+"$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub >/dev/null
 "$SVMKIT_SOURCE_DIR/samples/make-sample-initrd.sh" initrd.cpio.gz
 build() { # build OUT SECURITY-VERSION CMDLINE
   expect_exit 0 "$SVMKIT" build --kernel "$SAMPLE_KERNEL" --initrd initrd.cpio.gz \

@@ -32,7 +32,7 @@ def find(event, action, n=0):
 assert $1, log" || fail "hook check failed: $1"
 }
 
-"$SVMKIT" keygen --algo ed25519 --out k.key --pub k.pub >/dev/null
+"$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub >/dev/null
 "$SVMKIT_SOURCE_DIR/samples/make-sample-initrd.sh" initrd.cpio.gz
 expect_exit 0 "$SVMKIT" build --kernel "$SAMPLE_KERNEL" --initrd initrd.cpio.gz \
   --cmdline "$CMDLINE" --key k.key -o img

@@ -20,7 +20,7 @@ CORPUS=${SVMKIT_LOADER_CORPUS:-$SVMKIT_SOURCE_DIR/tests/data/loader/malformed}
 # json EXPR: evaluates a Python expression over the JSON report in $OUT (j).
 json() { python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print($1)" <<<"$OUT"; }
 
-"$SVMKIT" keygen --algo ed25519 --out k.key --pub k.pub >/dev/null
+"$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub >/dev/null
 expect_exit 0 "$SVMKIT" build --kernel "$SAMPLE_KERNEL" --key k.key -o secure.img \
   --cmdline "console=hvc0 svm=on swiotlb=8M svmkit.io=8"
 

@@ -21,7 +21,7 @@ json_check() { # json_check PYTHON-ASSERTIONS (on d = the JSON in $OUT)
 make_x86_kernel kernel.elf
 head -c 70000 /dev/urandom > initrd.bin
 head -c 300000 /dev/urandom > raw.bin
-expect_exit 0 "$SVMKIT" keygen --algo ed25519 --out k.key --pub k.pub
+expect_exit 0 "$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub
 expect_exit 0 "$SVMKIT" build --kernel kernel.elf --initrd initrd.bin --cmdline "console=hvc0" \
   --key k.key -o x86.img
 expect_exit 0 "$SVMKIT" build --arch ppc64le --kernel raw.bin --kernel-load-addr 0 \

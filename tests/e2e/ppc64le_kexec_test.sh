@@ -16,7 +16,7 @@ LIMIT=${SVMKIT_PPC64LE_BOOT_LIMIT:-110} # seconds for both boots of one scenario
 MARKER="svmkit ppc64le initramfs: hello from /init"
 
 "$SAMPLES/prepare-boot.sh" in >/dev/null
-"$SVMKIT" keygen --algo ecdsa-p256 --out k.key --pub k.pub >/dev/null
+"$SVMKIT" keygen --algo ecdsa-p256 -o k.key --public-output k.pub >/dev/null
 powerpc64le-linux-gnu-gcc -static -O2 -Wall -Wextra -Werror -o kexec-load \
   "$SAMPLES/kexec-load.c"
 

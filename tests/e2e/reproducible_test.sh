@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 
 make_x86_kernel kernel.elf
 head -c 200000 /dev/urandom > initrd.bin
-"$SVMKIT" keygen --algo ed25519 --out k.pem --pub k.pub >/dev/null
+"$SVMKIT" keygen --algo ed25519 -o k.pem --public-output k.pub >/dev/null
 mkdir -p a/deep/dir b
 cp kernel.elf a/deep/dir/vmlinux; cp initrd.bin a/deep/dir/rd; cp k.pem a/deep/dir/key.pem
 cp kernel.elf b/k; cp initrd.bin b/i; cp k.pem b/key

@@ -27,7 +27,7 @@ hook() {
   python3 -c "import json,sys; print([json.loads(l) for l in open(sys.argv[1])][int(sys.argv[2])][sys.argv[3]])" "$@"
 }
 
-"$SVMKIT" keygen --algo ed25519 --out k.key --pub k.pub >/dev/null
+"$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub >/dev/null
 expect_exit 0 "$SVMKIT" build --kernel "$SAMPLE_KERNEL" --key k.key -o inner.img \
   --cmdline "console=hvc0 svm=on swiotlb=8M svmkit.io=8"
 expect_exit 0 "$SVMKIT" build --kernel "$LOADER" --initrd inner.img --key k.key -o outer.img \

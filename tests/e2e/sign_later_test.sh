@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 make_x86_kernel kernel.elf
 head -c 100000 /dev/urandom > initrd.bin
 for a in ed25519 ecdsa-p256 ecdsa-p384 rsa-3072 rsa-4096; do
-  "$SVMKIT" keygen --algo $a --out $a.key --pub $a.pub >/dev/null
+  "$SVMKIT" keygen --algo $a -o $a.key --public-output $a.pub >/dev/null
 done
 
 expect_exit 0 "$SVMKIT" build --kernel kernel.elf --initrd initrd.bin --cmdline "quiet" --unsigned -o unsigned.img
@@ -17,11 +17,11 @@ expect_contains "$OUT" "carries no signature"
 
 expect_exit 0 "$SVMKIT" tbs unsigned.img -o tbs.bin
 for d in sha256 sha384 sha512; do
-  expect_exit 0 "$SVMKIT" tbs unsigned.img --digest $d -o $d.bin
+  expect_exit 0 "$SVMKIT" tbs unsigned.img --hash $d -o $d.bin
   CHECKS=$((CHECKS + 1))
   [ "$(openssl dgst -$d -binary tbs.bin | od -An -tx1 | tr -d ' \n')" = "$(od -An -tx1 $d.bin | tr -d ' \n')" ] ||
-    fail "tbs --digest $d is not the $d of the tbs bytes"
-  expect_exit 0 "$SVMKIT" tbs unsigned.img --digest $d --hex
+    fail "tbs --hash $d is not the $d of the tbs bytes"
+  expect_exit 0 "$SVMKIT" tbs unsigned.img --hash $d --hex
   CHECKS=$((CHECKS + 1))
   [ "$OUT" = "$(openssl dgst -$d -r tbs.bin | cut -d' ' -f1)" ] || fail "tbs --hex $d"
 done
@@ -81,7 +81,7 @@ head -c 100 rsa-3072.sig > short.sig
 expect_error 1 "short.sig.*does not verify" "$SVMKIT" attach unsigned.img --signature short.sig --pubkey rsa-3072.pub -o out.img
 expect_no_file out.img
 # wrong key
-"$SVMKIT" keygen --algo ed25519 --out other.key --pub other.pub >/dev/null
+"$SVMKIT" keygen --algo ed25519 -o other.key --public-output other.pub >/dev/null
 expect_error 1 "does not verify" "$SVMKIT" attach unsigned.img --signature ed25519.sig --pubkey other.pub -o out.img
 expect_no_file out.img
 expect_error 2 "does not fit" "$SVMKIT" attach unsigned.img --signature ed25519.sig --pubkey ecdsa-p256.pub --algo ed25519 -o out.img
@@ -99,5 +99,5 @@ expect_contains "$OUT" "revoked"
 expect_exit 1 "$SVMKIT" verify signed-1.img --trusted-key ed25519.pub --revoked-key \
   "$("$SVMKIT" inspect signed-1.img --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["signatures"][0]["key_id"])')"
 expect_error 2 "tbs|-o" "$SVMKIT" tbs unsigned.img
-expect_error 2 "unknown digest" "$SVMKIT" tbs unsigned.img --digest md5 -o x.bin
+expect_error 2 "unknown digest" "$SVMKIT" tbs unsigned.img --hash md5 -o x.bin
 finish

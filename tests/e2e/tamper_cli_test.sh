@@ -94,7 +94,7 @@ refused_both() {
 }
 
 # ---- two signed images from different inputs, same key, and variants of A -----
-"$SVMKIT" keygen --algo ed25519 --out k.key --pub k.pub >/dev/null
+"$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub >/dev/null
 head -c 100000 /dev/urandom > initrd-1
 head -c 100000 /dev/urandom > initrd-2
 printf '/dts-v1/;\n/ { model = "tamper image 1"; };\n' | dtc -I dts -O dtb -o dtb-1 -
