@@ -71,8 +71,9 @@ std::optional<std::string> IoRegistry::output_named(std::optional<FileIdentity> 
 
 Result<void> IoRegistry::claim_stdin(const std::string& who) {
     if (active_ && !stdin_owner_.empty())
-        return fail(ExitCode::usage, "{}: standard input ('-') is already read for {}", who,
-                    stdin_owner_);
+        return fail(ExitCode::usage,
+                    "{}: already read for an earlier '-'; standard input can be read only once",
+                    who);
     stdin_owner_ = who;
     return {};
 }

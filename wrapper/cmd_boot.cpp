@@ -3,7 +3,9 @@
 #include "wrapper/commands.hpp"
 
 #include "base/file_identity.hpp"
+
 #include "wrapper/command.hpp"
+#include <sys/stat.h>
 
 #include "format/esm_crypto.hpp"
 #include "format/image_reader.hpp"
@@ -360,7 +362,37 @@ void report_json(const BootReport& r) {
         j.null("loader");
     }
     j.end_object();
-    std::fputs(j.str().c_str(), stdout);
+    print_json(j.document(), stdout);
+}
+
+// The disks, checked before anything starts (docs/cli.md): each a regular
+// file or block device the guest may read and write, none given twice, none
+// the image being booted (the guest could write over it) nor another input.
+Result<void> check_disks(const BootOptions& o) {
+    std::vector<std::pair<FileIdentity, std::string>> seen;
+    for (const std::string& image : {o.image, o.kexec_image}) {
+        struct stat st {};
+        if (!image.empty() && ::stat(image.c_str(), &st) == 0)
+            seen.emplace_back(identity_of(st), "the image being booted (" + image + ")");
+    }
+    for (const std::string& disk : o.disks) {
+        struct stat st {};
+        if (::stat(disk.c_str(), &st) != 0)
+            return fail(ExitCode::io, "{}: cannot open the disk: {}", disk, std::strerror(errno));
+        if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+            return fail(ExitCode::malformed, "{}: is {}; a disk is a regular file or block device",
+                        disk, file_type_name(st.st_mode));
+        for (const auto& [id, what] : seen)
+            if (id == identity_of(st))
+                return fail(ExitCode::usage, "{}: is {}", disk, what);
+        if (auto input = IoRegistry::instance().input_named(identity_of(st)))
+            return fail(ExitCode::usage, "{}: is the same file as the input {}", disk, *input);
+        if (::access(disk.c_str(), R_OK | W_OK) != 0)
+            return fail(ExitCode::io, "{}: cannot open the disk for reading and writing: {}", disk,
+                        std::strerror(errno));
+        seen.emplace_back(identity_of(st), "given twice (also as " + disk + ")");
+    }
+    return {};
 }
 
 // svmkit's own exit code for the outcome (base/error.hpp); the guest's
@@ -376,12 +408,12 @@ int boot_exit_code(const BootReport& r) {
                      r.image.c_str(), static_cast<unsigned long long>(*r.exit_status));
         return static_cast<int>(ExitCode::guest_exit_status);
     case BootOutcome::refused:
+    case BootOutcome::terminated: // the stub refusing before UV_ESM, or the guest giving up
         code = ExitCode::refused;
         break;
     case BootOutcome::timed_out:
         code = ExitCode::timeout;
         break;
-    case BootOutcome::terminated:
     case BootOutcome::faulted:
     case BootOutcome::returned:
         break;
@@ -446,11 +478,9 @@ Result<int> run_boot(const BootOptions& o) {
     SVM_TRY(backend, platform::parse_block_backend(o.backend));
     if (!o.hostile.empty() && backend != platform::BlockBackendKind::svmkit)
         return fail(ExitCode::usage, "--hostile needs --backend svmkit");
-    for (const std::string& disk : o.disks) {
-        if (::access(disk.c_str(), R_OK | W_OK) != 0)
-            return fail(ExitCode::io, "{}: cannot open the disk: {}", disk, std::strerror(errno));
+    SVM_CHECK(check_disks(o));
+    for (const std::string& disk : o.disks)
         config.disks.push_back(platform::BlockBackendSpec{disk, backend, o.hostile, false});
-    }
     config.hv_hook_log_fd = hook_log ? hook_log->fd() : -1;
     SVM_TRY(machine, platform::Machine::create(std::move(config)));
     if (normal) {

@@ -181,7 +181,7 @@ Result<int> run_build(const BuildOptions& o) {
         for (const auto& s : built.manifest.signatures)
             j["signatures"].push_back({{"key_id", signer::key_id_hex(s.key_id)},
                                        {"algorithm", signer::algorithm_name(s.algorithm)}});
-        std::fputs(json_text(j).c_str(), human_stream());
+        print_json(j, human_stream());
         return 0;
     }
     std::fprintf(human_stream(),

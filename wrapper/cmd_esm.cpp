@@ -145,7 +145,7 @@ int report_written(const EsmOptions& o, const char* command, const std::string& 
         j["output"] = output;
         for (auto& [k, v] : details.items())
             j[k] = v;
-        std::fputs(json_text(j).c_str(), human_stream());
+        print_json(j, human_stream());
     } else {
         std::fprintf(human_stream(), "wrote %s: %s\n", output.c_str(), what.c_str());
     }
@@ -240,7 +240,7 @@ Result<int> run_display(const EsmOptions& o) {
         }
         j.end_array();
         j.end_object();
-        std::fputs(j.str().c_str(), stdout);
+        print_json(j.document(), stdout);
         return 0;
     }
     if (loaded.in_initrd.empty())
@@ -371,7 +371,7 @@ Result<int> run_digest(const EsmOptions& o) {
             j.null("initrd");
         j.value("bootargs", format::hex(d.bootargs));
         j.end_object();
-        std::fputs(j.str().c_str(), stdout);
+        print_json(j.document(), stdout);
         return 0;
     }
     std::printf("algorithm   SHA512\nkernel      %s\nkernel-size %u\ninitrd      %s\n"

@@ -23,7 +23,7 @@ int report_written(const ExtractOptions& o, std::uint64_t bytes) {
         j["component"] = o.component;
         j["output"] = o.output;
         j["size"] = bytes;
-        std::fputs(json_text(j).c_str(), human_stream());
+        print_json(j, human_stream());
     } else {
         std::fprintf(human_stream(), "wrote %s: %s, %llu bytes\n", o.output.c_str(),
                      o.component == "manifest" ? "manifest device tree" : o.component.c_str(),

@@ -142,7 +142,7 @@ void inspect_json(const format::SecureImage& img) {
     j.end_array();
     j.end_object();
     j.end_object();
-    std::fputs(j.str().c_str(), stdout);
+    print_json(j.document(), stdout);
 }
 
 std::string human_size(std::uint64_t v) {

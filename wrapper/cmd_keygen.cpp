@@ -47,7 +47,7 @@ Result<int> run_keygen(const KeygenOptions& o) {
         j["key_id"] = key_id;
         j["private_key"] = o.out;
         j["public_key"] = o.pub;
-        std::fputs(json_text(j).c_str(), human_stream());
+        print_json(j, human_stream());
         return 0;
     }
     std::fprintf(human_stream(), "%s key %s\n  private: %s\n  public:  %s\n",

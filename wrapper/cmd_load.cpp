@@ -90,9 +90,9 @@ void print_text(const LoadOptions& o, format::Arch arch, std::uint64_t file_size
     }
 }
 
-void print_json(const LoadOptions& o, format::Arch arch, std::uint64_t file_size,
-                const PlatformLoadLayout& layout, loader::ElfError e, const loader::LoadPlan& plan,
-                const loader::SegmentDigests& d) {
+void print_plan_json(const LoadOptions& o, format::Arch arch, std::uint64_t file_size,
+                     const PlatformLoadLayout& layout, loader::ElfError e,
+                     const loader::LoadPlan& plan, const loader::SegmentDigests& d) {
     const loader::LoadConstraints& c = layout.constraints;
     JsonWriter j;
     j.begin_object();
@@ -137,7 +137,7 @@ void print_json(const LoadOptions& o, format::Arch arch, std::uint64_t file_size
         j.end_array();
     }
     j.end_object();
-    std::fputs(j.str().c_str(), stdout);
+    print_json(j.document(), stdout);
 }
 
 } // namespace
@@ -165,7 +165,7 @@ Result<int> run_load(const LoadOptions& o) {
             return fail(ExitCode::io, "{}: placing the planned segments failed", o.image);
     }
     if (o.json)
-        print_json(o, arch, file.size(), layout, e, plan, digests);
+        print_plan_json(o, arch, file.size(), layout, e, plan, digests);
     if (e != loader::ElfError::none) {
         // The loader's verdict, with the message the guest console would show.
         std::fprintf(stderr, "svmkit: error: %s: rejected by the loader: %s (%s)\n",

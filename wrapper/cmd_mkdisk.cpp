@@ -168,7 +168,7 @@ Result<int> run_mkdisk(const MkdiskOptions& o) {
         j["data_partition"] = layout.data_size == 0 ? Json(nullptr)
                                                     : Json{{"offset", layout.data_offset},
                                                            {"size", layout.data_size}};
-        std::fputs(json_text(j).c_str(), human_stream());
+        print_json(j, human_stream());
         return 0;
     }
     std::FILE* out = human_stream();

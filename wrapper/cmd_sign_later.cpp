@@ -41,7 +41,7 @@ Result<int> run_tbs(const TbsOptions& o) {
         j["output"] = o.output ? Json(*o.output) : Json(nullptr);
         if (o.hex)
             j["hex"] = format::hex(bytes);
-        std::fputs(json_text(j).c_str(), o.output ? human_stream() : stdout);
+        print_json(j, o.output ? human_stream() : stdout);
         return 0;
     }
     if (o.hex)
@@ -77,7 +77,7 @@ Result<int> run_attach(const AttachOptions& o) {
         j["algorithm"] = signer::algorithm_name(algo);
         j["key_id"] = signer::key_id_hex(key.key_id());
         j["signatures"] = signed_manifest->signatures.size();
-        std::fputs(json_text(j).c_str(), human_stream());
+        print_json(j, human_stream());
         return 0;
     }
     std::fprintf(human_stream(), "wrote %s: attached %s signature by key %s (%zu signature%s)\n",

@@ -61,7 +61,7 @@ void report_json(const format::SecureImage& img, const format::VerifyReport& r) 
         j.element(f);
     j.end_array();
     j.end_object();
-    std::fputs(j.str().c_str(), stdout);
+    print_json(j.document(), stdout);
 }
 
 void report_text(const format::SecureImage& img, const format::VerifyReport& r) {

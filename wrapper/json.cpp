@@ -8,6 +8,19 @@ std::string json_text(const Json& j) {
     return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
+namespace {
+bool printed = false;
+}
+
+void print_json(const Json& j, std::FILE* out) {
+    std::fputs(json_text(j).c_str(), out);
+    printed = true;
+}
+
+bool json_printed() {
+    return printed;
+}
+
 Json& JsonWriter::put(std::string_view key, Json v) {
     if (open_.empty()) {
         root_ = std::move(v);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -18,8 +19,14 @@ namespace svmkit::cli {
 
 using Json = nlohmann::ordered_json;
 
-// A compact dump for one JSON document; invalid UTF-8 replaced.
+// One JSON document as text (indented, final newline); invalid UTF-8 replaced.
 std::string json_text(const Json& j);
+
+// Prints a command's JSON document to `out` and notes that one was printed:
+// a command that prints its report and then fails (verify, boot) gets no
+// second document, the error object, after it (main.cpp).
+void print_json(const Json& j, std::FILE* out);
+bool json_printed();
 
 class JsonWriter {
   public:

@@ -112,7 +112,7 @@ void warn_deprecated() {
 
 int report_failure(const Command& command, const Error& error) {
     std::fprintf(stderr, "svmkit: error: %s\n", error.message.c_str());
-    if (command.wants_json()) {
+    if (command.wants_json() && !json_printed()) {
         const ExitCodeInfo& info = kExitCodes[static_cast<int>(error.code)];
         Json j;
         j["schema"] = "svmkit-error-v1";
@@ -120,7 +120,7 @@ int report_failure(const Command& command, const Error& error) {
         j["exit_code"] = static_cast<int>(error.code);
         j["exit_name"] = info.name;
         j["error"] = error.message;
-        std::fputs(json_text(j).c_str(), human_stream());
+        print_json(j, human_stream());
     }
     return static_cast<int>(error.code);
 }
