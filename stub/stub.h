@@ -134,7 +134,9 @@ uint64_t prepare_fdt(Stub& s, uint64_t platform_fdt);
 [[noreturn]] void enter_kernel(Stub& s, uint64_t entry, uint64_t fdt, uint64_t kernel_base,
                                uint64_t stack_top);
 
-// Unpacks the kernel to its load address and checks its digest (kernel_unpack.cpp).
-void unpack_kernel(Stub& s, RegionAllocator& alloc);
+// Unpacks the kernel to `at` (its load address, except where a firmware-style
+// entry had to claim memory elsewhere) and checks its digest there
+// (kernel_unpack.cpp).
+void unpack_kernel(Stub& s, RegionAllocator& alloc, uint64_t at);
 
 } // namespace svmkit::stub
