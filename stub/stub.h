@@ -74,7 +74,8 @@ struct Stub {
     Range blob;  // the manifest's device tree in guest memory
     Range image; // the loaded image: stub, manifest, every component
     // The stub's own stack when it lies in memory the platform does not
-    // reserve (ppc64le kexec-style: the 1 MiB below kbase); placements avoid it.
+    // reserve (ppc64le kexec-style: taken from the device tree's free memory,
+    // stub/ppc64le/main.cpp); placements avoid it.
     Range stack;
 
     explicit Stub(const Calls& c) : calls(c), con(calls) {}
