@@ -10,8 +10,8 @@
 #   1. `kexec -l A; kexec -e`, A = gzip kernel: the stub runs where kexec put
 #      it, on a stack the device tree shows free, and boots the kernel to
 #      /init with exactly the signed command line. A's /init then kexecs T,
-#      A's twin whose compressed kernel changed after signing: the stub
-#      stops the VM with its reason, T's kernel never runs.
+#      the twin of B (below) whose stored kernel changed after signing: the
+#      stub stops the VM with its reason, T's kernel never runs.
 #   2. `kexec -l B --initrd F --append ARGS; kexec -e`, B = stored kernel:
 #      the loader's initrd and arguments are ignored (said on the console),
 #      the kernel gets the signed ones. B's /init then kexecs S, whose signed
@@ -61,13 +61,25 @@ run() { # run NAME FIRST_INITRD: a first image booting FIRST_INITRD; NAME.log, S
 # The command line the kernel reported, for the boot whose marker is the Nth.
 cmdline_of() { sed -n 's/^svmkit ppc64le initramfs: \/proc\/cmdline=\[\(.*\)\]\r\{0,1\}$/\1/p' "$1" | sed -n "$2p"; }
 
-# ---- run 1: plain `kexec -l A; kexec -e`, then A kexecs its tampered twin -----
 echo '/sbin/kexec -l /next.img && /sbin/kexec -e' >plain.sh
-CMD_A="console=hvc0 svmkit.test=kexec-tools-a"
-image twin.img gzip in/initramfs.cpio.gz "$CMD_A"
-expect_exit 0 "$SVMKIT" verify twin.img --trusted-key k.pub
-tamper_kernel twin.img tampered.img
+# ---- B (booted in run 2) and its twin whose kernel changed after signing (run 1) --
+CMD_B="console=hvc0 svmkit.test=kexec-tools-b"
+cat >options.sh <<'SH'
+/sbin/kexec -d -l /next.img --initrd /loader-initrd.img --append "console=hvc0 loader.append=ignored" &&
+  /sbin/kexec -e
+SH
+# The loader's initrd has no /init: a kernel that used it would panic.
+printf 'not an initramfs\n' >loader-initrd.img
+# B's /init then runs `kexec -l S; kexec -e`, S asking for secure mode.
+image s.img gzip in/initramfs.cpio.gz "console=hvc0 svm=on svmkit.test=kexec-tools-s"
+initramfs b-in plain.sh file:next.img=s.img
+image b.img none b-in/initramfs.cpio.gz "$CMD_B"
+expect_exit 0 "$SVMKIT" verify b.img --trusted-key k.pub
+tamper_kernel b.img tampered.img
 expect_exit 1 "$SVMKIT" verify tampered.img --trusted-key k.pub
+
+# ---- run 1: plain `kexec -l A; kexec -e`, then A kexecs B's tampered twin -----
+CMD_A="console=hvc0 svmkit.test=kexec-tools-a"
 initramfs a-in plain.sh file:next.img=tampered.img
 image a.img gzip a-in/initramfs.cpio.gz "$CMD_A"
 initramfs first1-in plain.sh file:next.img=a.img
@@ -94,18 +106,7 @@ if sed -n '/svmkit stub: error: /,$p' plain.log | grep -qE "Linux version|enteri
   fail "the tampered kernel was entered"
 fi
 
-# ---- run 2: `kexec -l B --initrd F --append ARGS`, a stored kernel ----------------
-CMD_B="console=hvc0 svmkit.test=kexec-tools-b"
-cat >options.sh <<'SH'
-/sbin/kexec -d -l /next.img --initrd /loader-initrd.img --append "console=hvc0 loader.append=ignored" &&
-  /sbin/kexec -e
-SH
-# The loader's initrd has no /init: a kernel that used it would panic.
-printf 'not an initramfs\n' >loader-initrd.img
-# B's /init then runs `kexec -l S; kexec -e`, S asking for secure mode.
-image s.img gzip in/initramfs.cpio.gz "console=hvc0 svm=on svmkit.test=kexec-tools-s"
-initramfs b-in plain.sh file:next.img=s.img
-image b.img none b-in/initramfs.cpio.gz "$CMD_B"
+# ---- run 2: `kexec -l B --initrd F --append ARGS`, B = T's untampered twin ------
 initramfs first2-in options.sh file:next.img=b.img file:loader-initrd.img=loader-initrd.img
 run options first2-in/initramfs.cpio.gz
 expect_contains "$LOG" "svmkit stub: ignoring the loader's command line \[console=hvc0 loader.append=ignored ?\]: the kernel gets the signed one"
