@@ -83,7 +83,22 @@ std::string describe(std::size_t piece, std::uint64_t at,
 
 } // namespace
 
-CanonicalContainer canonical_container(Arch arch, std::uint64_t image_base, std::uint64_t entry,
+Elf64_Phdr image_load_segment(Arch arch, std::uint64_t image_base, std::uint64_t address,
+                              std::uint64_t size, bool executable) {
+    Elf64_Phdr ph{};
+    ph.p_type = PT_LOAD;
+    ph.p_flags = PF_R | (executable ? PF_X : 0);
+    ph.p_offset = image_file_offset(image_base, address);
+    ph.p_vaddr = arch_link_va_base(arch) + address;
+    ph.p_paddr = address;
+    ph.p_filesz = size;
+    ph.p_memsz = size;
+    ph.p_align = kPageSize;
+    return ph;
+}
+
+CanonicalContainer canonical_container(Arch arch, std::uint32_t format_version,
+                                       std::uint64_t image_base, std::uint64_t entry,
                                        std::span<const ContainerSection> sections) {
     const std::uint64_t va_base = arch_link_va_base(arch);
     std::string names(1, '\0');
@@ -119,27 +134,24 @@ CanonicalContainer canonical_container(Arch arch, std::uint64_t image_base, std:
     eh.e_flags = arch_elf_flags(arch);
     eh.e_ehsize = sizeof(Elf64_Ehdr);
     eh.e_phentsize = sizeof(Elf64_Phdr);
-    eh.e_phnum = static_cast<Elf64_Half>(n);
+    const bool one_segment = format_version == kFormatVersionOneSegment;
+    eh.e_phnum = static_cast<Elf64_Half>(one_segment ? 1 : n);
     eh.e_shentsize = sizeof(Elf64_Shdr);
     eh.e_shnum = static_cast<Elf64_Half>(n + 2);
     eh.e_shstrndx = static_cast<Elf64_Half>(n + 1);
     append(headers.bytes, eh);
+    if (one_segment)
+        append(headers.bytes, image_load_segment(arch, image_base, image_base,
+                                                 end_of_loaded - kFirstLoadOffset, true));
 
     CanonicalContainer::Piece section_headers{shoff, {}};
     append(section_headers.bytes, Elf64_Shdr{});
     for (std::size_t i = 0; i < n; ++i) {
         const ContainerSection& s = sections[i];
         const std::uint64_t offset = image_file_offset(image_base, s.address);
-        Elf64_Phdr ph{};
-        ph.p_type = PT_LOAD;
-        ph.p_flags = PF_R | (s.executable ? PF_X : 0);
-        ph.p_offset = offset;
-        ph.p_vaddr = va_base + s.address;
-        ph.p_paddr = s.address;
-        ph.p_filesz = s.size;
-        ph.p_memsz = s.size;
-        ph.p_align = kPageSize;
-        append(headers.bytes, ph);
+        if (!one_segment)
+            append(headers.bytes,
+                   image_load_segment(arch, image_base, s.address, s.size, s.executable));
 
         Elf64_Shdr sh{};
         sh.sh_name = name_at[i];
@@ -166,11 +178,13 @@ CanonicalContainer canonical_container(Arch arch, std::uint64_t image_base, std:
     return c;
 }
 
-Result<void> check_canonical_container(const InputFile& file, Arch arch, std::uint64_t image_base,
+Result<void> check_canonical_container(const InputFile& file, Arch arch,
+                                       std::uint32_t format_version, std::uint64_t image_base,
                                        std::uint64_t entry,
                                        std::span<const ContainerSection> sections) {
     const std::string& path = file.path();
-    const CanonicalContainer c = canonical_container(arch, image_base, entry, sections);
+    const CanonicalContainer c =
+        canonical_container(arch, format_version, image_base, entry, sections);
     if (file.size() != c.file_size)
         return fail(ExitCode::malformed,
                     "{}: the file is {} bytes, but its sections make a {} byte image ({})", path,

@@ -11,9 +11,11 @@
 //
 // The form (format/image_writer.cpp writes it through libelf):
 //   ELF header (ELFOSABI_NONE, ABI version 0, zero e_ident padding, e_flags of
-//   the arch, program headers right after it); one PT_LOAD per loaded section
-//   in address order (R or R+X, p_align 64 KiB, file offset mirroring the
-//   address); the sections' contents; .shstrtab right after the last section
+//   the arch, program headers right after it); format version 1: one PT_LOAD
+//   per loaded section in address order (R or R+X), version 2: one R+X
+//   PT_LOAD from the image base to the end of the last section (p_align 64
+//   KiB, file offset mirroring the address); the sections' contents; .shstrtab right after the last
+//   section
 //   ("\0", the section names in order, ".shstrtab\0"); the section headers at
 //   the next 8-byte boundary (null, the loaded sections, .shstrtab), ending
 //   the file. Every other byte is zero.
@@ -25,6 +27,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <elf.h>
 #include <span>
 #include <string>
 #include <vector>
@@ -49,14 +52,23 @@ struct CanonicalContainer {
     std::vector<Piece> pieces; // headers, name table, section headers (in file order)
 };
 
+// A PT_LOAD as svmkit writes it: [address, address + size) read-only (and
+// executable when asked), its file offset mirroring its address, 64 KiB
+// aligned. Format version 1 has one per section, version 2 one over the
+// whole image (manifest.hpp).
+Elf64_Phdr image_load_segment(Arch arch, std::uint64_t image_base, std::uint64_t address,
+                              std::uint64_t size, bool executable);
+
 // `sections` in address order.
-CanonicalContainer canonical_container(Arch arch, std::uint64_t image_base, std::uint64_t entry,
+CanonicalContainer canonical_container(Arch arch, std::uint32_t format_version,
+                                       std::uint64_t image_base, std::uint64_t entry,
                                        std::span<const ContainerSection> sections);
 
 // Compares every byte of `file` outside the sections' contents with the
 // canonical form; the error (ExitCode::malformed) names the first field or
 // the padding that differs.
-Result<void> check_canonical_container(const InputFile& file, Arch arch, std::uint64_t image_base,
+Result<void> check_canonical_container(const InputFile& file, Arch arch,
+                                       std::uint32_t format_version, std::uint64_t image_base,
                                        std::uint64_t entry,
                                        std::span<const ContainerSection> sections);
 

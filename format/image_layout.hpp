@@ -10,9 +10,11 @@
 //   next 64 KiB          .kernel:dtb (R)            (when given)
 //                        .shstrtab, section headers (not loaded)
 //
-// Every loaded section has its own PT_LOAD segment with p_paddr = its
-// guest-physical address, p_vaddr = link VA base + p_paddr, p_offset =
-// kFirstLoadOffset + (p_paddr - image_base), p_filesz = p_memsz = size.
+// Format version 1: every loaded section has its own PT_LOAD segment with
+// p_paddr = its guest-physical address, p_vaddr = link VA base + p_paddr,
+// p_offset = kFirstLoadOffset + (p_paddr - image_base), p_filesz = p_memsz =
+// size. Version 2: one such PT_LOAD from image_base to the end of the last
+// section (manifest.hpp says which arch gets which).
 // The manifest section has a fixed capacity (a multiple of 64 KiB) so that
 // signatures can be attached later without moving anything else.
 #pragma once

@@ -184,8 +184,11 @@ Result<SecureImage> open_image(const std::string& path) {
         if (s.sh_offset != carrier->offset + (s.sh_addr - carrier->vaddr))
             return fail(ExitCode::malformed,
                         "{}: section '{}' file offset disagrees with its segment", path, name);
+        // Only .text is executable and it needs an executable segment; data
+        // may share one (format version 2: one R+X segment for the whole
+        // image; the canonical form below fixes which version has which).
         const bool exec = (s.sh_flags & SHF_EXECINSTR) != 0;
-        if (exec != ((carrier->flags & PF_X) != 0) || (exec && name != ".text"))
+        if ((exec && (carrier->flags & PF_X) == 0) || (exec && name != ".text"))
             return fail(ExitCode::malformed, "{}: section '{}' has the wrong executable flag", path,
                         name);
         ImageSection sec{name, s.sh_offset, s.sh_size,
@@ -274,7 +277,8 @@ Result<SecureImage> open_image(const std::string& path) {
     layout.push_back({ms.name, ms.address, ms.size, ms.executable});
     std::sort(layout.begin(), layout.end(),
               [](const auto& a, const auto& b) { return a.address < b.address; });
-    SVM_CHECK(check_canonical_container(*file, img.arch, m.image_base, m.entry, layout));
+    SVM_CHECK(check_canonical_container(*file, img.arch, m.format_version, m.image_base, m.entry,
+                                        layout));
     return img;
 }
 

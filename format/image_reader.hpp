@@ -6,10 +6,12 @@
 //   header sizes, program/section header tables inside the file, counts
 //   limited, the section name table inside the file with terminated names,
 //   only known sections and each at most once, required sections present,
-//   every loaded section read-only, inside the file, covered by exactly one
-//   PT_LOAD with matching address/offset/size, no writable or overlapping
-//   segments, entry inside the code, and the manifest agreeing with the
-//   container (every component <-> its section, addresses, sizes, arch, entry).
+//   every loaded section read-only, inside the file, inside exactly one
+//   PT_LOAD at the matching address and offset, no writable or overlapping
+//   segments, entry inside the code, the manifest agreeing with the
+//   container (every component <-> its section, addresses, sizes, arch,
+//   entry), and the container in the one byte form of the manifest's format
+//   version (canonical_container.hpp).
 #pragma once
 
 #include "base/error.hpp"

@@ -2,6 +2,7 @@
 #include "base/output_file.hpp"
 
 #include "base/checked.hpp"
+#include "format/canonical_container.hpp"
 #include "format/copy_pipeline.hpp"
 #include "format/elf_handle.hpp"
 #include "format/image_layout.hpp"
@@ -34,7 +35,8 @@ struct SectionSpec {
     const std::vector<std::byte>* data = nullptr; // written by libelf; else streamed by us
 };
 
-Result<void> write_elf_container(int fd, Arch arch, std::uint64_t image_base, std::uint64_t entry,
+Result<void> write_elf_container(int fd, Arch arch, std::uint32_t format_version,
+                                 std::uint64_t image_base, std::uint64_t entry,
                                  const std::vector<SectionSpec>& sections,
                                  const std::string& path) {
     if (!libelf_init())
@@ -66,21 +68,16 @@ Result<void> write_elf_container(int fd, Arch arch, std::uint64_t image_base, st
     shstrtab += ".shstrtab";
     shstrtab.push_back('\0');
 
-    Elf64_Phdr* ph = elf64_newphdr(elf.get(), sections.size());
+    const bool one_segment = format_version == kFormatVersionOneSegment;
+    Elf64_Phdr* ph = elf64_newphdr(elf.get(), one_segment ? 1 : sections.size());
     if (ph == nullptr)
         return fail(ExitCode::io, "{}: libelf: {}", path, libelf_error());
     std::uint64_t end_of_loaded = kFirstLoadOffset;
     for (std::size_t i = 0; i < sections.size(); ++i) {
         const SectionSpec& s = sections[i];
         const std::uint64_t offset = image_file_offset(image_base, s.address);
-        ph[i].p_type = PT_LOAD;
-        ph[i].p_flags = PF_R | (s.executable ? PF_X : 0);
-        ph[i].p_offset = offset;
-        ph[i].p_vaddr = va_base + s.address;
-        ph[i].p_paddr = s.address;
-        ph[i].p_filesz = s.size;
-        ph[i].p_memsz = s.size;
-        ph[i].p_align = kPageSize;
+        if (!one_segment)
+            ph[i] = image_load_segment(arch, image_base, s.address, s.size, s.executable);
 
         Elf_Scn* scn = elf_newscn(elf.get());
         Elf64_Shdr* sh = scn != nullptr ? elf64_getshdr(scn) : nullptr;
@@ -108,6 +105,10 @@ Result<void> write_elf_container(int fd, Arch arch, std::uint64_t image_base, st
         // leaves their file range untouched (ELF_F_LAYOUT, no data blocks).
         end_of_loaded = std::max(end_of_loaded, offset + s.size);
     }
+
+    if (one_segment)
+        ph[0] = image_load_segment(arch, image_base, image_base, end_of_loaded - kFirstLoadOffset,
+                                   true);
 
     Elf_Scn* strscn = elf_newscn(elf.get());
     Elf64_Shdr* strsh = strscn != nullptr ? elf64_getshdr(strscn) : nullptr;
@@ -171,6 +172,7 @@ Result<ImageBuildResult> build_image(const ImageBuildRequest& req) {
 
     Manifest m;
     m.arch = req.arch;
+    m.format_version = format_version_for(req.arch);
     m.image_base = req.stub.base;
     m.entry = req.stub.base;
     m.security_version = req.security_version;
@@ -277,7 +279,8 @@ Result<ImageBuildResult> build_image(const ImageBuildRequest& req) {
                                        p.input.stored.size,
                                        p.input.kind == ComponentKind::stub_text, nullptr});
     }
-    SVM_CHECK(write_elf_container(out.fd(), req.arch, m.image_base, m.entry, sections, path));
+    SVM_CHECK(write_elf_container(out.fd(), req.arch, m.format_version, m.image_base, m.entry,
+                                  sections, path));
     struct stat st {};
     ::fstat(out.fd(), &st);
     SVM_CHECK(out.commit());

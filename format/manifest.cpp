@@ -76,10 +76,10 @@ std::string hex(std::span<const std::byte> bytes) {
 }
 
 Result<void> validate_manifest(const Manifest& m, const std::string& where) {
-    if (m.format_version != kManifestFormatVersion)
+    if (!is_known_format_version(m.format_version))
         return fail(ExitCode::malformed,
-                    "{}: manifest format version {} is not supported (expected {})", where,
-                    m.format_version, kManifestFormatVersion);
+                    "{}: manifest format version {} is not supported (expected {} or {})", where,
+                    m.format_version, kFormatVersionSegmentPerSection, kFormatVersionOneSegment);
     if (m.swiotlb_size < kMinSwiotlbSize || m.swiotlb_size % kPageSize != 0)
         return fail(ExitCode::malformed,
                     "{}: bounce-pool size {} must be a multiple of 64 KiB and at least 1 MiB",

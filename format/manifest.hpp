@@ -24,7 +24,24 @@
 
 namespace svmkit::format {
 
-inline constexpr std::uint32_t kManifestFormatVersion = 1;
+// Format versions differ only in the ELF container's program headers
+// (docs/format.md): version 1 has one PT_LOAD per loaded section; version 2
+// one PT_LOAD over the whole image, as a Linux vmlinux has, because the
+// loaders users already run on POWER treat an ELF that way (kexec-tools moves
+// PT_LOAD[0] alone and enters its first byte). svmkit writes version 2 for
+// ppc64le and version 1 for the simulated platform, whose loaders (svmkit
+// boot, the svmkit boot loader) place every segment at its p_paddr; it reads
+// both.
+inline constexpr std::uint32_t kFormatVersionSegmentPerSection = 1;
+inline constexpr std::uint32_t kFormatVersionOneSegment = 2;
+inline constexpr std::uint32_t kManifestFormatVersion = kFormatVersionSegmentPerSection;
+// The version svmkit writes for `arch`.
+constexpr std::uint32_t format_version_for(Arch arch) {
+    return arch == Arch::ppc64le ? kFormatVersionOneSegment : kFormatVersionSegmentPerSection;
+}
+constexpr bool is_known_format_version(std::uint32_t v) {
+    return v == kFormatVersionSegmentPerSection || v == kFormatVersionOneSegment;
+}
 inline constexpr std::uint64_t kPageSize = 0x10000; // 64 KiB, PEF's secure page size
 inline constexpr std::uint64_t kDefaultSwiotlbSize = 64ull << 20;
 inline constexpr std::uint64_t kMinSwiotlbSize = 1ull << 20;

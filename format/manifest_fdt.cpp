@@ -196,7 +196,7 @@ Result<Manifest> decode_manifest_fdt(std::span<const std::byte> blob, const std:
     Manifest m;
     SVM_TRY(version, d.u32("format-version"));
     m.format_version = version;
-    if (m.format_version != kManifestFormatVersion)
+    if (!is_known_format_version(m.format_version))
         return fail(ExitCode::malformed, "{}: manifest format version {} is not supported", where,
                     m.format_version);
     SVM_TRY(arch, d.str("arch"));

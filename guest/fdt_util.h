@@ -13,9 +13,11 @@ namespace svmkit::guest {
 // have to keep in writable memory.
 const char* fdt_error_name(int err);
 
-// fdt_check_full, but first refusing device-tree versions outside 16..17:
-// libfdt 1.6.1 dereferences NULL on some trees older than 16 (found by the
-// host fuzzers, see docs/fuzzing.md; format/dtb.cpp does the same check).
+// fdt_check_full, but first refusing device-tree versions the bounded walk
+// cannot read (version < 16, last_comp_version > 17, version <
+// last_comp_version): libfdt 1.6.1 dereferences NULL on some trees older
+// than 16 (found by the host fuzzers, see docs/fuzzing.md; format/dtb.cpp
+// does the same check).
 int fdt_check_full_strict(const void* fdt, uint32_t size);
 
 // A property of exactly 4 (u32) or 8 (u64) bytes, big-endian.

@@ -24,8 +24,13 @@ inline int fdt_walk_strict(const void* fdt, uint64_t size) {
         return -FDT_ERR_BADMAGIC;
     /* Version 16 is the oldest whose node names are not full paths (the form
      * every current tool writes; libfdt 1.6.1's fdt_check_full dereferences
-     * NULL on some older trees); 17 adds size_dt_struct. */
-    if (fdt_version(fdt) < 16 || fdt_version(fdt) > 17 || fdt_last_comp_version(fdt) > 16)
+     * NULL on some older trees); 17 adds size_dt_struct. Beyond that, what
+     * the specification and libfdt accept: a reader of version 17 can read
+     * any tree whose last_comp_version is at most 17, and a tree cannot be
+     * compatible with a version newer than its own. kexec-tools' fs2dt
+     * writes version 17 with last_comp_version 17, dtc and QEMU 17 with 16. */
+    if (fdt_version(fdt) < 16 || fdt_last_comp_version(fdt) > 17 ||
+        fdt_version(fdt) < fdt_last_comp_version(fdt))
         return -FDT_ERR_BADVERSION;
     const uint64_t total = fdt_totalsize(fdt);
     const uint64_t s_off = fdt_off_dt_struct(fdt);

@@ -22,6 +22,9 @@ packages=(
   softhsm2 opensc libengine-pkcs11-openssl
   # QEMU: qemu-storage-daemon (vhost-user-blk back end) and pseries boots
   qemu-system-common qemu-utils qemu-system-ppc
+  # grub-mkimage (any target, given Debian's ppc64el GRUB modules) for the
+  # GRUB boot test's core image
+  grub-common
 )
 
 missing=()

@@ -6,7 +6,7 @@
 # libFuzzer target for a bounded, reproducible number of executions (set
 # SVMKIT_FUZZ_SECONDS to fuzz for that many seconds per target instead).
 #
-# Under ASan the two QEMU pseries boots (tests/e2e/ppc64le_*) are left out:
+# Under ASan the QEMU pseries boot tests (tests/e2e/ppc64le_*) are left out:
 # their time is QEMU's, and the svmkit commands they run (build, inspect,
 # verify of ppc64le images) run under ASan in the other tests.
 set -euo pipefail

@@ -3,6 +3,7 @@
 // the arch layers, x86_64/ and ppc64le/.)
 #include "stub/stub.h"
 
+#include "guest/fdt_free.h"
 #include "guest/fdt_util.h"
 
 #include <libfdt.h>
@@ -70,20 +71,16 @@ void reserve_fixed(Stub& s, RegionAllocator& alloc, const void* fdt, uint64_t fd
         s.fatal("the kernel's load range lies outside memory");
     if (kernel.overlaps(s.image))
         s.fatal("the kernel's load range overlaps the image");
-    const Range tree{fdt_gpa, fdt_totalsize(fdt)};
-    bool ok = alloc.reserve(s.image) && alloc.reserve(tree) &&
-              (s.stack.empty() || alloc.reserve(s.stack));
-    const int n = fdt_num_mem_rsv(fdt);
-    for (int i = 0; ok && i < n; ++i) {
-        uint64_t base = 0;
-        uint64_t size = 0;
-        Range r;
-        if (fdt_get_mem_rsv(fdt, i, &base, &size) != 0 || !make_range(base, size, &r))
-            s.fatal("a /memreserve/ entry of the device tree is malformed");
-        ok = alloc.reserve(r);
-    }
-    if (!ok)
+    if (!alloc.reserve(s.image) || (!s.stack.empty() && !alloc.reserve(s.stack)))
         s.fatal("too many reserved memory ranges");
+    switch (reserve_fdt_ranges(fdt, fdt_gpa, &alloc)) {
+    case FdtReservations::ok:
+        break;
+    case FdtReservations::malformed:
+        s.fatal("a /memreserve/ entry of the device tree is malformed");
+    case FdtReservations::too_many:
+        s.fatal("too many reserved memory ranges");
+    }
     // The kernel is unpacked over its load range: nothing the platform or the
     // stub keeps may lie there.
     if (alloc.collides(kernel)) {

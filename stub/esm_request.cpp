@@ -28,6 +28,35 @@ void set_u64(Stub& s, void* fdt, int node, const char* name, uint64_t v) {
     check(s, fdt_setprop_u64(fdt, node, name, v), name);
 }
 
+// What a loader put into /chosen beside the image (kexec-tools: --append,
+// --command-line, --initrd) is not signed: the kernel gets the image's own
+// command line and initrd, and the console says what was dropped.
+void report_ignored_loader_input(Stub& s, const void* fdt) {
+    const int chosen = fdt_path_offset(fdt, "/chosen");
+    if (chosen < 0)
+        return;
+    int len = 0;
+    const auto* args = static_cast<const char*>(fdt_getprop(fdt, chosen, "bootargs", &len));
+    if (args != nullptr && len > 0 && args[0] != '\0') {
+        s.say("ignoring the loader's command line [");
+        for (int i = 0; i < len && args[i] != '\0'; ++i) {
+            const char c = args[i] >= 0x20 && args[i] < 0x7f ? args[i] : '?';
+            s.con.write(&c, 1);
+        }
+        s.con.str("]: the kernel gets the signed one").nl();
+    }
+    uint64_t start = 0;
+    uint64_t end = 0;
+    if (fdt_read_u64(fdt, chosen, "linux,initrd-start", &start) &&
+        fdt_read_u64(fdt, chosen, "linux,initrd-end", &end) && end > start) {
+        s.say("ignoring the loader's initrd ").hex(start).str("..").hex(end);
+        s.con
+            .str(s.manifest.get(ComponentId::initrd).present ? ": the kernel gets the signed one"
+                                                             : ": the image has none")
+            .nl();
+    }
+}
+
 } // namespace
 
 namespace {
@@ -70,6 +99,7 @@ uint64_t prepare_fdt(Stub& s, uint64_t platform_fdt) {
         s.fatal("the platform's device tree is larger than 1 MiB");
     RegionAllocator alloc(ram_from_fdt(s, in));
     reserve_fixed(s, alloc, in, platform_fdt);
+    report_ignored_loader_input(s, in);
 
     // A copy with room for what this run and the secure run add.
     uint64_t size = 0;
@@ -105,11 +135,19 @@ uint64_t prepare_fdt(Stub& s, uint64_t platform_fdt) {
     // Where the ultravisor finds the manifest (the ESM blob).
     set_u64(s, fdt, chosen, "linux,esm-blob-start", s.blob.base);
     set_u64(s, fdt, chosen, "linux,esm-blob-end", s.blob.end());
-    // The initrd where it lies in the image; the secure run moves it.
+    // The initrd where it lies in the image; the secure run moves it. Never
+    // the loader's.
     if (s.manifest.get(ComponentId::initrd).present) {
         const Range initrd = s.placed(ComponentId::initrd);
         set_u64(s, fdt, chosen, "linux,initrd-start", initrd.base);
         set_u64(s, fdt, chosen, "linux,initrd-end", initrd.end());
+    } else {
+        const char* const names[] = {"linux,initrd-start", "linux,initrd-end"};
+        for (const char* name : names) {
+            const int err = fdt_delprop(fdt, chosen, name);
+            if (err != -FDT_ERR_NOTFOUND)
+                check(s, err, name);
+        }
     }
     return buf.base;
 }

@@ -99,13 +99,13 @@ void inflate_kernel(Stub& s, RegionAllocator& alloc, const Range& stored, uint8_
 
 } // namespace
 
-void unpack_kernel(Stub& s, RegionAllocator& alloc) {
+void unpack_kernel(Stub& s, RegionAllocator& alloc, uint64_t at) {
     const ComponentView& k = s.manifest.get(ComponentId::kernel);
     const Range stored = s.placed(ComponentId::kernel);
     const uint64_t size = k.gzip ? k.unpacked_size : stored.size;
     if (size == 0 || size > k.memory_size)
         s.fatal("the kernel's image is larger than its memory size");
-    uint8_t* load = gpa_ptr(k.load_address);
+    uint8_t* load = gpa_ptr(at);
     if (k.gzip)
         inflate_kernel(s, alloc, stored, load, size);
     else
@@ -126,9 +126,9 @@ void unpack_kernel(Stub& s, RegionAllocator& alloc) {
         s.con.str(" is not the signed ").bytes_hex(want, n).nl();
         s.stop();
     }
-    s.say("kernel ").dec(size).str(" bytes at ").hex(k.load_address);
+    s.say("kernel ").dec(size).str(" bytes at ").hex(at);
     s.con.str(k.gzip ? " (inflated)" : " (copied)").str(", digest ok").nl();
-    s.calls.trace(SVMKIT_TRACE_KERNEL, k.load_address, size, k.gzip ? 1 : 0);
+    s.calls.trace(SVMKIT_TRACE_KERNEL, at, size, k.gzip ? 1 : 0);
 }
 
 } // namespace svmkit::stub

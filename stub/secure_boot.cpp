@@ -188,7 +188,7 @@ void drop_previous_pools(Stub& s, void* fdt) {
     RegionAllocator alloc(ram_from_fdt(s, fdt));
     reserve_fixed(s, alloc, fdt, fdt_gpa);
 
-    unpack_kernel(s, alloc);
+    unpack_kernel(s, alloc, s.manifest.get(ComponentId::kernel).load_address);
     place_initrd(s, fdt);
     if (secure) {
         const Range pool = share_bounce_pool(s, alloc);

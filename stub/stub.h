@@ -74,7 +74,8 @@ struct Stub {
     Range blob;  // the manifest's device tree in guest memory
     Range image; // the loaded image: stub, manifest, every component
     // The stub's own stack when it lies in memory the platform does not
-    // reserve (ppc64le kexec-style: the 1 MiB below kbase); placements avoid it.
+    // reserve (ppc64le kexec-style: taken from the device tree's free memory,
+    // stub/ppc64le/main.cpp); placements avoid it.
     Range stack;
 
     explicit Stub(const Calls& c) : calls(c), con(calls) {}
@@ -134,7 +135,9 @@ uint64_t prepare_fdt(Stub& s, uint64_t platform_fdt);
 [[noreturn]] void enter_kernel(Stub& s, uint64_t entry, uint64_t fdt, uint64_t kernel_base,
                                uint64_t stack_top);
 
-// Unpacks the kernel to its load address and checks its digest (kernel_unpack.cpp).
-void unpack_kernel(Stub& s, RegionAllocator& alloc);
+// Unpacks the kernel to `at` (its load address, except where a firmware-style
+// entry had to claim memory elsewhere) and checks its digest there
+// (kernel_unpack.cpp).
+void unpack_kernel(Stub& s, RegionAllocator& alloc, uint64_t at);
 
 } // namespace svmkit::stub

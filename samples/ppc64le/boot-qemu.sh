@@ -5,6 +5,10 @@
 # CD-ROM and network adapters SLOF reaches the image a few seconds sooner.
 #
 #   samples/ppc64le/boot-qemu.sh IMAGE LOG [STOP_REGEX]
+#   samples/ppc64le/boot-qemu.sh disk:DISK LOG [STOP_REGEX]
+#
+# With disk:DISK there is no -kernel: SLOF boots from DISK (raw, on
+# virtio-blk), as a guest installed with grub-install does (make-grub-disk.sh).
 #
 # Waits until QEMU exits (the guest powered off or stopped), until STOP_REGEX
 # appears in the log (for guests that stay up, e.g. at Open Firmware's
@@ -18,8 +22,14 @@ log=${2:?usage: boot-qemu.sh IMAGE LOG [STOP_REGEX]}
 stop=${3:-}
 limit=${SVMKIT_QEMU_TIMEOUT:-110}
 
+if [[ $image == disk:* ]]; then
+  boot=(-drive "file=${image#disk:},format=raw,if=none,id=disk0"
+    -device virtio-blk-pci,drive=disk0,bootindex=0)
+else
+  boot=(-kernel "$image")
+fi
 qemu-system-ppc64 -M pseries -cpu POWER9 -smp 1 -m 1G -nodefaults -nographic -serial stdio \
-  -no-reboot -kernel "$image" </dev/null >"$log" 2>&1 &
+  -no-reboot "${boot[@]}" </dev/null >"$log" 2>&1 &
 pid=$!
 # QEMU never outlives this script, however it ends.
 trap 'kill "$pid" 2>/dev/null || true' EXIT

@@ -9,8 +9,14 @@ mount -t sysfs sysfs /sys
 echo "svmkit ppc64le initramfs: hello from /init"
 echo "svmkit ppc64le initramfs: /proc/cmdline=[$(cat /proc/cmdline)]"
 # The kexec test's first boot carries the image to boot next.
-if [ -f /next.img ]; then
+if [ -f /next.img ] && [ -x /bin/kexec-load ]; then
   kexec-load /next.img
+fi
+# The kexec-tools and GRUB tests' boots carry a script of what to run next
+# (e.g. Debian's kexec with its options).
+if [ -f /next.sh ]; then
+  echo "svmkit ppc64le initramfs: running /next.sh"
+  sh /next.sh
 fi
 echo "svmkit ppc64le initramfs: powering off"
 sync

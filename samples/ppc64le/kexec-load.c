@@ -16,8 +16,10 @@
  *
  * Segments: every PT_LOAD of the image at its p_paddr; the running kernel's
  * flattened device tree (/sys/firmware/fdt) at FDT_ADDR; the purgatory at
- * PURGATORY_ADDR. Both sit below the 1 MiB the stub uses as its stack under
- * the image base (stub/ppc64le/arch.h), like the simulated platform's map.
+ * PURGATORY_ADDR, below the image, like the simulated platform's map. The
+ * stub takes its stack from memory the device tree leaves free
+ * (stub/ppc64le/arch.h); Debian's own kexec-tools is tested too
+ * (tests/e2e/ppc64le_kexec_tools_test.sh).
  */
 #define _GNU_SOURCE
 #include <elf.h>

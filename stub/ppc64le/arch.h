@@ -4,11 +4,19 @@
 #ifndef SVMKIT_STUB_PPC64LE_ARCH_H
 #define SVMKIT_STUB_PPC64LE_ARCH_H
 
-/* Kexec-style (r5 = 0) the stub runs on the 1 MiB directly below the image
- * base, both times (the ultravisor resumes it without a stack), like the
- * simulated platform's firmware gives it. A loader must leave that memory
- * free; the stub reserves it in the device tree it builds. */
-#define SVMKIT_PPC64LE_STACK_SIZE 0x100000
+/* Kexec-style (r5 = 0) nothing tells the stub which memory is free before it
+ * has read the device tree, and the ultravisor resumes it without a stack.
+ * So entry.S starts it on a small bootstrap stack inside the kernel's load
+ * range (a Linux ppc64 kernel loads at 0): memory the stub unpacks the
+ * kernel over anyway, which a loader therefore has to leave alone (kexec-tools
+ * keeps the running kernel's [0, linux,kernel-end) out of its placements).
+ * The stub checks that from the manifest and the device tree, then allocates
+ * its real stack (SVMKIT_PPC64LE_STACK_SIZE) from memory the device tree shows
+ * free and moves onto it (main.cpp) before it writes anything else. Below
+ * the bootstrap stack: the exception vectors and the secondary CPUs' hold. */
+#define SVMKIT_PPC64LE_BOOTSTRAP_STACK_BASE 0x10000
+#define SVMKIT_PPC64LE_BOOTSTRAP_STACK_TOP 0x20000
+#define SVMKIT_PPC64LE_STACK_SIZE 0x40000
 
 /* Debian's libz.a and libfdt.a (-fstack-protector-strong) read the canary at
  * r13 - 0x7010 (the ppc64 TLS ABI). entry.S points r13 there: at a slot in
@@ -32,6 +40,12 @@ extern "C" {
 __attribute__((noreturn, visibility("hidden"))) void
 svmkit_ppc64le_enter(uint64_t entry, uint64_t r3, uint64_t r4, uint64_t r5, uint64_t stack_top);
 
+/* entry.S: calls fn(a0, a1, stack_top) on a stack ending at `stack_top`, with
+ * the stack-protector canary (and r13) moved into its first frame. */
+__attribute__((noreturn, visibility("hidden"))) void
+svmkit_ppc64le_run_on_stack(void (*fn)(uint64_t, uint64_t, uint64_t), uint64_t a0, uint64_t a1,
+                            uint64_t stack_top);
+
 /* entry.S hands over here, little-endian, 64-bit, on a stack, with r2 and
  * r13 set up and the registers the stub was entered with. */
 __attribute__((noreturn, visibility("hidden"))) void
@@ -42,7 +56,7 @@ svmkit_stub_ppc64le_main(uint64_t r3, uint64_t r4, uint64_t r5);
 
 namespace svmkit::stub {
 /* firmware_boot.cpp: the firmware-style entry (r5 = Open Firmware). */
-[[noreturn]] void boot_firmware_style(uint64_t of_entry);
+[[noreturn]] void boot_firmware_style(uint64_t of_entry, uint64_t r3, uint64_t r4);
 } // namespace svmkit::stub
 #endif
 

@@ -43,12 +43,19 @@ svmkit_stub_entry:
     addis 2, 12, (.TOC. - 2b)@ha
     addi 2, 2, (.TOC. - 2b)@l
 
-    /* The stack: kexec-style, downwards from the image base; firmware-style,
-     * the firmware's, below its frame and the 288-byte zone the ABI
-     * protects under r1. */
+    /* The stack: kexec-style, the bootstrap stack (arch.h), which must lie
+     * below the image (a loader placing the image there leaves no way to
+     * report it: the stub stops here); firmware-style, the firmware's,
+     * below its frame and the 288-byte zone the ABI protects under r1. */
     cmpdi 5, 0
     bne 3f
-    addi 1, 12, (svmkit_stub_entry - 2b)
+    .if (SVMKIT_PPC64LE_BOOTSTRAP_STACK_TOP & 0xffff) != 0
+    .error "the bootstrap stack's top must be a multiple of 64 KiB"
+    .endif
+    lis 1, SVMKIT_PPC64LE_BOOTSTRAP_STACK_TOP >> 16
+    addi 0, 12, (svmkit_stub_entry - 2b)
+    cmpld 0, 1
+    blt 6f
     b 4f
 3:  addi 1, 1, -512
 4:  clrrdi 1, 1, 4
@@ -64,7 +71,33 @@ svmkit_stub_entry:
     bl svmkit_stub_ppc64le_main
     nop
 5:  b 5b
+6:  b 6b
     .size svmkit_stub_entry, . - svmkit_stub_entry
+
+/* void svmkit_ppc64le_run_on_stack(fn, a0, a1, stack_top): fn(a0, a1,
+ * stack_top) on a fresh stack, whose first frame takes the canary slot (the
+ * old stack may be overwritten next). Never returns. */
+    .section .text.svmkit_ppc64le_run_on_stack, "ax", @progbits
+    .globl svmkit_ppc64le_run_on_stack
+    .hidden svmkit_ppc64le_run_on_stack
+    .type svmkit_ppc64le_run_on_stack, @function
+    .p2align 2
+svmkit_ppc64le_run_on_stack:
+    mtctr 3
+    mr 12, 3
+    ld 0, -SVMKIT_PPC64LE_CANARY_OFFSET(13)
+    clrrdi 1, 6, 4
+    addi 1, 1, -64
+    li 9, 0
+    std 9, 0(1)
+    std 0, 48(1)
+    addi 13, 1, 48 + SVMKIT_PPC64LE_CANARY_OFFSET
+    mr 3, 4
+    mr 4, 5
+    mr 5, 6
+    bctrl
+0:  b 0b
+    .size svmkit_ppc64le_run_on_stack, . - svmkit_ppc64le_run_on_stack
 
 /* void svmkit_ppc64le_enter(entry, r3, r4, r5, stack_top) */
     .section .text.svmkit_ppc64le_enter, "ax", @progbits

@@ -32,46 +32,60 @@ constexpr uint64_t k4G = 1ull << 32;
 // firmware uses until the kernel takes over (SLOF keeps 0..0x4000 claimed).
 // The kernel's image starts there; the zImage unpacks over them too.
 constexpr uint64_t kVectorArea = 0x10000;
+// Step between the addresses tried when memory must lie above a floor.
+constexpr uint64_t kClaimStep = 1u << 20;
 
 bool claim_at(const OpenFirmware& of, const Range& r) {
     return r.end() <= k4G &&
            of.claim(static_cast<uint32_t>(r.base), static_cast<uint32_t>(r.size), 0) != kOfInvalid;
 }
 
-// Claims the kernel's load range, or stops: nothing may be handed out there.
-// Only the exception-vector area may stay the firmware's.
-void claim_kernel_range(Stub& s, const OpenFirmware& of, const Range& kernel) {
+// Memory from the firmware at or above `floor`, below 4 GiB, 1 MiB aligned.
+// Everything the kernel must find after it has moved itself to its load
+// address lies above that range: Linux copies itself down to it after
+// prom_init, over whatever is there (the zImage wrapper moves an initrd it
+// finds below the kernel's end for the same reason).
+Range claim_above(Stub& s, const OpenFirmware& of, uint64_t floor, uint64_t size,
+                  const char* what) {
+    uint64_t rounded = 0;
+    uint64_t at = 0;
+    if (align_up(size, kPageSize, &rounded) && align_up(floor, kClaimStep, &at))
+        for (; at < k4G && rounded <= k4G - at; at += kClaimStep)
+            if (claim_at(of, Range{at, rounded}))
+                return Range{at, rounded};
+    s.say("error: Open Firmware has no memory for ").str(what).str(" (").dec(size);
+    s.con.str(" bytes above ").hex(floor).str(")").nl();
+    s.stop();
+}
+
+// Where the kernel is unpacked: its load range when Open Firmware grants it
+// (SLOF's -kernel; only the exception-vector area may stay the firmware's),
+// else memory above that range. A boot loader that stays resident until it
+// jumps keeps part of the load range claimed (GRUB: its core image at
+// 0x200000 and its heap); Linux's ppc64 kernel runs from wherever it is
+// entered, through prom_init, and then moves itself to its load address, as
+// when GRUB boots a plain vmlinux or the zImage wrapper unpacks it.
+uint64_t claim_kernel_memory(Stub& s, const OpenFirmware& of, const Range& kernel) {
     if (claim_at(of, kernel))
-        return;
+        return kernel.base;
     if (kernel.base < kVectorArea && kernel.end() > kVectorArea &&
         claim_at(of, Range{kVectorArea, kernel.end() - kVectorArea})) {
         s.say("Open Firmware keeps ").hex(kernel.base).str("..").hex(kVectorArea);
         s.con.str(" (its exception vectors): the kernel is unpacked over them, as a zImage does")
             .nl();
-        return;
+        return kernel.base;
     }
-    s.say("error: Open Firmware cannot claim the kernel's load range ").hex(kernel.base).str("..");
-    s.con.hex(kernel.end()).nl();
-    s.stop();
+    const Range at = claim_above(s, of, kernel.end(), kernel.size, "the kernel");
+    s.say("Open Firmware cannot claim the kernel's load range ").hex(kernel.base).str("..");
+    s.con.hex(kernel.end()).str(" (a boot loader holds part of it): unpacking at ").hex(at.base);
+    s.con.str("; the kernel moves itself down after prom_init").nl();
+    return at.base;
 }
 
-// Memory from the firmware, anywhere below 4 GiB, 64 KiB aligned.
-Range claim_anywhere(Stub& s, const OpenFirmware& of, uint64_t size, const char* what) {
-    uint64_t rounded = 0;
-    uint32_t at = kOfInvalid;
-    if (align_up(size, kPageSize, &rounded) && rounded < k4G)
-        at = of.claim(0, static_cast<uint32_t>(rounded), static_cast<uint32_t>(kPageSize));
-    if (at == kOfInvalid) {
-        s.say("error: Open Firmware has no memory for ").str(what).str(" (").dec(size);
-        s.con.str(" bytes)").nl();
-        s.stop();
-    }
-    return Range{at, rounded};
-}
-
-// A copy of a part of the image in claimed memory.
-Range copy_out(Stub& s, const OpenFirmware& of, const Range& from, const char* what) {
-    const Range to = claim_anywhere(s, of, from.size, what);
+// A copy of a part of the image in claimed memory above `floor`.
+Range copy_out(Stub& s, const OpenFirmware& of, uint64_t floor, const Range& from,
+               const char* what) {
+    const Range to = claim_above(s, of, floor, from.size, what);
     memcpy(gpa_ptr(to.base), gpa_ptr(from.base), from.size);
     return Range{to.base, from.size};
 }
@@ -108,9 +122,31 @@ void publish_esm_blob(Stub& s, const OpenFirmware& of, uint32_t chosen, const Ra
     set_chosen(s, of, chosen, "linux,esm-blob-end", &end, sizeof end);
 }
 
+// What a boot loader hands over beside the image (GRUB: its `initrd` in r3
+// and r4, its `linux` arguments in /chosen bootargs) is not signed: the
+// kernel gets the image's own initrd and command line, and the console says
+// what was dropped.
+void report_ignored_loader_input(Stub& s, const OpenFirmware& of, uint32_t chosen, uint64_t r3,
+                                 uint64_t r4) {
+    if (r3 != 0 && r4 != 0) {
+        s.say("ignoring the loader's initrd at ").hex(r3).str(" (").dec(r4);
+        s.con.str(" bytes): the kernel gets the signed one").nl();
+    }
+    char args[256] = {};
+    const int32_t len = of.getprop(chosen, "bootargs", args, sizeof args);
+    if (len > 1) {
+        const auto shown =
+            static_cast<size_t>(len) < sizeof args ? static_cast<size_t>(len) - 1 : sizeof args - 1;
+        args[shown] = '\0';
+        s.say("ignoring the loader's command line [").str(args);
+        s.con.str(shown + 1 < static_cast<size_t>(len) ? "...]" : "]");
+        s.con.str(": the kernel gets the signed one").nl();
+    }
+}
+
 } // namespace
 
-void boot_firmware_style(uint64_t of_entry) {
+void boot_firmware_style(uint64_t of_entry, uint64_t r3, uint64_t r4) {
     const OpenFirmware of(of_entry);
     Stub s{Calls()};
     s.calls.use_open_firmware(&of, of.stdout_ihandle());
@@ -129,30 +165,32 @@ void boot_firmware_style(uint64_t of_entry) {
         s.fatal("the kernel's load range overlaps the image");
     if (k.entry_offset >= k.memory_size)
         s.fatal("the kernel's entry point lies outside its image");
-    claim_kernel_range(s, of, kernel);
-    RegionAllocator scratch(claim_anywhere(s, of, kScratchSize, "the stub's scratch space"));
-
-    // Open Firmware's device tree first: once the kernel is unpacked over low
-    // memory, the less the firmware still runs, the better.
     const uint32_t chosen = of.finddevice("/chosen");
     if (chosen == kOfInvalid)
         s.fatal("Open Firmware has no /chosen");
+    report_ignored_loader_input(s, of, chosen, r3, r4);
+    const uint64_t kernel_at = claim_kernel_memory(s, of, kernel);
+    RegionAllocator scratch(
+        claim_above(s, of, kernel.end(), kScratchSize, "the stub's scratch space"));
+
+    // Open Firmware's device tree first: once the kernel is unpacked over low
+    // memory, the less the firmware still runs, the better.
     set_bootargs(s, of, chosen, scratch);
-    const Range blob = copy_out(s, of, s.blob, "the ESM blob");
+    const Range blob = copy_out(s, of, kernel.end(), s.blob, "the ESM blob");
     publish_esm_blob(s, of, chosen, blob);
     s.say("/chosen: bootargs, linux,esm-blob-start/end ").hex(blob.base).str("..").hex(blob.end());
     s.con.nl();
     Range initrd;
     if (s.manifest.get(ComponentId::initrd).present) {
-        initrd = copy_out(s, of, s.placed(ComponentId::initrd), "the initrd");
+        initrd = copy_out(s, of, kernel.end(), s.placed(ComponentId::initrd), "the initrd");
         s.say("initrd ").dec(initrd.size).str(" bytes at ").hex(initrd.base).nl();
     }
 
-    unpack_kernel(s, scratch);
+    unpack_kernel(s, scratch, kernel_at);
 
     if (svm_requested(s))
         s.say("svm=on: a kernel built with CONFIG_PPC_SVM enters secure mode itself").nl();
-    const uint64_t entry = k.load_address + k.entry_offset;
+    const uint64_t entry = kernel_at + k.entry_offset;
     s.say("entering the kernel at ").hex(entry).str(" like a zImage (r3 = initrd ");
     s.con.hex(initrd.base).str(", r4 = ").hex(initrd.size).str(", r5 = Open Firmware)").nl();
     // On the firmware's stack: the kernel's prom_init runs on it.

@@ -58,21 +58,47 @@ void use_device_tree_console(Stub& s, const void* fdt) {
         s.calls.use_vterm(get_be32(reg));
 }
 
-[[noreturn]] void boot_kexec_style(uint64_t r3, uint64_t r4) {
-    Stub s{Calls()};
+// Console and RTAS from the device tree, checked whole first, then the
+// manifest. `rtas` outlives the calls that use it.
+const void* start_kexec_style(Stub& s, Rtas& rtas, uint64_t r3) {
     s.kbase = ptr_gpa(__stub_start);
-    if (s.kbase < SVMKIT_PPC64LE_STACK_SIZE)
-        s.fatal("the image lies in the first 1 MiB: no room for the stub's stack below it");
-    s.stack = Range{s.kbase - SVMKIT_PPC64LE_STACK_SIZE, SVMKIT_PPC64LE_STACK_SIZE};
-
-    // Console and RTAS from the device tree, checked whole first.
     const void* fdt =
         checked_fdt(s, r3, s.calls.secure() ? "given at a secure entry" : "from the loader");
     use_device_tree_console(s, fdt);
-    Rtas rtas;
     if (rtas_from_fdt(fdt, &rtas))
         s.calls.use_rtas(&rtas);
     load_manifest(s);
+    return fdt;
+}
+
+// The stub's stack: memory the device tree shows free (inside its first
+// memory node; not in its reserve map, not the tree itself, the image or the
+// kernel's load range). The bootstrap stack the stub runs on until then must
+// lie in the kernel's load range, the one range it knows nothing else may use.
+Range choose_stack(Stub& s, const void* fdt, uint64_t fdt_gpa) {
+    RegionAllocator alloc(ram_from_fdt(s, fdt));
+    reserve_fixed(s, alloc, fdt, fdt_gpa);
+    const ComponentView& k = s.manifest.get(ComponentId::kernel);
+    const Range bootstrap{SVMKIT_PPC64LE_BOOTSTRAP_STACK_BASE,
+                          SVMKIT_PPC64LE_BOOTSTRAP_STACK_TOP - SVMKIT_PPC64LE_BOOTSTRAP_STACK_BASE};
+    Range kernel;
+    if (!make_range(k.load_address, k.memory_size, &kernel) || !kernel.contains(bootstrap))
+        s.fatal("the kernel's load range does not cover the stub's bootstrap stack "
+                "0x10000..0x20000");
+    Range stack;
+    if (!alloc.allocate(SVMKIT_PPC64LE_STACK_SIZE, kPageSize, &stack))
+        s.fatal("no free memory for the stub's stack");
+    s.say("stack ").hex(stack.base).str("..").hex(stack.end());
+    s.con.str(": free in the device tree (memory, reserve map, the tree, the image, the kernel)")
+        .nl();
+    return stack;
+}
+
+[[noreturn]] void boot_kexec_style(uint64_t r3, uint64_t r4, uint64_t stack_top) {
+    Stub s{Calls()};
+    s.stack = Range{stack_top - SVMKIT_PPC64LE_STACK_SIZE, SVMKIT_PPC64LE_STACK_SIZE};
+    Rtas rtas;
+    start_kexec_style(s, rtas, r3);
 
     if (!s.calls.secure()) {
         s.say("kexec-style entry at ").hex(s.kbase).str(" (r3 = fdt ").hex(r3).str(")").nl();
@@ -87,12 +113,22 @@ void use_device_tree_console(Stub& s, const void* fdt) {
     boot_secure(s, r3);
 }
 
+// On the bootstrap stack: find the real one, move there and start over (the
+// Stub and everything else on the bootstrap stack are left behind).
+[[noreturn]] void bootstrap_kexec_style(uint64_t r3, uint64_t r4) {
+    Stub s{Calls()};
+    Rtas rtas;
+    const void* fdt = start_kexec_style(s, rtas, r3);
+    const Range stack = choose_stack(s, fdt, r3);
+    svmkit_ppc64le_run_on_stack(boot_kexec_style, r3, r4, stack.end());
+}
+
 } // namespace
 
 } // namespace svmkit::stub
 
 extern "C" void svmkit_stub_ppc64le_main(uint64_t r3, uint64_t r4, uint64_t r5) {
     if (r5 != 0)
-        svmkit::stub::boot_firmware_style(r5);
-    svmkit::stub::boot_kexec_style(r3, r4);
+        svmkit::stub::boot_firmware_style(r5, r3, r4);
+    svmkit::stub::bootstrap_kexec_style(r3, r4);
 }

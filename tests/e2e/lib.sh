@@ -3,7 +3,8 @@
 set -euo pipefail
 : "${SVMKIT:?SVMKIT must point at the svmkit binary}"
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+# SVMKIT_E2E_KEEP=1 keeps the test's directory (logs, images) for a look.
+trap 'if [ -n "${SVMKIT_E2E_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi' EXIT
 cd "$WORK"
 FAILURES=0
 CHECKS=0
@@ -112,6 +113,24 @@ for s in sh:
         print(0x4000000 + s[4] - 0x10000, s[5])
         sys.exit(0)
 sys.exit("no section " + name)
+PY
+}
+
+# tamper_kernel IN OUT: OUT is IN with one byte of its stored kernel
+# (.kernel:vmlinux.strip) flipped, as if changed after signing.
+tamper_kernel() {
+  python3 - "$1" "$2" <<'PY'
+import struct, sys
+data = bytearray(open(sys.argv[1], "rb").read())
+shoff, shnum, shstrndx = struct.unpack_from("<Q", data, 0x28)[0], *struct.unpack_from("<HH", data, 0x3c)
+sh = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * 64) for i in range(shnum)]
+names = sh[shstrndx][4]
+for s in sh:
+    if data[names + s[0]:data.index(b"\0", names + s[0])] == b".kernel:vmlinux.strip":
+        data[s[4] + s[5] // 2] ^= 0xFF
+        open(sys.argv[2], "wb").write(data)
+        sys.exit(0)
+sys.exit("no .kernel:vmlinux.strip section")
 PY
 }
 

@@ -67,6 +67,11 @@ CHECKS=$((CHECKS + 1))
 if grep -qE "OS terminated|Kernel panic|svmkit stub: error" console.log; then
   fail "the boot did not end cleanly: $(grep -E 'OS terminated|Kernel panic|svmkit stub: error' console.log)"
 fi
+# QEMU's -kernel passes no initrd and no arguments: nothing to ignore.
+CHECKS=$((CHECKS + 1))
+if grep -q "svmkit stub: ignoring the loader's" console.log; then
+  fail "the stub reports loader input SLOF never gave: $(grep "ignoring the loader's" console.log)"
+fi
 echo "ppc64le boot: SLOF to power-off in ${ELAPSED}s"
 
 # ---- a tampered kernel stops at the stub ---------------------------------------

@@ -3,8 +3,10 @@
 // and the stub's top-down placement in guest RAM; the FDT helpers
 // (/reserved-memory ranges).
 #include "guest/cmdline.cpp"      // NOLINT(bugprone-suspicious-include)
+#include "guest/fdt_free.cpp"     // NOLINT(bugprone-suspicious-include)
 #include "guest/fdt_util.cpp"     // NOLINT(bugprone-suspicious-include)
 #include "guest/region_alloc.cpp" // NOLINT(bugprone-suspicious-include)
+#include "test_support.hpp"
 
 #include <doctest/doctest.h>
 #include <libfdt.h>
@@ -169,5 +171,58 @@ TEST_CASE("guest fdt: /reserved-memory ranges (the boot loader keeps clear of a 
         std::vector<char> buf(1024);
         REQUIRE(fdt_create_empty_tree(buf.data(), static_cast<int>(buf.size())) == 0);
         CHECK(fdt_reserved_memory(buf.data(), out, 4) == 0);
+    }
+}
+
+namespace {
+
+// The stub's kexec-style choice of free memory (stub/ppc64le/main.cpp
+// choose_stack): RAM from the tree's first memory node, minus the tree and
+// its reserve map, then the stack (256 KiB) top-down.
+Range stack_in(const std::vector<std::byte>& tree, std::uint64_t tree_gpa) {
+    Range ram;
+    REQUIRE(fdt_first_memory(tree.data(), &ram));
+    RegionAllocator alloc(ram);
+    REQUIRE(reserve_fdt_ranges(tree.data(), tree_gpa, &alloc) == FdtReservations::ok);
+    Range stack;
+    REQUIRE(alloc.allocate(0x40000, 0x10000, &stack));
+    return stack;
+}
+
+} // namespace
+
+TEST_CASE("guest free memory: a loader's tree decides where the stub's stack goes") {
+    // The fs2dt-form tree (tests/data/fdt): 1 GiB at 0; RTAS, initrd and the
+    // tree reserved below 768 MiB.
+    auto tree = svmkit::test::read_bytes(SVMKIT_TEST_DATA_DIR "/fdt/kexec-fs2dt.dtb");
+    REQUIRE(fdt_check_full_strict(tree.data(), static_cast<uint32_t>(tree.size())) == 0);
+    CHECK(stack_in(tree, 0x2ffe0000).base == 0x3ffc0000);
+
+    SUBCASE("the tree itself at the top of RAM") {
+        const Range s = stack_in(tree, 0x3ffe0000);
+        CHECK(s.end() <= 0x3ffe0000);
+        CHECK(s.base == 0x3ffa0000);
+    }
+    SUBCASE("a reserve-map entry at the top of RAM (a loader's initrd there)") {
+        std::vector<std::byte> more(tree.size() + 64);
+        REQUIRE(fdt_open_into(tree.data(), more.data(), static_cast<int>(more.size())) == 0);
+        REQUIRE(fdt_add_mem_rsv(more.data(), 0x3ff00000, 0x100000) == 0);
+        const Range s = stack_in(more, 0x2ffe0000);
+        CHECK(s.base == 0x3fec0000);
+        for (int i = 0; i < fdt_num_mem_rsv(more.data()); ++i) {
+            uint64_t base = 0;
+            uint64_t size = 0;
+            REQUIRE(fdt_get_mem_rsv(more.data(), i, &base, &size) == 0);
+            CHECK_FALSE(s.overlaps(Range{base, size}));
+        }
+    }
+    SUBCASE("a reserve-map entry that wraps around is refused") {
+        std::vector<std::byte> more(tree.size() + 64);
+        REQUIRE(fdt_open_into(tree.data(), more.data(), static_cast<int>(more.size())) == 0);
+        REQUIRE(fdt_add_mem_rsv(more.data(), 0xffffffffffff0000, 0x20000) == 0);
+        Range ram;
+        REQUIRE(fdt_first_memory(more.data(), &ram));
+        RegionAllocator alloc(ram);
+        CHECK(reserve_fdt_ranges(more.data(), 0x2ffe0000, &alloc) == FdtReservations::malformed);
     }
 }

@@ -607,11 +607,11 @@ TEST_CASE("manifest: decoding rejects badly typed values") {
         check_decode_rejects(pack_manifest_with(m, [](Node& root) { root.remove("compatible"); }),
                              "the root node lacks property 'compatible'");
     }
-    SUBCASE("format version 2") {
+    SUBCASE("format version 3") {
         check_decode_rejects(
             pack_manifest_with(
-                m, [](Node& root) { manifest_node(root).set("format-version", u32(2)); }),
-            "manifest format version 2 is not supported");
+                m, [](Node& root) { manifest_node(root).set("format-version", u32(3)); }),
+            "manifest format version 3 is not supported");
     }
     SUBCASE("the decoded manifest is validated") {
         check_decode_rejects(pack_manifest_with(m,
@@ -920,8 +920,8 @@ TEST_CASE("manifest: validation rejects broken invariants") {
                       "manifest lists component cmdline twice or out of order");
     }
     SUBCASE("format version") {
-        check_invalid(with([](Manifest& m) { m.format_version = 2; }),
-                      "manifest format version 2 is not supported (expected 1)");
+        check_invalid(with([](Manifest& m) { m.format_version = 3; }),
+                      "manifest format version 3 is not supported (expected 1 or 2)");
         check_invalid(with([](Manifest& m) { m.format_version = 0; }),
                       "manifest format version 0 is not supported");
     }

@@ -135,6 +135,16 @@ TEST_CASE("ppc64le stub: a kexec's secondary CPUs find a hold loop at 0x60") {
     CHECK(word(b, code_segment(b), 0x60) == 0x48000000u); // b .
 }
 
+TEST_CASE("ppc64le stub: kexec-tools' purgatory finds zero where it stores its run_at_load flag") {
+    // kexec-tools' purgatory stores its run_at_load word at entry + 0x5c,
+    // Linux's __run_at_load, before it jumps: inside the stub's signed code.
+    // The word comes from the image's own first 0x100 bytes (a crash kernel
+    // whose word is Linux's run-at-zero magic gets 1): a zero word there
+    // stays what was signed.
+    const Bytes b = stub_elf();
+    CHECK(word(b, code_segment(b), 0x5c) == 0u);
+}
+
 TEST_CASE("ppc64le stub: position independent, r2 never comes from an absolute address") {
     const Bytes b = stub_elf();
     const auto problems = absolute_toc_setups(b);
