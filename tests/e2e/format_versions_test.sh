@@ -16,7 +16,7 @@ CHECKS=$((CHECKS + 1))
 [ "$(grep -c ' LOAD ' <<<"$OUT")" -eq 5 ] || fail "the version 1 image has not 5 PT_LOADs"
 
 # ---- what svmkit writes now: version 2 for ppc64le, version 1 for x86_64 ---------
-"$SVMKIT" keygen --algo ed25519 --out k.key --pub k.pub >/dev/null
+"$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub >/dev/null
 head -c 65536 /dev/zero | tr '\0' '\252' >kernel.bin
 expect_exit 0 "$SVMKIT" build --arch ppc64le --kernel kernel.bin --kernel-load-addr 0 \
   --cmdline "console=hvc0" --key k.key -o v2.img

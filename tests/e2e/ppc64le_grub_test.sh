@@ -16,7 +16,7 @@ MARKER="svmkit ppc64le initramfs: hello from /init"
 CMDLINE="console=hvc0 svmkit.test=grub"
 
 "$SAMPLES/prepare-boot.sh" in >/dev/null
-"$SVMKIT" keygen --algo ecdsa-p256 --out k.key --pub k.pub >/dev/null
+"$SVMKIT" keygen --algo ecdsa-p256 -o k.key --public-output k.pub >/dev/null
 powerpc64le-linux-gnu-objcopy -O binary -S in/vmlinux vmlinux.bin
 KSIZE=$(stat -c %s vmlinux.bin)
 rm vmlinux.bin

@@ -25,7 +25,7 @@ MARKER="svmkit ppc64le initramfs: hello from /init"
 
 "$SAMPLES/prepare-boot.sh" in >/dev/null
 KX=$("$SAMPLES/fetch-kexec-tools.sh")
-"$SVMKIT" keygen --algo ed25519 --out k.key --pub k.pub >/dev/null
+"$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub >/dev/null
 powerpc64le-linux-gnu-objcopy -O binary -S in/vmlinux vmlinux.bin
 KSIZE=$(stat -c %s vmlinux.bin)
 rm vmlinux.bin
