@@ -12,7 +12,7 @@ packages=(
   # below); libfdt-dev:ppc64el is unpacked instead (ppc64el_libfdt)
   g++-powerpc64le-linux-gnu binutils-powerpc64le-linux-gnu zlib1g-dev:ppc64el
   # the Debian package (debian/) and its test (tests/package)
-  debhelper lintian debootstrap fakeroot
+  debhelper lintian debootstrap fakeroot xz-utils
   # tools the tests and benchmarks compare against or check with
   openssl elfutils binutils device-tree-compiler u-boot-tools cpio time python3
   # GPT checkers for svmkit mkdisk disks (tests/e2e/loader_cli_test.sh)
