@@ -42,6 +42,11 @@ expect_exit 0 "$P/bin/svmkit" build --kernel "$P/libexec/svmkit/sample-kernel.el
   --compress gzip --key k.key -o sample.img
 truncate -s 128M disk.img
 boot=("$P/bin/svmkit" boot sample.img --trusted-key k.pub --disk disk.img)
+# The version is svmkit's, never the image's: images stay reproducible.
+expect_exit 0 "$P/bin/svmkit" --version
+version=${OUT#svmkit }
+CHECKS=$((CHECKS + 1))
+if grep -aqF "$version" sample.img; then fail "the image holds svmkit's version '$version'"; fi
 expect_exit 0 "${boot[@]}"
 expect_contains "$OUT" "svmkit sample kernel: running secure"
 expect_contains "$OUT" "io verified [1-9][0-9]+ blocks of 4 KiB, 0 mismatched"
