@@ -24,7 +24,7 @@ cppcheck --enable=warning,performance,portability --std=c++20 --inline-suppr --q
   --error-exitcode=1 -I "$root" -D__x86_64__ "${guest_dirs[@]}"
 echo "lint: cppcheck clean"
 
-CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -G Ninja >/dev/null
+CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -G Ninja -DSVMKIT_WERROR=ON >/dev/null
 cmake --build "$build" -j2 --target svmkit_stub_blobs >/dev/null # generated inputs
 # The host sources, listed without git (a source tarball or a fresh machine
 # has none).
