@@ -93,7 +93,7 @@ check "svmkit is linked with -z now" contains "$(readelf -d "$work/svmkit-$versi
 
 # ---- 2. lintian --------------------------------------------------------------------
 phase "lintian"
-lintian --fail-on none --no-tag-display-limit "$work"/svmkit_"${version}"_amd64.changes \
+lintian --fail-on none --tag-display-limit 0 "$work"/svmkit_"${version}"_amd64.changes \
   >"$work/lintian.log" 2>&1 || true
 cat "$work/lintian.log"
 errors=$(grep -c '^E: ' "$work/lintian.log" || true)
