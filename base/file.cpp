@@ -238,14 +238,5 @@ Result<std::vector<std::byte>> read_small_file(const std::string& path, std::uin
     return data;
 }
 
-std::string sibling_program(const char* env_var, const char* name) {
-    if (const char* env = std::getenv(env_var); env != nullptr && *env != '\0')
-        return env;
-    std::error_code ec;
-    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    if (ec)
-        return name;
-    return (self.parent_path() / name).string();
-}
 
 } // namespace svmkit

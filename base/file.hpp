@@ -69,11 +69,6 @@ class InputFile {
     std::uint64_t size_ = 0;
 };
 
-// The path of a program svmkit installs beside its own executables:
-// $`env_var` when set, else `name` in the running executable's directory
-// (else just `name`, for PATH).
-std::string sibling_program(const char* env_var, const char* name);
-
 // Reads a whole small input (keys, command lines, passphrases, device trees,
 // ESM secret files): a regular file, or a stream (pipe, FIFO, character
 // device, "-" for standard input) read to its end. More than `limit` bytes

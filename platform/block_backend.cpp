@@ -1,6 +1,6 @@
 #include "platform/block_backend.hpp"
 
-#include "base/file.hpp"
+#include "platform/helper_program.hpp"
 
 namespace svmkit::platform {
 
@@ -16,8 +16,8 @@ Result<BlockBackendKind> parse_block_backend(std::string_view name) {
     return fail(ExitCode::usage, "--backend {}: expected svmkit or qemu", name);
 }
 
-std::string default_vhost_blk_path() {
-    return sibling_program("SVMKIT_VHOST_BLK", "svmkit-vhost-blk");
+Result<std::string> default_vhost_blk_path() {
+    return helper_program("SVMKIT_VHOST_BLK", "svmkit-vhost-blk");
 }
 
 Result<vhost_user::DaemonProcess> start_block_backend(const BlockBackendSpec& spec,

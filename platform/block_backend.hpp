@@ -24,9 +24,10 @@ struct BlockBackendSpec {
     bool read_only = false;
 };
 
-// Where svmkit-vhost-blk is: $SVMKIT_VHOST_BLK, else beside the running
-// executable. QEMU's daemon is looked up on PATH.
-std::string default_vhost_blk_path();
+// Where svmkit-vhost-blk is: $SVMKIT_VHOST_BLK, else among the helper
+// programs (platform/helper_program.hpp); an error when it is missing. QEMU's
+// daemon is looked up on PATH.
+Result<std::string> default_vhost_blk_path();
 
 // Starts the back end for `spec` listening on `socket_path`, its output in
 // `log_path`. `vhost_blk`: svmkit-vhost-blk's path.

@@ -3,6 +3,7 @@
 #include "base/checked.hpp"
 #include "base/file.hpp"
 #include "guest/layout.h"
+#include "platform/helper_program.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -11,8 +12,8 @@
 
 namespace svmkit::platform {
 
-std::string default_boot_loader_path() {
-    return sibling_program("SVMKIT_BOOT_LOADER", "svmkit-boot-loader.elf");
+Result<std::string> default_boot_loader_path() {
+    return helper_program("SVMKIT_BOOT_LOADER", "svmkit-boot-loader.elf");
 }
 
 Result<PlacedProgram> place_guest_program(GuestMemory& memory, const std::string& path,

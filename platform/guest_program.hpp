@@ -24,8 +24,9 @@ struct PlacedProgram {
     std::uint64_t entry = 0; // guest-physical entry point
 };
 
-// The boot loader installed beside svmkit ($SVMKIT_BOOT_LOADER overrides).
-std::string default_boot_loader_path();
+// The boot loader among svmkit's helper programs (platform/helper_program.hpp;
+// $SVMKIT_BOOT_LOADER overrides); an error when it is missing.
+Result<std::string> default_boot_loader_path();
 
 // Places the ELF's PT_LOAD segments at their p_paddr (memsz beyond filesz
 // zeroed). `avoid` ranges ([base, base+size)) must stay untouched.

@@ -1,4 +1,5 @@
 #include "platform/hypervisor.hpp"
+#include "platform/helper_program.hpp"
 
 #include "base/child_process.hpp"
 
@@ -32,8 +33,8 @@ constexpr int kChildFirstDeviceFd = 7;
 
 } // namespace
 
-std::string default_hypervisor_path() {
-    return sibling_program("SVMKIT_HYPERVISOR", "svmkit-hypervisor");
+Result<std::string> default_hypervisor_path() {
+    return helper_program("SVMKIT_HYPERVISOR", "svmkit-hypervisor");
 }
 
 Result<std::unique_ptr<HypervisorProcess>>

@@ -40,9 +40,9 @@ struct HypervisorProcessConfig {
     std::vector<std::string> extra_args;
 };
 
-// Where svmkit-hypervisor is: $SVMKIT_HYPERVISOR, else beside the running
-// executable.
-std::string default_hypervisor_path();
+// Where svmkit-hypervisor is: $SVMKIT_HYPERVISOR, else among the helper
+// programs (platform/helper_program.hpp); an error when it is missing.
+Result<std::string> default_hypervisor_path();
 
 class HypervisorProcess {
   public:

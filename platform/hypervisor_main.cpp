@@ -127,9 +127,14 @@ class SocketDir {
 // in front of it.
 Result<void> attach_disks(const Options& o, HypervisorCore& core, const SocketDir& dir,
                           std::vector<vhost_user::DaemonProcess>& backends) {
-    const std::string vhost_blk = o.vhost_blk.empty() ? default_vhost_blk_path() : o.vhost_blk;
+    std::string vhost_blk = o.vhost_blk;
     for (std::size_t i = 0; i < o.disks.size(); ++i) {
         const BlockBackendSpec& spec = o.disks[i];
+        // Looked up only for a disk that needs it (QEMU's back end does not).
+        if (vhost_blk.empty() && spec.kind == BlockBackendKind::svmkit) {
+            SVM_TRY(found, default_vhost_blk_path());
+            vhost_blk = std::move(found);
+        }
         const std::string socket = fmt::format("{}/disk{}.sock", dir.path(), i);
         const std::string log = fmt::format("{}/disk{}.log", dir.path(), i);
         SVM_TRY(backend, start_block_backend(spec, vhost_blk, socket, log));

@@ -238,7 +238,12 @@ Machine::Machine(MachineConfig config, GuestMemory memory)
 
 Result<void> Machine::start_hypervisor() {
     HypervisorProcessConfig hv;
-    hv.path = config_.hypervisor_path.empty() ? default_hypervisor_path() : config_.hypervisor_path;
+    if (config_.hypervisor_path.empty()) {
+        SVM_TRY(path, default_hypervisor_path());
+        hv.path = std::move(path);
+    } else {
+        hv.path = config_.hypervisor_path;
+    }
     hv.memory_fd = memory_.hypervisor_fd();
     hv.memory_size = memory_.size();
     hv.hooks = config_.hv_hooks;
@@ -320,7 +325,11 @@ Result<void> Machine::load(const format::SecureImage& image) {
 Result<void> Machine::load_normal(const NormalBootSpec& spec) {
     if (loaded_)
         return fail(ExitCode::usage, "the machine is already loaded");
-    const std::string path = spec.program.empty() ? default_boot_loader_path() : spec.program;
+    std::string path = spec.program;
+    if (path.empty()) {
+        SVM_TRY(found, default_boot_loader_path());
+        path = std::move(found);
+    }
     const AvoidRange firmware[] = {{kFirmwareFdtAddress, kPlatformFdtMaxSize},
                                    {kGuestStackBase, kGuestStackTop - kGuestStackBase}};
     SVM_TRY(program, place_guest_program(memory_, path, firmware));

@@ -18,7 +18,7 @@ declare -A ci_runs=([manifest]=1000000 [image]=30000 [kernel_input]=50000 [esm]=
   [loader_boot_cfg]=500000 [loader_disk]=40000)
 build=$(realpath -m "${2:-$root/build-fuzz}")
 CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DSVMKIT_FUZZ=ON >/dev/null
+  -DSVMKIT_FUZZ=ON -DSVMKIT_WERROR=ON >/dev/null
 targets=()
 for t in "${!ci_runs[@]}"; do targets+=("fuzz_$t"); done
 # Only the fuzz targets: the rest of the tree is built and tested elsewhere.

@@ -24,9 +24,11 @@ cppcheck --enable=warning,performance,portability --std=c++20 --inline-suppr --q
   --error-exitcode=1 -I "$root" -D__x86_64__ "${guest_dirs[@]}"
 echo "lint: cppcheck clean"
 
-CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -G Ninja >/dev/null
+CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -G Ninja -DSVMKIT_WERROR=ON >/dev/null
 cmake --build "$build" -j2 --target svmkit_stub_blobs >/dev/null # generated inputs
-files=$(cd "$root" && git ls-files "${dirs[@]}" | grep -E '\.cpp$' | sed "s|^|$root/|")
+# The host sources, listed without git (a source tarball or a fresh machine
+# has none).
+files=$(find "${dirs[@]/#/$root/}" -name '*.cpp' -type f | sort)
 # shellcheck disable=SC2086
 run-clang-tidy-14 -p "$build" -j 2 -quiet $files >"$build/clang-tidy.log" 2>&1 || {
   grep -E "warning:|error:" "$build/clang-tidy.log" | sed 's/\x1b\[[0-9;]*m//g' >&2

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh Debian 12 machine: installs dependencies, fetches
 # the Debian ppc64le test kernel, builds svmkit normally and with
-# ASan+UBSan, runs the whole ctest suite on both builds, checks the host code
+# ASan+UBSan, runs the whole ctest suite on both builds, builds the Debian
+# package from a source tarball (Unix Makefiles, Release) and tests it
+# installed in a fresh minimal Debian 12 root (tests/package), checks the host code
 # with cppcheck and clang-tidy (scripts/lint.sh), then runs every
 # libFuzzer target for a bounded, reproducible number of executions (set
 # SVMKIT_FUZZ_SECONDS to fuzz for that many seconds per target instead).
@@ -20,6 +22,9 @@ phase "build"
 "$root/scripts/build.sh" "$root/build"
 phase "tests"
 (cd "$root/build" && ctest --output-on-failure -j2)
+
+phase "Debian package"
+"$root/tests/package/deb_test.sh"
 
 phase "ASan+UBSan build"
 "$root/scripts/build.sh" "$root/build-asan" -DSVMKIT_SANITIZE=ON
