@@ -238,5 +238,4 @@ Result<std::vector<std::byte>> read_small_file(const std::string& path, std::uin
     return data;
 }
 
-
 } // namespace svmkit
