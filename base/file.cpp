@@ -29,7 +29,7 @@ UniqueFd::~UniqueFd() {
 
 namespace {
 
-constexpr std::size_t kStreamChunk = 64 * 1024;
+constexpr std::size_t kStreamChunk = std::size_t{64} << 10;
 
 // Opens without blocking: a FIFO with no writer would otherwise hang open()
 // forever. Streams are then read through poll(); regular files do not care.
@@ -151,8 +151,9 @@ int input_timeout_seconds() {
     const char* env = std::getenv("SVMKIT_INPUT_TIMEOUT");
     if (env == nullptr || *env == '\0')
         return 30;
-    const int v = std::atoi(env);
-    return v > 0 && v < 86400 ? v : 30;
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    return *end == '\0' && v > 0 && v < 86400 ? static_cast<int>(v) : 30;
 }
 
 Result<InputFile> InputFile::open(const std::string& path) {
