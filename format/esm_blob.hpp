@@ -1,5 +1,4 @@
-// The PEF `ibm,esm` blob (../shared/reference/pef-ultravisor.md, "What the UV
-// checks"; docs/esm.md): lockboxes, the AES-256-GCM encrypted digests and the
+// The PEF `ibm,esm` blob (docs/esm.md, as svm-tools makes it): lockboxes, the AES-256-GCM encrypted digests and the
 // encrypted secret files, as value types, and their device-tree form.
 //
 // A blob of its own (what `svmkit esm make` writes and svm-tools reads):

@@ -1,6 +1,6 @@
 /* The POWER ultravisor and hypervisor call ABI, as far as svmkit uses it.
- * Numbers and return codes from ../shared/reference/pef-ultravisor.md (Linux
- * arch/powerpc/include/asm/ultravisor-api.h, hvcall.h). Plain C so freestanding
+ * Numbers and return codes from Linux's
+ * arch/powerpc/include/asm/ultravisor-api.h and hvcall.h. Plain C so freestanding
  * guest code, the stub and the host platform share it. */
 #ifndef SVMKIT_GUEST_UV_ABI_H
 #define SVMKIT_GUEST_UV_ABI_H

@@ -1,6 +1,6 @@
 // The other place the PEF ultravisor finds an ibm,esm blob: the first file of
 // a newc cpio archive prepended to the initrd, as svm-tools makes it
-// (../shared/reference/pef-ultravisor.md, "What the UV checks"; docs/esm.md,
+// (docs/esm.md,
 // "The blob in the initrd"). The ultravisor uses it when the image has no
 // ibm,esm nodes of its own; the sealed initrd digest then covers only what
 // follows the archive (its trailer's end rounded up to 512 bytes).

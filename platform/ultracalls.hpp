@@ -1,7 +1,7 @@
 // The simulated ultravisor as the guest sees it: what `sc 2` reaches.
 //
 // Numbers, arguments and return codes are those of the POWER ultravisor
-// (guest/uv_abi.h, ../shared/reference/pef-ultravisor.md):
+// (guest/uv_abi.h; Linux arch/powerpc/include/asm/ultravisor-api.h):
 //   UV_ESM(r4 = kbase, r5 = FDT)        only once, only from a non-secure guest;
 //                                       on success the guest does not return
 //                                       from the call but resumes at kbase
