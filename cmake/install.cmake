@@ -1,6 +1,8 @@
 # install() rules (GNUInstallDirs): svmkit in bin/, its helper programs in
 # libexec/svmkit/ (SVMKIT_HELPER_INSTALL_DIR, where an installed svmkit looks:
-# platform/helper_program.cpp), the docs in share/doc/svmkit/.
+# platform/helper_program.cpp), the docs in share/doc/svmkit/, the man pages
+# in share/man/man1/ and the bash completion in
+# share/bash-completion/completions/ (both written by svmkit-doc, wrapper/).
 #
 #   cmake --install BUILD [--prefix DIR]      or     DESTDIR=ROOT cmake --install BUILD
 
@@ -35,3 +37,6 @@ install(FILES ${PROJECT_BINARY_DIR}/wrapper/svmkit-boot-loader.elf ${SVMKIT_SAMP
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}
         FILES_MATCHING PATTERN "*.md")
+install(DIRECTORY ${SVMKIT_MAN_DIR}/ DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
+        FILES_MATCHING PATTERN "*.1")
+install(FILES ${SVMKIT_COMPLETION} DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)

@@ -15,6 +15,8 @@ packages=(
   debhelper lintian debootstrap fakeroot xz-utils
   # tools the tests and benchmarks compare against or check with
   openssl elfutils binutils device-tree-compiler u-boot-tools cpio time python3
+  # the man page and completion tests (tests/e2e/man_pages_test.sh, bash_completion_test.sh)
+  groff-base man-db bash-completion
   # GPT checkers for svmkit mkdisk disks (tests/e2e/loader_cli_test.sh)
   fdisk gdisk
   # libFuzzer with ASan+UBSan (scripts/fuzz.sh)

@@ -1,9 +1,11 @@
 // svmkit: build, sign, inspect and verify secure images.
 //
-// main only collects the subcommands (each registers its own options in its
-// cmd_*.cpp), parses, and turns a failure into the one exit-code table
+// main parses with the command tree of cli_definition.cpp (each subcommand
+// registers its own options in its cmd_*.cpp; the man pages and completion
+// come from the same tree) and turns a failure into the one exit-code table
 // (base/error.hpp) and, when the user asked for JSON, an error object.
 #include "base/file_identity.hpp"
+#include "wrapper/cli_definition.hpp"
 #include "wrapper/command.hpp"
 #include "wrapper/json.hpp"
 
@@ -21,13 +23,6 @@ namespace {
 
 using namespace svmkit;
 using namespace svmkit::cli;
-
-std::vector<Command> add_commands(CLI::App& app) {
-    return {add_build_command(app),  add_keygen_command(app),  add_inspect_command(app),
-            add_verify_command(app), add_extract_command(app), add_tbs_command(app),
-            add_attach_command(app), add_boot_command(app),    add_esm_command(app),
-            add_mkdisk_command(app), add_load_command(app)};
-}
 
 // Levenshtein distance, for "did you mean".
 std::size_t edit_distance(const std::string& a, const std::string& b) {
@@ -49,7 +44,7 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
 
 std::vector<std::string> command_names(const CLI::App& app) {
     std::vector<std::string> names;
-    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    for (const CLI::App* sub : subcommands_of(app))
         names.push_back(sub->get_name());
     return names;
 }
@@ -145,16 +140,8 @@ int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     const IoRegistry::Scope io_scope;
 
-    CLI::App app{"svmkit: build, sign, inspect, verify and boot secure VM images for POWER PEF"};
-    app.set_version_flag("--version", std::string("svmkit ") + SVMKIT_VERSION);
-    app.require_subcommand(1);
-    app.footer("\nRun 'svmkit help COMMAND' for a command's options. '-' names standard input or\n"
-               "output where one non-secret file is read or written (docs/cli.md).\n\n" +
-               exit_code_table());
-    std::vector<std::string> help_path;
-    auto* help = app.add_subcommand("help", "Show help for svmkit or one of its commands");
-    help->add_option("command", help_path, "The command (and subcommand) to describe");
-    const std::vector<Command> commands = add_commands(app);
+    const std::unique_ptr<CliDefinition> cli = define_cli(SVMKIT_VERSION);
+    CLI::App& app = cli->app;
 
     if (auto code = check_command_name(app, argc, argv))
         return *code;
@@ -170,10 +157,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "svmkit: usage error: %s\nRun 'svmkit help' for usage.\n", e.what());
         return static_cast<int>(ExitCode::usage);
     }
-    if (help->parsed())
-        return print_help(app, help_path);
+    if (cli->help->parsed())
+        return print_help(app, cli->help_path);
     warn_deprecated();
-    for (const Command& command : commands)
+    for (const Command& command : cli->commands)
         if (command.app->parsed())
             return run(command);
     return static_cast<int>(ExitCode::usage);

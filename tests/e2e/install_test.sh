@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cmake --install: svmkit in bin/, its helpers in libexec/svmkit/, the docs in
-# share/doc/svmkit/; the install works moved to another prefix (the path to
+# share/doc/svmkit/, the man pages in share/man/man1/ (man finds them), the
+# bash completion where bash-completion loads it; the install works moved to another prefix (the path to
 # the helpers is relative); a helper missing at run time, an install into a
 # read-only prefix and a configure without the ppc64el libraries each give a
 # message naming what is missing.
@@ -24,7 +25,9 @@ mv "$WORK/first/prefix" "$WORK/moved"
 P=$WORK/moved
 for f in bin/svmkit libexec/svmkit/svmkit-hypervisor libexec/svmkit/svmkit-vhost-blk \
          libexec/svmkit/svmkit-boot-loader.elf libexec/svmkit/sample-kernel.elf \
-         share/doc/svmkit/README.md share/doc/svmkit/platform.md; do
+         share/doc/svmkit/README.md share/doc/svmkit/platform.md share/man/man1/svmkit.1 \
+         share/man/man1/svmkit-build.1 share/man/man1/svmkit-esm-make.1 \
+         share/bash-completion/completions/svmkit; do
   CHECKS=$((CHECKS + 1))
   [ -f "$P/$f" ] || fail "the install has no $f"
 done
@@ -35,6 +38,27 @@ CHECKS=$((CHECKS + 1))
 
 expect_exit 0 "$P/bin/svmkit" --version
 expect_contains "$OUT" "^svmkit [0-9]+[.][0-9]+[.][0-9]+"
+
+# man finds the pages under the install's share/man; the examples name the
+# installed sample kernel.
+expect_exit 0 env MANWIDTH=80 man -M "$P/share/man" -P cat svmkit-build
+expect_contains "$OUT" "svmkit-build - Package kernel"
+expect_contains "$OUT" "--kernel /[^ ]*/libexec/svmkit/sample-kernel.elf"
+expect_exit 0 env MANWIDTH=80 man -M "$P/share/man" -P cat svmkit
+expect_contains "$OUT" "EXIT STATUS"
+# bash-completion loads the completion on demand from the prefix's share/
+# (in XDG_DATA_DIRS; /usr/local and /usr are there by default).
+if [ -r /usr/share/bash-completion/bash_completion ]; then
+  expect_exit 0 env XDG_DATA_DIRS="$P/share" bash -c '
+    source /usr/share/bash-completion/bash_completion
+    __load_completion svmkit || exit 1
+    complete -p svmkit
+    COMP_WORDS=(svmkit esm ma); COMP_CWORD=2; _svmkit; echo "${COMPREPLY[*]}"'
+  expect_contains "$OUT" "complete -F _svmkit svmkit"
+  expect_contains "$OUT" "^make$"
+else
+  fail "bash-completion is not installed (scripts/install-deps.sh installs it)"
+fi
 expect_exit 0 "$P/bin/svmkit" keygen --algo ed25519 -o k.key --public-output k.pub
 "$SVMKIT_SOURCE_DIR/samples/make-sample-initrd.sh" initrd.cpio.gz
 expect_exit 0 "$P/bin/svmkit" build --kernel "$P/libexec/svmkit/sample-kernel.elf" \

@@ -9,7 +9,9 @@
 #     (debootstrap --variant=minbase, cached under $SVMKIT_CACHE) with no build
 #     tree in sight, and there `svmkit --version`, keygen, build (host and
 #     ppc64le), verify, inspect --json and a simulated boot of the installed
-#     sample kernel with a disk work, and a missing helper is named.
+#     sample kernel with a disk work, a missing helper is named, `man svmkit`
+#     and `man svmkit-esm-make` show their pages, and bash-completion loads
+#     the completion and completes esm commands and build's options.
 #
 #   SVMKIT_DEBIAN_KERNEL=vmlinux tests/package/deb_test.sh [WORK_DIR]
 #
@@ -85,7 +87,9 @@ grep -q "Unix Makefiles\|/usr/bin/make" "$work/build.log" ||
 contents=$(dpkg-deb -c "$deb")
 for f in usr/bin/svmkit usr/libexec/svmkit/svmkit-hypervisor usr/libexec/svmkit/svmkit-vhost-blk \
          usr/libexec/svmkit/svmkit-boot-loader.elf usr/libexec/svmkit/sample-kernel.elf \
-         usr/share/doc/svmkit/copyright usr/share/doc/svmkit/platform.md; do
+         usr/share/doc/svmkit/copyright usr/share/doc/svmkit/platform.md \
+         usr/share/man/man1/svmkit.1 usr/share/man/man1/svmkit-build.1 \
+         usr/share/man/man1/svmkit-esm-make.1 usr/share/bash-completion/completions/svmkit; do
   check "the package holds /$f" contains "$contents" " [.]/$f(\.gz)?$"
 done
 # Debian's hardening reached the host programs (bind now, PIE, fortify).
@@ -98,6 +102,8 @@ lintian --fail-on none --tag-display-limit 0 "$work"/svmkit_"${version}"_amd64.c
 cat "$work/lintian.log"
 errors=$(grep -c '^E: ' "$work/lintian.log" || true)
 check "lintian reports no errors ($errors)" test "$errors" -eq 0
+check "lintian finds the man pages (no no-manual-page)" \
+  test "$(grep -c 'no-manual-page' "$work/lintian.log" || true)" -eq 0
 kept=$(sed -e 's/#.*//' -e '/^ *$/d' "$src/debian/lintian-kept-warnings" | awk '{print $1}')
 for tag in $(sed -n 's/^W: [^:]*: \([^ ]*\).*/\1/p' "$work/lintian.log" | sort -u); do
   check "lintian warning $tag is listed in debian/lintian-kept-warnings" grep -qx -- "$tag" <<<"$kept"
@@ -137,7 +143,7 @@ check "the root has no git" test ! -e "$rootfs/usr/bin/git"
 cp "$deb" "$rootfs/tmp/"
 phase "apt-get install ./$(basename "$deb") in the root"
 if ! in_root sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-       apt-get install -y -qq --no-install-recommends /tmp/$(basename "$deb")" \
+       apt-get install -y -qq --no-install-recommends /tmp/$(basename "$deb") man-db bash-completion" \
        >"$work/apt.log" 2>&1; then
   tail -30 "$work/apt.log" >&2
   echo "deb_test: installing the package in the root failed" >&2
@@ -183,6 +189,26 @@ run svmkit boot host.img --trusted-key k.pub --disk disk.img
 check "a missing helper is named ($RC: $OUT)" contains "$OUT" \
   "helper program svmkit-hypervisor is missing: /usr/libexec/svmkit/svmkit-hypervisor does not exist"
 mv "$rootfs/tmp/aside" "$rootfs/usr/libexec/svmkit/svmkit-hypervisor"
+
+phase "man pages and completion in the root"
+run MANWIDTH=80 man -P cat svmkit
+check "man svmkit ($RC)" test "$RC" -eq 0
+check "man svmkit lists the commands' pages" contains "$OUT" "svmkit-esm\(1\)"
+check "man svmkit has the exit codes" contains "$OUT" "guest-exit-status"
+run MANWIDTH=80 man -P cat svmkit-esm-make
+check "man svmkit-esm-make ($RC)" test "$RC" -eq 0
+check "man svmkit-esm-make lists -y, --config" contains "$OUT" "-y, --config"
+cat >"$rootfs/tmp/complete.sh" <<'SH'
+source /usr/share/bash-completion/bash_completion
+__load_completion svmkit || exit 1
+comp() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _svmkit; echo "${COMPREPLY[*]}"; }
+comp svmkit esm ""
+comp svmkit build --ke
+SH
+run bash /tmp/complete.sh
+check "bash-completion loads svmkit's completion ($RC)" test "$RC" -eq 0
+check "it completes the esm commands" contains "$OUT" "^make display authorize revoke extract digest$"
+check "it completes build's options" contains "$OUT" "^--kernel --kernel-load-addr --key "
 
 phase "done"
 echo "deb_test: $passed passed, $failed failed"
