@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # cmake --install: svmkit in bin/, its helpers in libexec/svmkit/, the docs in
 # share/doc/svmkit/, the man pages in share/man/man1/ (man finds them), the
-# bash completion where bash-completion loads it; the install works moved to another prefix (the path to
-# the helpers is relative); a helper missing at run time, an install into a
-# read-only prefix and a configure without the ppc64el libraries each give a
-# message naming what is missing.
+# bash completion where bash-completion loads it; the install works moved to
+# another prefix (the path to the helpers is relative); a helper missing at
+# run time, an install into a read-only prefix and a configure without the
+# ppc64el libraries or the cross compiler each give a message naming what is
+# missing and what to install.
 source "$(dirname "$0")/lib.sh"
 : "${SVMKIT_BUILD_DIR:?SVMKIT_BUILD_DIR must point at the build tree}"
 unset SVMKIT_HYPERVISOR SVMKIT_VHOST_BLK SVMKIT_BOOT_LOADER
@@ -125,5 +126,8 @@ expect_cmake_error 1 "libz.a not found in $WORK/empty: install Debian's zlib1g-d
 expect_cmake_error 1 "libfdt.a for ppc64el not found in $WORK/only-libz nor in $WORK/empty: run scripts/install-deps.sh" \
   cmake -S "$SVMKIT_SOURCE_DIR" -B cfg2 -DSVMKIT_PPC64EL_LIBDIR="$WORK/only-libz" \
   -DSVMKIT_PPC64EL_LIBFDT_DIR="$WORK/empty"
+# Nor the cross compiler (a -D path that names nothing is not taken either).
+expect_cmake_error 1 "the ppc64le cross compiler is missing \(powerpc64le-linux-gnu-g\+\+: $WORK/none, .*install Debian's g\+\+-powerpc64le-linux-gnu and binutils-powerpc64le-linux-gnu" \
+  cmake -S "$SVMKIT_SOURCE_DIR" -B cfg3 -DSVMKIT_PPC64LE_CXX="$WORK/none"
 
 finish
