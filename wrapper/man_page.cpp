@@ -139,9 +139,21 @@ std::string synopsis_section(const CommandChain& chain) {
     return out + "\n";
 }
 
+// svmkit(1)'s account of what the tool is for; each command's page has its
+// one-line summary instead.
+constexpr std::string_view kOverview =
+    "A secure image wraps a kernel, initrd, command line and device tree, zImage-style, into one "
+    "ELF file with a boot stub and a signed manifest, which the ultravisor of POWER's Protected "
+    "Execution Facility (PEF) checks when the guest enters secure mode. svmkit builds and signs "
+    "such images (with key files, PKCS#11 tokens, or later with a detached signer), inspects and "
+    "verifies them, manages their ibm,esm secrets, writes boot disks, and boots them on a "
+    "simulated PEF machine with virtio-blk disks.";
+
 std::string description_section(const CommandChain& chain, const ManContext& context) {
     std::string out =
         fmt::format(".SH DESCRIPTION\n{}.\n.PP\n", roff_escape(chain.back()->get_description()));
+    if (chain.size() == 1)
+        out += roff_escape(kOverview) + "\n.PP\n";
     out += roff_escape(fmt::format(
         "The conventions every svmkit command follows (how inputs are read and outputs written, "
         "'-' for standard input or output, the exit codes, JSON documents, option names) are in "
