@@ -191,6 +191,7 @@ std::span<const Example> examples_for(std::string_view path) {
 
 std::vector<std::string_view> example_paths() {
     std::vector<std::string_view> paths;
+    paths.reserve(kTable.size());
     for (const CommandExamples& c : kTable)
         paths.push_back(c.path);
     return paths;
