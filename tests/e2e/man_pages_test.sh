@@ -73,6 +73,10 @@ for path in "${paths[@]}"; do
   warnings=$(groff -man -ww -z "$page" 2>&1)
   CHECKS=$((CHECKS + 1))
   [ -z "$warnings" ] || fail "groff warns about $name.1: $warnings"
+  # As lintian reads a page: at terminal width, warnings on.
+  warnings=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z "$page" 2>&1 >/dev/null)
+  CHECKS=$((CHECKS + 1))
+  [ -z "$warnings" ] || fail "man --warnings on $name.1: $warnings"
   expect_exit 0 env MANWIDTH=80 man -P cat -l "$page"
   expect_contains "$OUT" "^NAME"
   text=$(render "$page")
