@@ -13,6 +13,7 @@
 #include "guest/uv_abi.h"
 #include "platform/machine.hpp"
 #include "wrapper/json.hpp"
+#include "wrapper/load_constraints.hpp"
 
 #include "base/file.hpp"
 #include "base/output_file.hpp"
@@ -100,6 +101,8 @@ std::string loader_stage_text(const platform::LoaderReport& l) {
                             l.unshared->pool_base + l.unshared->pool_size);
         out += "\n";
     }
+    if (l.refusal)
+        out += fmt::format("      REFUSED by the loader: {}\n", refusal_line(*l.refusal));
     if (l.purgatory_ok)
         out += *l.purgatory_ok
                    ? "      purgatory: every segment digest rechecked, jumped to the stub\n"
@@ -348,6 +351,10 @@ void report_json(const BootReport& r) {
             j.value("bad_segment", l.bad_segment);
         else
             j.null("bad_segment");
+        if (l.refusal)
+            j.json("refusal", refusal_json(*l.refusal));
+        else
+            j.null("refusal");
         if (l.unshared) {
             j.begin_object("unshared");
             j.value("return_code", svmkit_uv_code_name(l.unshared->return_code));
@@ -404,6 +411,10 @@ int boot_exit_code(const BootReport& r) {
     case BootOutcome::exited:
         if (r.exit_status.value_or(0) == 0)
             return 0;
+        // The loader's reason first; the fixed form scripts parse stays last.
+        if (r.loader && r.loader->refusal)
+            std::fprintf(stderr, "svmkit: error: %s: the boot loader refused the image: %s\n",
+                         r.image.c_str(), refusal_line(*r.loader->refusal).c_str());
         std::fprintf(stderr, "svmkit: error: %s: the guest exited with status %llu\n",
                      r.image.c_str(), static_cast<unsigned long long>(*r.exit_status));
         return static_cast<int>(ExitCode::guest_exit_status);
