@@ -8,8 +8,11 @@ namespace svmkit::cli {
 
 namespace {
 
-bool share_a_byte(const MapEntry& a, const MapEntry& b) {
-    return a.start < a.end && b.start < b.end && a.start < b.end && b.start < a.end;
+// Two entries in each other's way: sharing a byte, and neither a part of the other.
+bool overlap(const MapEntry& a, const MapEntry& b) {
+    const bool nested =
+        (!a.part_of.empty() && a.part_of == b.name) || (!b.part_of.empty() && b.part_of == a.name);
+    return !nested && a.start < a.end && b.start < b.end && a.start < b.end && b.start < a.end;
 }
 
 std::string size_text(std::uint64_t v) {
@@ -48,7 +51,7 @@ std::vector<MapRow> memory_map(std::vector<MapEntry> entries, std::uint64_t ram_
             rows.push_back({{"", "free", covered, std::min(e.start, ram_end)}, {}});
         MapRow row{e, {}};
         for (const MapEntry& other : sorted)
-            if (&other != &e && share_a_byte(e, other))
+            if (&other != &e && overlap(e, other))
                 row.overlaps.push_back(other.name);
         rows.push_back(std::move(row));
         covered = std::max(covered, e.end);
@@ -71,6 +74,8 @@ std::string memory_map_text(const std::vector<MapRow>& rows) {
             fmt::format("  {:<12} {:<12} {:>10}  {:<9} {}", fmt::format("{:#x}", r.entry.start),
                         fmt::format("{:#x}", r.entry.end), size_text(r.entry.end - r.entry.start),
                         r.entry.kind, r.entry.name);
+        if (!r.entry.part_of.empty())
+            line += " (in " + r.entry.part_of + ")";
         for (std::size_t i = 0; i < r.overlaps.size(); ++i)
             line += (i == 0 ? "  <- OVERLAPS " : ", ") + r.overlaps[i];
         // Trailing blanks of a row without a name go.
@@ -88,6 +93,7 @@ Json memory_map_json(const std::vector<MapRow>& rows) {
                        {"size", r.entry.end - r.entry.start},
                        {"kind", r.entry.kind},
                        {"name", r.entry.name},
+                       {"part_of", r.entry.part_of.empty() ? Json(nullptr) : Json(r.entry.part_of)},
                        {"overlaps", r.overlaps}});
     return out;
 }

@@ -17,6 +17,9 @@ struct MapEntry {
     std::string name; // "segment 4", "the boot loader"
     std::string kind; // "segment", "reserved", ...; "free" for the gaps the map adds
     std::uint64_t start = 0, end = 0; // [start, end)
+    // The entry this one is a part of (the initrd inside the image): the two
+    // are not an overlap.
+    std::string part_of = {};
 };
 
 struct MapRow {

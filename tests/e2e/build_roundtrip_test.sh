@@ -53,6 +53,11 @@ for name, off in shown:
 m = re.search(r"^manifest .* file offset (0x[0-9a-f]+)$", text, re.M)
 assert m and int(m.group(1), 16) == int(sections[".kernel:esm_blob"], 16), (m, sections)
 PY
+# Where the pieces land: the components as stored, the unpacked kernel.
+expect_contains "$OUT" "^memory map \(firmware-style boot, 1024 MiB of RAM\)$"
+expect_contains "$OUT" "  0x200000 +0x[0-9a-f]+ +[0-9.]+ [KM]iB  kernel    kernel \(unpacked\)$"
+expect_contains "$OUT" "image     stub-text \(stored\)$"
+expect_contains "$OUT" "placed by the stub at boot, top-down in free RAM"
 expect_exit 0 "$SVMKIT" inspect "$img" --json
 # The checks are the program (a file), the JSON comes on stdin: a here-document
 # and a here-string on one command would both be stdin, and the last one wins.
@@ -67,6 +72,10 @@ assert k["load_address"] == "0x200000" and k["compression"] == "none"
 assert d["signatures"][0]["algorithm"] == "ed25519"
 assert len(d["signatures"][0]["key_id"]) == 64
 assert d["esm"] == {"source": None, "lockboxes": [], "digests": False, "files": []}, d["esm"]
+names = [r["name"] for r in d["memory_map"]]
+assert "kernel (unpacked)" in names and "initrd (stored)" in names, names
+assert not any(r["overlaps"] for r in d["memory_map"]), d["memory_map"]
+assert d["manifest"]["section_file_offset"] > 0
 PY
 CHECKS=$((CHECKS + 1))
 python3 inspect_check.py <<<"$OUT" || fail "inspect --json content"

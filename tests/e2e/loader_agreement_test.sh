@@ -99,6 +99,9 @@ if [ -n "$refused_at" ] && [ -n "$last_ok" ]; then
   expect_not_contains "$OUT" "svmkit loader: error"
   expect_contains "$OUT" "REFUSED by the loader: $(sed 's/[][().]/\\&/g' <<<"$words")"
   expect_contains "$ERR" "the boot loader refused the image: $(sed 's/[][().]/\\&/g' <<<"$words")"
+  # The report's memory map shows the refused segment over the boot loader.
+  expect_contains "$OUT" "segment   segment [0-9]+ \(refused\)  <- OVERLAPS the boot loader"
+  expect_contains "$OUT" "loader    the boot loader  <- OVERLAPS segment [0-9]+ \(refused\)"
   # The JSON of the boot and of the plan carry the same refusal.
   expect_exit 31 "$SVMKIT" boot --kexec img.bin --trusted-key k.pub --quiet --json
   CHECKS=$((CHECKS + 1))
@@ -110,6 +113,13 @@ assert p == b, (p, b)
 assert p["error"] == "segment_in_reserved" and p["segment"]["index"] >= 0, p
 assert p["range"]["kind"] == "boot_loader" and p["range"]["start"] == "0x8000000", p
 assert plan["accepted"] is False and plan["error"] == "segment_in_reserved"
+# Both memory maps mark the refused segment over the boot loader.
+for doc in (plan, boot):
+    rows = doc["memory_map"]
+    refused = [r for r in rows if r["name"].endswith("(refused)")]
+    assert len(refused) == 1 and "the boot loader" in refused[0]["overlaps"], rows
+    starts = [int(r["start"], 16) for r in rows]
+    assert starts == sorted(starts), rows
 PY
 fi
 

@@ -32,6 +32,11 @@ expect_exit 0 "$SVMKIT" load --plan x86.img
 expect_contains "$OUT" "x86_64 image, [0-9]+ bytes, [0-9]+ segments, entry 0x4000000"
 expect_contains "$OUT" "the loader's stack \[0x3f00000, 0x4000000\)"
 expect_contains "$OUT" "the boot loader \[0x8000000, 0x[0-9a-f]+\)"
+# The memory map: the segments between the reserved ranges, nothing overlapping.
+expect_contains "$OUT" "^memory map:$"
+expect_contains "$OUT" "^  0x4000000 +0x[0-9a-f]+ +[0-9.]+ [KM]iB  segment   segment 0 \(r-x\)$"
+expect_contains "$OUT" "reserved  the boot loader$"
+expect_not_contains "$OUT" "OVERLAPS"
 expect_exit 0 "$SVMKIT" load --plan --json x86.img
 readelf -lW x86.img | awk '$1 == "LOAD" { print $2, $4, $5, $6 }' > loads.txt
 [ -s loads.txt ] || fail "readelf shows no LOAD"
@@ -50,6 +55,10 @@ for s, (off, paddr, filesz, memsz) in zip(d["segments"], loads):
     placed += bytes(s["mem_size"] - s["file_size"])
     assert s["sha256"] == hashlib.sha256(placed).hexdigest(), s
 assert d["segments"][0]["flags"] == "r-x"
+rows = d["memory_map"]
+assert [int(r["start"], 16) for r in rows] == sorted(int(r["start"], 16) for r in rows), rows
+assert sum(r["kind"] == "segment" for r in rows) == len(loads), rows
+assert not any(r["overlaps"] for r in rows), rows
 PY
 CHECKS=$((CHECKS + 1))
 expect_exit 0 "$SVMKIT" load --plan --json ppc.img

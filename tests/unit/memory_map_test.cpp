@@ -64,13 +64,29 @@ TEST_CASE("memory map: nothing to show is all free; adjacent ranges do not overl
     REQUIRE(empty.size() == 1);
     CHECK(empty[0].entry.kind == "free");
     CHECK(empty[0].entry.start == 0x1000);
-    const auto touching =
-        memory_map({{"a", "segment", 0x1000, 0x1800}, {"b", "segment", 0x1800, 0x2000}}, 0x1000,
-                   0x2000);
+    const auto touching = memory_map(
+        {{"a", "segment", 0x1000, 0x1800}, {"b", "segment", 0x1800, 0x2000}}, 0x1000, 0x2000);
     REQUIRE(touching.size() == 2);
     CHECK_FALSE(map_has_overlap(touching));
     // A range past the end of RAM is shown, with no free row after it.
     const auto past = memory_map({{"c", "segment", 0x1800, 0x3000}}, 0x1000, 0x2000);
     REQUIRE(past.size() == 2);
     CHECK(past[1].entry.end == 0x3000);
+}
+
+TEST_CASE("memory map: a part of another entry is not an overlap, other sharers still are") {
+    const auto rows = memory_map({{"the image", "image", 0x1000, 0x3000},
+                                  {"the initrd", "initrd", 0x2000, 0x2800, "the image"},
+                                  {"the pool", "shared", 0x2400, 0x2600}},
+                                 0x1000, 0x3000);
+    REQUIRE(rows.size() == 3);
+    CHECK(rows[1].entry.name == "the initrd");
+    REQUIRE(rows[1].overlaps.size() == 1);
+    CHECK(rows[1].overlaps[0] == "the pool");
+    REQUIRE(rows[0].overlaps.size() == 1); // the image and the pool
+    CHECK(rows[0].overlaps[0] == "the pool");
+    CHECK(memory_map_text(rows).find("initrd    the initrd (in the image)  <- OVERLAPS the pool") !=
+          std::string::npos);
+    CHECK(memory_map_json(rows)[1]["part_of"] == "the image");
+    CHECK(memory_map_json(rows)[0]["part_of"].is_null());
 }
