@@ -400,10 +400,6 @@ void report_json(const BootReport& r) {
             j.value("bad_segment", l.bad_segment);
         else
             j.null("bad_segment");
-        if (l.refusal)
-            j.json("refusal", refusal_json(*l.refusal));
-        else
-            j.null("refusal");
         if (l.unshared) {
             j.begin_object("unshared");
             j.value("return_code", svmkit_uv_code_name(l.unshared->return_code));
@@ -413,6 +409,10 @@ void report_json(const BootReport& r) {
         } else {
             j.null("unshared");
         }
+        if (l.refusal)
+            j.json("refusal", refusal_json(*l.refusal));
+        else
+            j.null("refusal");
         j.end_object();
     } else {
         j.null("loader");

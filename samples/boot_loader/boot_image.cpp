@@ -174,7 +174,7 @@ uint64_t purgatory(Loader& l, const loader::LoadPlan& plan, const loader::Segmen
 namespace {
 
 // ": segment I [A, B) overlaps the boot loader [C, D)": what a refusal hits,
-// in the words `svmkit load --plan` uses (wrapper/load_refusal.cpp).
+// in the words `svmkit load --plan` uses (wrapper/load_constraints.cpp).
 void print_refusal(Console& con, const loader::LoadRefusal& r) {
     if (r.segment == loader::kNoIndex)
         return;

@@ -59,7 +59,7 @@ TEST_CASE("memory map: sorted, gaps filled, overlaps marked on both sides") {
     CHECK(j[0]["kind"] == "free");
 }
 
-TEST_CASE("memory map: nothing to show is all free; adjacent ranges do not overlap") {
+TEST_CASE("memory map: nothing to show is all free, adjacent ranges do not overlap") {
     const auto empty = memory_map({}, 0x1000, 0x2000);
     REQUIRE(empty.size() == 1);
     CHECK(empty[0].entry.kind == "free");
