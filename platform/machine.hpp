@@ -17,6 +17,7 @@
 #include "base/error.hpp"
 #include "base/file.hpp"
 #include "format/image_reader.hpp"
+#include "loader/boot_layout.h"
 #include "platform/block_backend.hpp"
 #include "platform/guest_memory.hpp"
 #include "platform/guest_program.hpp"
@@ -142,6 +143,9 @@ struct LoaderReport {
     std::optional<bool> purgatory_ok; // the recheck right before the jump
     std::uint64_t bad_segment = 0;
     std::optional<LoaderUnshare> unshared; // secure: before the purgatory's recheck
+    // The loader refused the image: the error, the segment and the range it
+    // hits, as the loader reported them (SVMKIT_TRACE_LOADER_REJECTED).
+    std::optional<loader::LoadRefusal> refusal;
 };
 
 struct BootReport {

@@ -12,7 +12,10 @@
 #include "format/verify.hpp"
 #include "guest/uv_abi.h"
 #include "platform/machine.hpp"
+#include "platform/platform_fdt.hpp"
 #include "wrapper/json.hpp"
+#include "wrapper/load_constraints.hpp"
+#include "wrapper/memory_map.hpp"
 
 #include "base/file.hpp"
 #include "base/output_file.hpp"
@@ -100,6 +103,8 @@ std::string loader_stage_text(const platform::LoaderReport& l) {
                             l.unshared->pool_base + l.unshared->pool_size);
         out += "\n";
     }
+    if (l.refusal)
+        out += fmt::format("      REFUSED by the loader: {}\n", refusal_line(*l.refusal));
     if (l.purgatory_ok)
         out += *l.purgatory_ok
                    ? "      purgatory: every segment digest rechecked, jumped to the stub\n"
@@ -119,6 +124,52 @@ std::string esm_source_text(std::string_view source) {
 std::string unpacked_text(const platform::KernelUnpacked& k, std::string_view what) {
     return fmt::format("      kernel {}{} bytes at {:#x} ({}), digest checked by the stub\n", what,
                        k.size, k.load_address, k.inflated ? "inflated" : "copied");
+}
+
+// Where every piece landed in guest memory, as the report knows it: the
+// image (or the boot loader) and the firmware's FDT and stack, the loader's
+// kexec buffer and placed (or refused) segments, the unpacked kernel, the
+// initrd's copy, the pages shared (the bounce pool). Sorted, gaps and
+// overlaps marked (wrapper/memory_map.hpp).
+// The name of the image or placed segment holding [start, end), or "".
+std::string container_of(const std::vector<MapEntry>& entries, std::uint64_t start,
+                         std::uint64_t end) {
+    for (const MapEntry& e : entries)
+        if ((e.kind == "image" || e.kind == "segment") && e.start <= start && end <= e.end)
+            return e.name;
+    return "";
+}
+
+std::vector<MapRow> report_map(const BootReport& r) {
+    const bool via_loader = r.loader && !r.loader->secure;
+    std::vector<MapEntry> e;
+    e.push_back({via_loader ? "the boot loader" : "the image", via_loader ? "loader" : "image",
+                 r.placed.kbase, r.placed.end});
+    e.push_back({"the device tree", "firmware", r.fdt, r.fdt + platform::kPlatformFdtMaxSize});
+    e.push_back({"the firmware stack", "firmware", r.stack_base, r.stack_top});
+    if (r.loader) {
+        const platform::LoaderReport& l = *r.loader;
+        if (l.kexec_buffer)
+            e.push_back({"the kexec image buffer", "loader", l.kexec_buffer->first,
+                         l.kexec_buffer->second});
+        for (std::size_t i = 0; i < l.segments.size(); ++i)
+            e.push_back({fmt::format("segment {} (placed)", i), "segment", l.segments[i].address,
+                         l.segments[i].address + l.segments[i].size});
+        if (l.refusal && l.refusal->segment != loader::kNoIndex)
+            e.push_back({fmt::format("segment {} (refused)", l.refusal->segment), "segment",
+                         l.refusal->segment_start, l.refusal->segment_end});
+    }
+    if (r.kernel)
+        e.push_back({"the kernel (unpacked)", "kernel", r.kernel->load_address,
+                     r.kernel->load_address + r.kernel->size});
+    if (r.initrd) // where the kernel finds it: often still inside what was placed
+        e.push_back({"the initrd", "initrd", r.initrd->first, r.initrd->second,
+                     container_of(e, r.initrd->first, r.initrd->second)});
+    for (const platform::ShareRecord& sh : r.shares)
+        if (sh.share && sh.ret == U_SUCCESS)
+            e.push_back(
+                {"the bounce pool (shared)", "shared", sh.pfn << 16, (sh.pfn + sh.pages) << 16});
+    return memory_map(std::move(e), 0, r.memory_size);
 }
 
 void report_text(const BootReport& r) {
@@ -182,6 +233,7 @@ void report_text(const BootReport& r) {
                 fmt::format("      entered at {:#x} (r3 = fdt {:#x}, stack top {:#x})\n",
                             r.kernel_entry->entry, r.kernel_entry->fdt, r.kernel_entry->stack_top);
     }
+    out += "  memory map\n" + memory_map_text(report_map(r));
     out += fmt::format("  result       {} (total {})\n", result_line(r), millis(r.total_us));
     std::fputs(out.c_str(), stdout);
 }
@@ -357,10 +409,15 @@ void report_json(const BootReport& r) {
         } else {
             j.null("unshared");
         }
+        if (l.refusal)
+            j.json("refusal", refusal_json(*l.refusal));
+        else
+            j.null("refusal");
         j.end_object();
     } else {
         j.null("loader");
     }
+    j.json("memory_map", memory_map_json(report_map(r)));
     j.end_object();
     print_json(j.document(), stdout);
 }
@@ -404,6 +461,10 @@ int boot_exit_code(const BootReport& r) {
     case BootOutcome::exited:
         if (r.exit_status.value_or(0) == 0)
             return 0;
+        // The loader's reason first; the fixed form scripts parse stays last.
+        if (r.loader && r.loader->refusal)
+            std::fprintf(stderr, "svmkit: error: %s: the boot loader refused the image: %s\n",
+                         r.image.c_str(), refusal_line(*r.loader->refusal).c_str());
         std::fprintf(stderr, "svmkit: error: %s: the guest exited with status %llu\n",
                      r.image.c_str(), static_cast<unsigned long long>(*r.exit_status));
         return static_cast<int>(ExitCode::guest_exit_status);
