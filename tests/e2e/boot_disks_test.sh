@@ -71,5 +71,40 @@ if [ "$(id -u)" = 0 ]; then
   fi
   chmod 600 locked.img
 fi
+# ---- a back end that ends during the boot ------------------------------------------------
+# The guest writes 512 MiB; its disk's svmkit-vhost-blk (a descendant of
+# this boot, found by parent ids) is killed meanwhile. The guest's requests
+# then never complete: --timeout ends it, and the report, its JSON and a
+# warning on stderr say which back end ended and how.
+expect_exit 0 "$SVMKIT" build --kernel "$SAMPLE_KERNEL" --key k.key -o long.img \
+  --cmdline "console=hvc0 svm=on swiotlb=8M svmkit.io=512"
+truncate -s 1G long-disk.img
+descendants() { # descendants PID: every process below PID
+  local p
+  for p in $(ps -o pid= --ppid "$1"); do echo "$p"; descendants "$p"; done
+}
+"$SVMKIT" boot long.img --trusted-key k.pub --disk long-disk.img --timeout 10 --json \
+  >long.json 2>long.err &
+booting=$!
+backend=
+for _ in $(seq 200); do
+  for p in $(descendants "$booting"); do
+    [ "$(cat /proc/"$p"/comm 2>/dev/null)" = svmkit-vhost-bl ] && backend=$p
+  done
+  [ -n "$backend" ] && grep -q "io on virtio-blk" long.err && break
+  sleep 0.05
+done
+[ -n "$backend" ] && kill -9 "$backend"
+set +e
+wait "$booting"
+status=$?
+set -e
+CHECKS=$((CHECKS + 1))
+[ "$status" = 9 ] || fail "a boot whose back end was killed exited $status, not 9 (timeout): $(cat long.err)"
+OUT=$(cat long.json)
+json_check "f = d['disks'][0]['failure']; assert f.startswith('long-disk.img: the svmkit-vhost-blk back end failed: ') and f.endswith('(killed by signal 9)'), f"
+json_check "assert d['disks'][0]['io'] is None"
+expect_contains "$(cat long.err)" "^svmkit: warning: long-disk.img: the svmkit-vhost-blk back end failed: .*\(killed by signal 9\)$"
+
 echo "boot_disks_test: $CHECKS checks, $FAILURES failures"
 [ "$FAILURES" -eq 0 ]
