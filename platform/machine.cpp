@@ -658,6 +658,7 @@ Result<void> Machine::run() {
     // The VM is over: the hypervisor sees the final state of its memory,
     // then goes away.
     SVM_CHECK(hv_->notify(HvEvent::exit, report_.exit_status.value_or(0)));
+    SVM_CHECK(collect_disk_reports());
     SVM_CHECK(hv_->stop());
     if (timed_out_) {
         report_.outcome = BootOutcome::timed_out;
@@ -693,6 +694,19 @@ Result<void> Machine::run() {
         report_.message = "the guest terminated the VM (UV_SVM_TERMINATE)";
     }
     finish_report(entered, stopped);
+    return {};
+}
+
+Result<void> Machine::collect_disk_reports() {
+    for (std::size_t i = 0; i < config_.disks.size(); ++i) {
+        SVM_TRY(hv, hv_->disk_report(i));
+        DiskIo io;
+        if (hv.counted != 0)
+            io.counters = hv.counters;
+        if (hv.failed != 0)
+            io.failure = hv.message;
+        report_.disks.push_back(std::move(io));
+    }
     return {};
 }
 

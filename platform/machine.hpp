@@ -148,6 +148,15 @@ struct LoaderReport {
     std::optional<loader::LoadRefusal> refusal;
 };
 
+// What one disk's back end served, collected when the VM is over (in the
+// order of MachineConfig::disks).
+struct DiskIo {
+    // The back end's own counters; nullopt when it keeps none
+    // (qemu-storage-daemon's vhost-user-blk export).
+    std::optional<vhost_user::BlkCounters> counters;
+    std::string failure; // set when the back end ended before the VM did: how
+};
+
 struct BootReport {
     std::string image;
     std::uint64_t memory_size = 0;
@@ -178,6 +187,7 @@ struct BootReport {
     std::string message; // why it ended, for everything but a clean exit
     std::uint64_t total_us = 0;
     std::string console;
+    std::vector<DiskIo> disks; // one per MachineConfig::disks
 };
 
 class Machine {
@@ -220,6 +230,8 @@ class Machine {
     void record_loader_trace(const TraceEvent& e);
     enum class Stop { none, esm_resume, exited, terminated, platform_error };
     void leave_guest(Stop why) noexcept;
+    // Each disk's back end, stopped: what it served (report_.disks).
+    Result<void> collect_disk_reports();
     void finish_report(std::chrono::steady_clock::time_point entered,
                        std::chrono::steady_clock::time_point stopped);
 
