@@ -140,6 +140,10 @@ static inline void svmkit_uv_unpack_bytes(const uint64_t* regs, uint64_t nregs, 
 /* A secure guest's loader called UV_UNSHARE_ALL_PAGES before its jump: r5 = the
  * return code, r6/r7 = base and size of the first bounce pool its FDT names. */
 #define SVMKIT_TRACE_LOADER_UNSHARED 9
+/* The loader refused the image: r5 = loader::ElfError, r6 = gpa of its
+ * loader::LoadRefusal record (loader/boot_layout.h: eight 64-bit fields, the
+ * segment and the range it hits). */
+#define SVMKIT_TRACE_LOADER_REJECTED 10
 #define SVMKIT_LOADER_SOURCE_KEXEC 1
 #define SVMKIT_LOADER_SOURCE_DISK 2
 

@@ -11,6 +11,8 @@
 
 #include "guest/memory.h"
 
+#include <string.h>
+
 namespace svmkit::loader {
 
 namespace {
@@ -65,35 +67,43 @@ ProgramHeader read_phdr(const uint8_t* p) {
                          le64(p + 24), le64(p + 32), le64(p + 40), le64(p + 48)};
 }
 
-ElfError check_header(const uint8_t* file, uint64_t file_size, const LoadConstraints& c) {
-    if (file_size == 0)
+// Reads n (<= kMaxElfRead) bytes at `offset`, which the caller has checked
+// lie inside the file.
+void fetch(const ElfSource& f, uint64_t offset, uint8_t* out, uint32_t n) {
+    f.read(f.ctx, offset, out, n);
+}
+
+// The ELF header, into eh[0..kEhdrSize) once the file is known to hold one.
+ElfError check_header(const ElfSource& f, const LoadConstraints& c, uint8_t* eh) {
+    if (f.size == 0)
         return ElfError::empty_file;
-    if (file_size < kEhdrSize)
+    if (f.size < kEhdrSize)
         return ElfError::truncated_header;
-    if (file[0] != 0x7f || file[1] != 'E' || file[2] != 'L' || file[3] != 'F')
+    fetch(f, 0, eh, kEhdrSize);
+    if (eh[0] != 0x7f || eh[1] != 'E' || eh[2] != 'L' || eh[3] != 'F')
         return ElfError::bad_magic;
-    if (file[4] != kElfClass64)
+    if (eh[4] != kElfClass64)
         return ElfError::wrong_class;
-    if (file[5] != kElfData2Lsb)
+    if (eh[5] != kElfData2Lsb)
         return ElfError::wrong_endianness;
-    if (file[6] != kEvCurrent)
+    if (eh[6] != kEvCurrent)
         return ElfError::bad_ident_version;
-    if (le16(file + 16) != kEtExec)
+    if (le16(eh + 16) != kEtExec)
         return ElfError::wrong_type;
-    if (le16(file + 18) != c.machine)
+    if (le16(eh + 18) != c.machine)
         return ElfError::wrong_machine;
-    if (le32(file + 20) != kEvCurrent)
+    if (le32(eh + 20) != kEvCurrent)
         return ElfError::bad_version;
-    if (le16(file + 52) != kEhdrSize)
+    if (le16(eh + 52) != kEhdrSize)
         return ElfError::bad_ehsize;
-    if (le16(file + 54) != kPhdrSize)
+    if (le16(eh + 54) != kPhdrSize)
         return ElfError::bad_phentsize;
-    const uint16_t phnum = le16(file + 56);
+    const uint16_t phnum = le16(eh + 56);
     if (phnum == 0)
         return ElfError::no_program_headers;
     if (phnum > kMaxProgramHeaders) // PN_XNUM (extended numbering) included
         return ElfError::too_many_program_headers;
-    return check_table(le64(file + 32), phnum, kPhdrSize, file_size, ElfError::phdr_table_overflow,
+    return check_table(le64(eh + 32), phnum, kPhdrSize, f.size, ElfError::phdr_table_overflow,
                        ElfError::phdr_table_outside_file);
 }
 
@@ -101,11 +111,11 @@ ElfError check_header(const uint8_t* file, uint64_t file_size, const LoadConstra
 // points outside the file is malformed, and so is a section whose bytes do:
 // tools that read it later (inspect, the ultravisor) must not be the first to
 // notice.
-ElfError check_sections(const uint8_t* file, uint64_t file_size) {
-    const uint64_t shoff = le64(file + 40);
-    const uint16_t shentsize = le16(file + 58);
-    const uint16_t shnum = le16(file + 60);
-    const uint16_t shstrndx = le16(file + 62);
+ElfError check_sections(const ElfSource& f, const uint8_t* eh) {
+    const uint64_t shoff = le64(eh + 40);
+    const uint16_t shentsize = le16(eh + 58);
+    const uint16_t shnum = le16(eh + 60);
+    const uint16_t shstrndx = le16(eh + 62);
     if (shoff == 0 && shnum == 0)
         return shstrndx == 0 ? ElfError::none : ElfError::bad_shstrndx;
     // e_shnum == 0 with a table is ELF's extended numbering (count in section
@@ -116,30 +126,34 @@ ElfError check_sections(const uint8_t* file, uint64_t file_size) {
         return ElfError::bad_shentsize;
     if (shnum > kMaxSectionHeaders)
         return ElfError::too_many_section_headers;
-    const ElfError e =
-        check_table(shoff, shnum, kShdrSize, file_size, ElfError::shdr_table_overflow,
-                    ElfError::shdr_table_outside_file);
+    const ElfError e = check_table(shoff, shnum, kShdrSize, f.size, ElfError::shdr_table_overflow,
+                                   ElfError::shdr_table_outside_file);
     if (e != ElfError::none)
         return e;
     if (shstrndx >= shnum) // SHN_XINDEX included
         return ElfError::bad_shstrndx;
+    uint8_t sh[kShdrSize];
     for (uint32_t i = 0; i < shnum; ++i) {
-        const uint8_t* sh = file + shoff + i * kShdrSize;
+        fetch(f, shoff + i * kShdrSize, sh, kShdrSize);
         const uint32_t type = le32(sh + 4);
         if (type == kShtNull || type == kShtNobits)
             continue;
         uint64_t end = 0;
         if (add_overflows(le64(sh + 24), le64(sh + 32), &end))
             return ElfError::section_offset_overflow;
-        if (end > file_size)
+        if (end > f.size)
             return ElfError::section_outside_file;
     }
     return ElfError::none;
 }
 
 // One PT_LOAD on its own: sizes, file range, memory range against RAM and
-// reserved ranges.
-ElfError check_segment(const ProgramHeader& ph, uint64_t file_size, const LoadConstraints& c) {
+// reserved ranges. d->start/end get its memory range once it is known;
+// d->reserved the range it overlaps.
+ElfError check_segment(const ProgramHeader& ph, uint64_t file_size, const LoadConstraints& c,
+                       ElfErrorDetail* d) {
+    d->start = ph.paddr;
+    d->end = ph.paddr + ph.memsz < ph.paddr ? ~uint64_t{0} : ph.paddr + ph.memsz;
     if (ph.memsz == 0)
         return ElfError::empty_segment;
     if (ph.align > 1 && (ph.align & (ph.align - 1)) != 0)
@@ -160,35 +174,34 @@ ElfError check_segment(const ProgramHeader& ph, uint64_t file_size, const LoadCo
         return ElfError::segment_outside_ram;
     const uint32_t reserved = c.reserved_count < kMaxReserved ? c.reserved_count : kMaxReserved;
     for (uint32_t r = 0; r < reserved; ++r)
-        if (overlaps(ph.paddr, mem_end, c.reserved[r].start, c.reserved[r].end))
+        if (overlaps(ph.paddr, mem_end, c.reserved[r].start, c.reserved[r].end)) {
+            d->reserved = r;
             return ElfError::segment_in_reserved;
+        }
     return ElfError::none;
 }
 
-// Everything, into *plan (the caller's local copy).
-ElfError validate(const uint8_t* file, uint64_t file_size, const LoadConstraints& c, LoadPlan* plan,
-                  uint64_t vaddr[kMaxSegments]) {
-    ElfError e = check_header(file, file_size, c);
-    if (e != ElfError::none)
-        return e;
-    e = check_sections(file, file_size);
-    if (e != ElfError::none)
-        return e;
-
-    const uint64_t phoff = le64(file + 32);
-    const uint16_t phnum = le16(file + 56);
+// The PT_LOAD segments, into *plan; vaddr[i] is segment i's p_vaddr.
+ElfError plan_segments(const ElfSource& f, const uint8_t* eh, const LoadConstraints& c,
+                       LoadPlan* plan, uint64_t vaddr[kMaxSegments], ElfErrorDetail* d) {
+    const uint64_t phoff = le64(eh + 32);
+    const uint16_t phnum = le16(eh + 56);
+    uint8_t raw[kPhdrSize];
     plan->count = 0;
     for (uint32_t i = 0; i < phnum; ++i) {
-        const ProgramHeader ph = read_phdr(file + phoff + i * kPhdrSize);
+        fetch(f, phoff + i * kPhdrSize, raw, kPhdrSize);
+        const ProgramHeader ph = read_phdr(raw);
         if (ph.type == kPtInterp || ph.type == kPtDynamic)
             return ElfError::dynamic_image;
         if (ph.type != kPtLoad)
             continue; // notes, GNU_STACK...: nothing to load
         if (plan->count == kMaxSegments)
             return ElfError::too_many_segments;
-        e = check_segment(ph, file_size, c);
+        d->segment = plan->count;
+        const ElfError e = check_segment(ph, f.size, c, d);
         if (e != ElfError::none)
             return e;
+        *d = ElfErrorDetail{kNoIndex, 0, 0, kNoIndex, kNoIndex, 0, 0}; // this one is fine
         vaddr[plan->count] = ph.vaddr;
         plan->segments[plan->count++] = PlannedSegment{ph.offset,
                                                        ph.filesz,
@@ -197,34 +210,58 @@ ElfError validate(const uint8_t* file, uint64_t file_size, const LoadConstraints
                                                        (ph.flags & kPfX) != 0,
                                                        (ph.flags & kPfW) != 0};
     }
-    if (plan->count == 0)
-        return ElfError::no_loadable_segment;
+    return plan->count == 0 ? ElfError::no_loadable_segment : ElfError::none;
+}
 
-    // Pairwise: memory first (the dangerous case: one segment would overwrite
-    // another after its digest was taken), then file bytes (harmless to copy
-    // twice, but no linker emits it, and it makes one segment's digest depend
-    // on another's bytes: a sign of a crafted file).
-    for (uint32_t i = 0; i < plan->count; ++i) {
-        const PlannedSegment& a = plan->segments[i];
-        for (uint32_t j = i + 1; j < plan->count; ++j) {
-            const PlannedSegment& b = plan->segments[j];
-            if (overlaps(a.address, a.address + a.mem_size, b.address, b.address + b.mem_size))
-                return ElfError::segments_overlap;
+// Pairwise: memory first (the dangerous case: one segment would overwrite
+// another after its digest was taken), then file bytes (harmless to copy
+// twice, but no linker emits it, and it makes one segment's digest depend on
+// another's bytes: a sign of a crafted file). The later segment is the one
+// refused, the earlier the one it hits.
+ElfError check_pairs(const LoadPlan& plan, ElfErrorDetail* d) {
+    for (int pass = 0; pass < 2; ++pass)
+        for (uint32_t j = 1; j < plan.count; ++j) {
+            const PlannedSegment& b = plan.segments[j];
+            for (uint32_t i = 0; i < j; ++i) {
+                const PlannedSegment& a = plan.segments[i];
+                const bool hit = pass == 0 ? overlaps(a.address, a.address + a.mem_size, b.address,
+                                                      b.address + b.mem_size)
+                                           : overlaps(a.file_offset, a.file_offset + a.file_size,
+                                                      b.file_offset, b.file_offset + b.file_size);
+                if (!hit)
+                    continue;
+                d->segment = j;
+                d->start = b.address;
+                d->end = b.address + b.mem_size;
+                d->other_segment = i;
+                d->other_start = a.address;
+                d->other_end = a.address + a.mem_size;
+                return pass == 0 ? ElfError::segments_overlap : ElfError::segment_files_overlap;
+            }
         }
-    }
-    for (uint32_t i = 0; i < plan->count; ++i) {
-        const PlannedSegment& a = plan->segments[i];
-        for (uint32_t j = i + 1; j < plan->count; ++j) {
-            const PlannedSegment& b = plan->segments[j];
-            if (overlaps(a.file_offset, a.file_offset + a.file_size, b.file_offset,
-                         b.file_offset + b.file_size))
-                return ElfError::segment_files_overlap;
-        }
-    }
+    return ElfError::none;
+}
+
+// Everything, into *plan (the caller's local copy).
+ElfError validate(const ElfSource& f, const LoadConstraints& c, LoadPlan* plan,
+                  uint64_t vaddr[kMaxSegments], ElfErrorDetail* d) {
+    uint8_t eh[kEhdrSize];
+    ElfError e = check_header(f, c, eh);
+    if (e != ElfError::none)
+        return e;
+    e = check_sections(f, eh);
+    if (e != ElfError::none)
+        return e;
+    e = plan_segments(f, eh, c, plan, vaddr, d);
+    if (e != ElfError::none)
+        return e;
+    e = check_pairs(*plan, d);
+    if (e != ElfError::none)
+        return e;
 
     // The entry (virtual) must be inside an executable segment's loaded bytes
     // (not its zero fill); its physical address follows from that segment.
-    const uint64_t entry = le64(file + 24);
+    const uint64_t entry = le64(eh + 24);
     for (uint32_t i = 0; i < plan->count; ++i) {
         const PlannedSegment& s = plan->segments[i];
         if (s.executable && entry >= vaddr[i] && entry - vaddr[i] < s.file_size) {
@@ -233,6 +270,15 @@ ElfError validate(const uint8_t* file, uint64_t file_size, const LoadConstraints
         }
     }
     return ElfError::entry_not_executable;
+}
+
+// A file in memory as an ElfSource.
+struct MemoryFile {
+    const uint8_t* bytes;
+};
+
+void read_memory(void* ctx, uint64_t offset, uint8_t* out, uint32_t n) {
+    memcpy(out, static_cast<const MemoryFile*>(ctx)->bytes + offset, n);
 }
 
 // Name and message of each error (loader/error_text.h).
@@ -333,14 +379,23 @@ const char* elf_error_name(ElfError e) {
     return error_text(e).name;
 }
 
-ElfError plan_elf_load(const uint8_t* file, uint64_t file_size, const LoadConstraints& c,
-                       LoadPlan* plan) {
+ElfError plan_elf_load(const ElfSource& file, const LoadConstraints& c, LoadPlan* plan,
+                       ElfErrorDetail* detail) {
     LoadPlan local;
     uint64_t vaddr[kMaxSegments];
-    const ElfError e = validate(file, file_size, c, &local, vaddr);
+    ElfErrorDetail d{kNoIndex, 0, 0, kNoIndex, kNoIndex, 0, 0};
+    const ElfError e = validate(file, c, &local, vaddr, &d);
     if (e == ElfError::none)
         *plan = local;
+    else if (detail != nullptr)
+        *detail = d;
     return e;
+}
+
+ElfError plan_elf_load(const uint8_t* file, uint64_t file_size, const LoadConstraints& c,
+                       LoadPlan* plan, ElfErrorDetail* detail) {
+    MemoryFile m{file};
+    return plan_elf_load(ElfSource{file_size, read_memory, &m}, c, plan, detail);
 }
 
 } // namespace svmkit::loader

@@ -115,15 +115,48 @@ enum class ElfError : uint8_t {
 };
 constexpr uint32_t kElfErrorCount = static_cast<uint32_t>(ElfError::entry_not_executable) + 1;
 
+// What a refusal is about, so that a message can name it: the PT_LOAD
+// segment (its index in program-header order, as in the plan, and its memory
+// range) and what it collides with: a reserved range (its index in
+// LoadConstraints::reserved), another segment, or guest RAM's bounds.
+constexpr uint32_t kNoIndex = 0xffffffffu;
+struct ElfErrorDetail {
+    uint32_t segment;                // kNoIndex: the refusal is not about one segment
+    uint64_t start, end;             // the segment's [p_paddr, p_paddr + p_memsz) when known
+    uint32_t reserved;               // segment_in_reserved: the range's index, else kNoIndex
+    uint32_t other_segment;          // segments_overlap, segment_files_overlap: else kNoIndex
+    uint64_t other_start, other_end; // the other segment's memory range
+};
+
+// Where plan_elf_load() reads the file from. It reads headers only (the ELF
+// header, the program and the section header tables), at most
+// kMaxElfRead bytes at a time and always inside [0, size): the guest hands it
+// the image in memory, the CLI a reader that fetches those bytes from disk,
+// so it never holds a whole image (`svmkit load --plan` on a 2 GiB file).
+// `read` cannot fail: a reader that hits an I/O error fills zeros and
+// remembers, and its owner reports the error whatever the verdict.
+constexpr uint32_t kMaxElfRead = 64;
+struct ElfSource {
+    uint64_t size;
+    void (*read)(void* ctx, uint64_t offset, uint8_t* out, uint32_t n);
+    void* ctx;
+};
+
 // Short, distinct, human text ("segments overlap in memory"); never null.
 const char* elf_error_message(ElfError e);
 // A stable identifier ("segments_overlap") for scripts and JSON; never null.
 const char* elf_error_name(ElfError e);
 
 // Validates the whole file, then fills *plan. On any error *plan is left
-// untouched. Never reads outside [file, file + file_size); file may be null
+// untouched and, when `detail` is not null, *detail says which segment and
+// which range the error is about (kNoIndex where it is not about one). Never
+// reads outside [0, size).
+ElfError plan_elf_load(const ElfSource& file, const LoadConstraints& c, LoadPlan* plan,
+                       ElfErrorDetail* detail = nullptr);
+
+// The same for a file in memory, [file, file + file_size); file may be null
 // only when file_size is 0.
 ElfError plan_elf_load(const uint8_t* file, uint64_t file_size, const LoadConstraints& c,
-                       LoadPlan* plan);
+                       LoadPlan* plan, ElfErrorDetail* detail = nullptr);
 
 } // namespace svmkit::loader

@@ -56,6 +56,25 @@ bool place_segments(const uint8_t* file, const LoadPlan& plan, GpaToPointer to_p
     return true;
 }
 
+void digest_segment(const ElfSource& file, const PlannedSegment& s, uint8_t* chunk,
+                    uint32_t chunk_size, uint8_t out[kSegmentDigestSize]) {
+    guest::Sha2 h(guest::HashAlgorithm::sha256);
+    for (uint64_t done = 0; done < s.file_size;) {
+        const uint64_t left = s.file_size - done;
+        const uint32_t n = left < chunk_size ? static_cast<uint32_t>(left) : chunk_size;
+        file.read(file.ctx, s.file_offset + done, chunk, n);
+        h.update(chunk, n);
+        done += n;
+    }
+    memset(chunk, 0, chunk_size);
+    for (uint64_t left = s.mem_size - s.file_size; left != 0;) {
+        const uint32_t n = left < chunk_size ? static_cast<uint32_t>(left) : chunk_size;
+        h.update(chunk, n);
+        left -= n;
+    }
+    h.final(out);
+}
+
 int32_t recheck_segments(const LoadPlan& plan, const SegmentDigests& d, GpaToPointer to_pointer,
                          void* ctx) {
     for (uint32_t i = 0; i < plan.count; ++i) {

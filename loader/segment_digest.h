@@ -39,6 +39,14 @@ using GpaToPointer = uint8_t* (*)(void* ctx, uint64_t gpa, uint64_t size);
 bool place_segments(const uint8_t* file, const LoadPlan& plan, GpaToPointer to_pointer, void* ctx,
                     SegmentDigests* out);
 
+// The digest place_segments() records for segment `s`, computed from the file
+// without placing it: its file bytes read through `file` into `chunk`, at
+// most chunk_size bytes at a time (larger pieces than plan_elf_load asks
+// for), then mem_size - file_size zeros. What `svmkit load --plan` prints
+// while holding at most one chunk of the image.
+void digest_segment(const ElfSource& file, const PlannedSegment& s, uint8_t* chunk,
+                    uint32_t chunk_size, uint8_t out[kSegmentDigestSize]);
+
 // Purgatory: recomputes every segment's digest. Returns the index of the first
 // segment whose bytes changed (or that to_pointer no longer maps), or -1 when
 // all match.

@@ -8,6 +8,10 @@ std::string_view block_backend_name(BlockBackendKind k) {
     return k == BlockBackendKind::svmkit ? "svmkit" : "qemu";
 }
 
+std::string_view block_backend_program(BlockBackendKind k) {
+    return k == BlockBackendKind::svmkit ? "svmkit-vhost-blk" : "qemu-storage-daemon";
+}
+
 Result<BlockBackendKind> parse_block_backend(std::string_view name) {
     if (name == "svmkit")
         return BlockBackendKind::svmkit;
@@ -23,7 +27,8 @@ Result<std::string> default_vhost_blk_path() {
 Result<vhost_user::DaemonProcess> start_block_backend(const BlockBackendSpec& spec,
                                                       const std::string& vhost_blk,
                                                       const std::string& socket_path,
-                                                      const std::string& log_path) {
+                                                      const std::string& log_path,
+                                                      const std::string& stats_path) {
     if (spec.kind == BlockBackendKind::qemu) {
         if (!spec.hostile.empty())
             return fail(ExitCode::usage, "--hostile needs the svmkit back end");
@@ -33,7 +38,7 @@ Result<vhost_user::DaemonProcess> start_block_backend(const BlockBackendSpec& sp
     }
     return vhost_user::DaemonProcess::spawn(
         vhost_user::vhost_blk_command(vhost_blk, socket_path, spec.disk, spec.read_only,
-                                      spec.hostile.empty() ? "none" : spec.hostile),
+                                      spec.hostile.empty() ? "none" : spec.hostile, stats_path),
         log_path);
 }
 

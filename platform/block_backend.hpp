@@ -15,6 +15,8 @@ namespace svmkit::platform {
 
 enum class BlockBackendKind { svmkit, qemu };
 std::string_view block_backend_name(BlockBackendKind k);
+// The program that serves the disk: "svmkit-vhost-blk" or "qemu-storage-daemon".
+std::string_view block_backend_program(BlockBackendKind k);
 Result<BlockBackendKind> parse_block_backend(std::string_view name);
 
 struct BlockBackendSpec {
@@ -30,10 +32,13 @@ struct BlockBackendSpec {
 Result<std::string> default_vhost_blk_path();
 
 // Starts the back end for `spec` listening on `socket_path`, its output in
-// `log_path`. `vhost_blk`: svmkit-vhost-blk's path.
+// `log_path`. `vhost_blk`: svmkit-vhost-blk's path; it writes its counters
+// to `stats_path` when stopped (qemu-storage-daemon's vhost-user-blk export
+// keeps none: QEMU's I/O accounting belongs to emulated devices).
 Result<vhost_user::DaemonProcess> start_block_backend(const BlockBackendSpec& spec,
                                                       const std::string& vhost_blk,
                                                       const std::string& socket_path,
-                                                      const std::string& log_path);
+                                                      const std::string& log_path,
+                                                      const std::string& stats_path);
 
 } // namespace svmkit::platform

@@ -16,7 +16,16 @@ Result<std::string> default_boot_loader_path() {
     return helper_program("SVMKIT_BOOT_LOADER", "svmkit-boot-loader.elf");
 }
 
-Result<PlacedProgram> place_guest_program(GuestMemory& memory, const std::string& path,
+namespace {
+
+// A checked program: where it goes, and what to copy there.
+struct ParsedProgram {
+    PlacedProgram placed;
+    std::vector<std::byte> bytes;
+    std::vector<Elf64_Phdr> loads;
+};
+
+Result<ParsedProgram> parse_guest_program(std::uint64_t memory_size, const std::string& path,
                                           std::span<const AvoidRange> avoid) {
     constexpr std::uint64_t kMaxProgramSize = 64ull << 20;
     SVM_TRY(file, InputFile::open(path));
@@ -50,7 +59,7 @@ Result<PlacedProgram> place_guest_program(GuestMemory& memory, const std::string
         const auto file_end = checked_add(ph.p_offset, ph.p_filesz);
         const auto mem_end = checked_add(ph.p_paddr, ph.p_memsz);
         if (!file_end || *file_end > bytes.size() || ph.p_filesz > ph.p_memsz || !mem_end ||
-            *mem_end > memory.size())
+            *mem_end > memory_size)
             return svmkit::unexpected(
                 bad(fmt::format("segment {} lies outside the file or guest RAM", i)));
         if (ranges_overlap(ph.p_paddr, ph.p_memsz, SVMKIT_IMAGE_BASE, 1))
@@ -75,14 +84,29 @@ Result<PlacedProgram> place_guest_program(GuestMemory& memory, const std::string
     });
     if (!entry_in_text)
         return svmkit::unexpected(bad("the entry point lies in no executable segment"));
-    for (const Elf64_Phdr& ph : loads) {
+    return ParsedProgram{std::move(placed), std::move(bytes), std::move(loads)};
+}
+
+} // namespace
+
+Result<PlacedProgram> guest_program_extent(std::uint64_t memory_size, const std::string& path,
+                                           std::span<const AvoidRange> avoid) {
+    SVM_TRY(parsed, parse_guest_program(memory_size, path, avoid));
+    return parsed.placed;
+}
+
+Result<PlacedProgram> place_guest_program(GuestMemory& memory, const std::string& path,
+                                          std::span<const AvoidRange> avoid) {
+    SVM_TRY(parsed, parse_guest_program(memory.size(), path, avoid));
+    const std::vector<std::byte>& bytes = parsed.bytes;
+    for (const Elf64_Phdr& ph : parsed.loads) {
         SVM_CHECK(memory.write(ph.p_paddr, std::span(bytes).subspan(ph.p_offset, ph.p_filesz)));
         if (ph.p_memsz > ph.p_filesz) {
             SVM_TRY(rest, memory.range(ph.p_paddr + ph.p_filesz, ph.p_memsz - ph.p_filesz));
             std::fill(rest.begin(), rest.end(), std::byte{0});
         }
     }
-    return placed;
+    return parsed.placed;
 }
 
 } // namespace svmkit::platform

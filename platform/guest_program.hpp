@@ -33,6 +33,10 @@ Result<std::string> default_boot_loader_path();
 struct AvoidRange {
     std::uint64_t base = 0, size = 0;
 };
+// Where place_guest_program() would put the program, with the same checks,
+// writing nothing (the commands that predict the boot loader's answer).
+Result<PlacedProgram> guest_program_extent(std::uint64_t memory_size, const std::string& path,
+                                           std::span<const AvoidRange> avoid);
 Result<PlacedProgram> place_guest_program(GuestMemory& memory, const std::string& path,
                                           std::span<const AvoidRange> avoid);
 

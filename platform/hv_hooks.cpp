@@ -65,8 +65,12 @@ std::optional<std::span<std::byte>> window(const HvHookContext& ctx, std::uint64
     return ctx.memory.subspan(gpa, len);
 }
 
-std::string prefix(const HvHook& h, std::string_view action) {
-    return fmt::format(R"({{"event":"{}","action":"{}")", hv_event_name(h.at), action);
+// Every line starts with the event and the action; the rest is the action's.
+HvHookJson prefix(const HvHook& h, std::string_view action) {
+    HvHookJson j;
+    j["event"] = hv_event_name(h.at);
+    j["action"] = action;
+    return j;
 }
 
 // The parts of the memfd that hold pages ([start, end) byte ranges): the rest
@@ -114,40 +118,47 @@ std::string run_scan(const HvHook& h, const HvHookContext& ctx) {
             ++it;
         }
     }
-    std::string at;
-    for (std::uint64_t a : where)
-        at += fmt::format("{}{}", at.empty() ? "" : ",", a);
-    return prefix(h, "scan") + fmt::format(R"(,"pattern":"{}","found":{},"at":[{}]}})",
-                                           format::hex(h.bytes), found, at);
+    HvHookJson j = prefix(h, "scan");
+    j["pattern"] = format::hex(h.bytes);
+    j["found"] = found;
+    j["at"] = where;
+    return hv_hook_json_line(j);
 }
 
 std::string run_read(const HvHook& h, const HvHookContext& ctx) {
+    HvHookJson j = prefix(h, "read");
+    j["gpa"] = h.gpa;
+    j["len"] = h.len;
     const auto w = window(ctx, h.gpa, h.len);
-    if (!w)
-        return prefix(h, "read") +
-               fmt::format(R"(,"gpa":{},"len":{},"error":"outside guest RAM"}})", h.gpa, h.len);
-    const auto nonzero =
+    if (!w) {
+        j["error"] = "outside guest RAM";
+        return hv_hook_json_line(j);
+    }
+    j["nonzero"] =
         std::count_if(w->begin(), w->end(), [](std::byte b) { return b != std::byte{0}; });
-    const auto d = signer::digest(signer::DigestAlgorithm::sha256, *w);
-    return prefix(h, "read") + fmt::format(R"(,"gpa":{},"len":{},"nonzero":{},"sha256":"{}"}})",
-                                           h.gpa, h.len, nonzero, format::hex(d));
+    j["sha256"] = format::hex(signer::digest(signer::DigestAlgorithm::sha256, *w));
+    return hv_hook_json_line(j);
 }
 
 std::string run_write(const HvHook& h, const HvHookContext& ctx) {
+    HvHookJson j = prefix(h, "write");
+    j["gpa"] = h.gpa;
     const auto w = window(ctx, h.gpa, h.bytes.size());
-    if (!w)
-        return prefix(h, "write") +
-               fmt::format(R"(,"gpa":{},"error":"outside guest RAM"}})", h.gpa);
+    if (!w) {
+        j["error"] = "outside guest RAM";
+        return hv_hook_json_line(j);
+    }
     std::copy(h.bytes.begin(), h.bytes.end(), w->begin());
-    return prefix(h, "write") + fmt::format(R"(,"gpa":{},"bytes":{}}})", h.gpa, h.bytes.size());
+    j["bytes"] = h.bytes.size();
+    return hv_hook_json_line(j);
 }
 
 std::string run_shared(const HvHook& h, const HvHookContext& ctx) {
-    std::string ranges;
+    HvHookJson j = prefix(h, "shared");
+    j["ranges"] = HvHookJson::array();
     for (const auto& [pfn, pages] : ctx.shared)
-        ranges += fmt::format(R"({}{{"gpa":{},"size":{}}})", ranges.empty() ? "" : ",", pfn << 16,
-                              pages << 16);
-    return prefix(h, "shared") + fmt::format(R"(,"ranges":[{}]}})", ranges);
+        j["ranges"].push_back({{"gpa", pfn << 16}, {"size", pages << 16}});
+    return hv_hook_json_line(j);
 }
 
 // What any process may try against another: open /proc/<pid>/mem and read
@@ -169,11 +180,18 @@ std::string run_proc_mem(const HvHook& h, const HvHookContext& ctx) {
             error = n < 0 ? std::strerror(errno) : "end of file";
         ::close(fd);
     }
-    return prefix(h, "proc-mem") +
-           fmt::format(R"(,"path":"{}","readable":{},"error":"{}"}})", path, readable, error);
+    HvHookJson j = prefix(h, "proc-mem");
+    j["path"] = path;
+    j["readable"] = readable;
+    j["error"] = error;
+    return hv_hook_json_line(j);
 }
 
 } // namespace
+
+std::string hv_hook_json_line(const HvHookJson& j) {
+    return j.dump(-1, ' ', false, HvHookJson::error_handler_t::replace);
+}
 
 Result<HvHook> parse_hv_hook(std::string_view spec) {
     auto bad = [&](std::string_view why) -> Result<HvHook> {

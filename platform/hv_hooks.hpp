@@ -18,13 +18,16 @@
 //          proc-mem         try to read the guest's RAM through
 //                           /proc/<guest pid>/mem (must be refused)
 // Numbers are decimal or 0x-hex. Each hook that runs appends one JSON object
-// per line to the hook log (`--hv-hook-log FILE`): {"event":..,"action":..,...}.
+// per line to the hook log (`--hv-hook-log FILE`): {"event":..,"action":..,...},
+// built with nlohmann's JSON (as the CLI's, wrapper/json.hpp), so every
+// string is escaped correctly whatever it holds.
 #pragma once
 
 #include "base/error.hpp"
 #include "platform/hv_protocol.hpp"
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <string_view>
@@ -54,6 +57,13 @@ struct HvHookContext {
     int guest_pid = 0;
     std::uint64_t guest_va_base = 0; // where guest RAM sits in the guest's process
 };
+
+using HvHookJson = nlohmann::ordered_json;
+
+// One hook log line: compact, keys in the order set, UTF-8 kept as it is and
+// each byte that is not valid UTF-8 replaced by U+FFFD (the CLI's rule,
+// docs/cli.md "JSON").
+std::string hv_hook_json_line(const HvHookJson& j);
 
 // Runs one hook; returns its JSON log line (without the newline). Bad
 // addresses are reported in the line, not as errors: a hostile hypervisor

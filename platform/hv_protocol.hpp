@@ -9,6 +9,8 @@
 //     ultravisor or firmware: the image is loaded (QEMU's -kernel is done),
 //     ESM starts (H_SVM_INIT_START) and ends (H_SVM_INIT_DONE, or the VM is
 //     terminated), pages are shared or unshared, the guest exits;
+//   - disk_report: the VM is over; stop disk args[0]'s back end and say
+//     what it served (answered with an HvDiskReport, not an HvReply);
 //   - stop: the VM is gone; the hypervisor process exits.
 // Every message gets one reply. Records are plain data of a fixed size in
 // host byte order (both ends run on the same host); a record of another size
@@ -18,13 +20,14 @@
 #include "base/error.hpp"
 #include "base/file.hpp"
 #include "guest/gates.h"
+#include "platform/vhost_user/blk_device.hpp"
 
 #include <cstdint>
 #include <string_view>
 
 namespace svmkit::platform {
 
-enum class HvMessageType : std::uint32_t { hcall = 1, event = 2, stop = 3 };
+enum class HvMessageType : std::uint32_t { hcall = 1, event = 2, stop = 3, disk_report = 4 };
 
 enum class HvEvent : std::uint32_t {
     none = 0,
@@ -59,6 +62,24 @@ struct HvReply {
     std::uint32_t flags = 0;
     std::uint32_t reserved = 0;
     std::uint64_t exit_status = 0; // with kExit
+};
+
+// The hypervisor process's first record, sent once before it serves any
+// request: whether it started (every disk's back end up and connected),
+// and if not, why, so that the machine fails with that cause (naming the
+// disk) instead of a closed channel.
+struct HvStartup {
+    std::int32_t code = 0; // 0: started; else the ExitCode of the failure
+    std::uint32_t reserved = 0;
+    char message[2048] = {}; // NUL-terminated (cut to fit)
+};
+
+// The answer to disk_report: the back end has been stopped.
+struct HvDiskReport {
+    std::uint32_t counted = 0; // 1: `counters` are the back end's own
+    std::uint32_t failed = 0;  // 1: the back end had ended before it was stopped
+    vhost_user::BlkCounters counters;
+    char message[1024] = {}; // with `failed`: how it ended (NUL-terminated)
 };
 
 // Sends one record; retries EINTR.

@@ -112,7 +112,23 @@ HypervisorProcess::spawn(HypervisorProcessConfig config) {
     hv->control_ = std::move(ours);
     hv->console_read_ = std::move(console_read);
     hv->echo_ = config.console_echo;
+    SVM_CHECK(hv->await_startup());
     return hv;
+}
+
+Result<void> HypervisorProcess::await_startup() {
+    HvStartup startup;
+    auto received =
+        receive_record(control_.get(), &startup, sizeof startup, "the hypervisor process");
+    if (received && startup.code == 0)
+        return {};
+    reap(true);
+    if (!received)
+        return svmkit::unexpected(received.error());
+    startup.message[sizeof startup.message - 1] = '\0';
+    const bool known = startup.code > 0 && startup.code <= static_cast<int>(ExitCode::timeout);
+    return svmkit::unexpected(
+        Error{known ? static_cast<ExitCode>(startup.code) : ExitCode::io, startup.message});
 }
 
 HypervisorProcess::~HypervisorProcess() {
@@ -176,6 +192,25 @@ Result<void> HypervisorProcess::notify(HvEvent event, std::uint64_t a0, std::uin
     request.args[1] = a1;
     SVM_CHECK(roundtrip(request));
     return {};
+}
+
+Result<HvDiskReport> HypervisorProcess::disk_report(std::uint64_t index) {
+    if (!alive_)
+        return fail(ExitCode::io, "the hypervisor process is not running");
+    HvRequest request;
+    request.type = HvMessageType::disk_report;
+    request.args[0] = index;
+    SVM_CHECK(send_record(control_.get(), &request, sizeof request));
+    HvDiskReport report;
+    auto received =
+        receive_record(control_.get(), &report, sizeof report, "the hypervisor process");
+    drain_console();
+    if (!received) {
+        reap(true);
+        return svmkit::unexpected(received.error());
+    }
+    report.message[sizeof report.message - 1] = '\0';
+    return report;
 }
 
 void HypervisorProcess::reap(bool kill_first) {

@@ -46,6 +46,8 @@ Result<std::string> default_hypervisor_path();
 
 class HypervisorProcess {
   public:
+    // Starts the process and waits until it has started its disks' back
+    // ends; a back end that fails makes this fail with its cause.
     static Result<std::unique_ptr<HypervisorProcess>> spawn(HypervisorProcessConfig config);
     // Stops the process if it still runs (kills it if it does not answer).
     ~HypervisorProcess();
@@ -54,6 +56,9 @@ class HypervisorProcess {
 
     Result<HvReply> hcall(const svmkit_regs& regs);
     Result<void> notify(HvEvent event, std::uint64_t a0 = 0, std::uint64_t a1 = 0);
+    // Once the VM is over: stops disk `index`'s back end and returns what it
+    // served.
+    Result<HvDiskReport> disk_report(std::uint64_t index);
     // Orderly end: the process answers `stop`, exits, and is reaped; its exit
     // status must be 0.
     Result<void> stop();
@@ -63,6 +68,8 @@ class HypervisorProcess {
 
   private:
     HypervisorProcess() = default;
+    // Waits for the process's HvStartup record; its failure becomes ours.
+    Result<void> await_startup();
     Result<HvReply> roundtrip(const HvRequest& request);
     void drain_console();
     void reap(bool kill_first);

@@ -185,8 +185,10 @@ Result<HvReply> HypervisorCore::serve(const HvRequest& request) {
     }
     case HvMessageType::stop:
         return HvReply{};
+    case HvMessageType::disk_report: // the process's, which owns the back ends
+        break;
     }
-    return fail(ExitCode::io, "hypervisor: unknown request type {}",
+    return fail(ExitCode::io, "hypervisor: unexpected request type {}",
                 static_cast<std::uint32_t>(request.type));
 }
 

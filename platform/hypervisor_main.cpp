@@ -19,15 +19,18 @@
 #include "platform/vhost_user/frontend.hpp"
 
 #include <charconv>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
 #include <linux/capability.h>
+#include <nlohmann/json.hpp>
 #include <string_view>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace {
@@ -123,6 +126,72 @@ class SocketDir {
     std::string path_;
 };
 
+// Where disk i's svmkit-vhost-blk leaves its counters when stopped.
+std::string stats_path(const SocketDir& dir, std::size_t i) {
+    return fmt::format("{}/disk{}.stats", dir.path(), i);
+}
+
+// "exited with status 4", "killed by signal 9".
+std::string exit_text(int status) {
+    if (WIFEXITED(status))
+        return fmt::format("exited with status {}", WEXITSTATUS(status));
+    if (WIFSIGNALED(status))
+        return fmt::format("killed by signal {}", WTERMSIG(status));
+    return fmt::format("ended (wait status {:#x})", status);
+}
+
+// The last non-empty line a back end printed: where both say why they stop.
+std::string last_line(const std::string& log) {
+    std::size_t end = log.find_last_not_of(" \t\r\n");
+    if (end == std::string::npos)
+        return "(it printed nothing)";
+    const std::size_t start = log.rfind('\n', end);
+    return log.substr(start == std::string::npos ? 0 : start + 1,
+                      end + 1 - (start == std::string::npos ? 0 : start + 1));
+}
+
+// A back end that failed to come up, as svmkit reports it: the disk, the
+// program, its own last word and how it ended. svmkit-vhost-blk exits with
+// svmkit's codes; QEMU's daemon failing is qemu-failed.
+Error backend_failure(const BlockBackendSpec& spec, vhost_user::DaemonProcess& daemon,
+                      const std::string& what) {
+    ExitCode code = ExitCode::io;
+    std::string how;
+    if (!daemon.running() && daemon.wait_status()) {
+        const int status = *daemon.wait_status();
+        how = " (" + exit_text(status) + ")";
+        if (spec.kind == BlockBackendKind::qemu)
+            code = ExitCode::qemu_failed;
+        else if (WIFEXITED(status) && WEXITSTATUS(status) >= 2 && WEXITSTATUS(status) <= 4)
+            code = static_cast<ExitCode>(WEXITSTATUS(status));
+    }
+    return Error{code, fmt::format("{}: the {} back end failed: {}{}", spec.disk,
+                                   block_backend_program(spec.kind), what, how)};
+}
+
+// Connects to a back end that is starting; stops waiting as soon as it has
+// exited (a back end refusing its disk exits at once).
+Result<vhost_user::Frontend> connect_backend(const BlockBackendSpec& spec,
+                                             const std::string& socket,
+                                             vhost_user::DaemonProcess& daemon) {
+    constexpr auto kPatience = std::chrono::seconds(10);
+    vhost_user::ConnectOptions once;
+    once.connect_timeout = std::chrono::milliseconds(50);
+    const auto deadline = std::chrono::steady_clock::now() + kPatience;
+    for (;;) {
+        auto frontend = vhost_user::Frontend::connect(socket, once);
+        if (frontend)
+            return frontend;
+        if (!daemon.running())
+            return svmkit::unexpected(backend_failure(spec, daemon, last_line(daemon.log())));
+        if (std::chrono::steady_clock::now() > deadline)
+            return svmkit::unexpected(
+                backend_failure(spec, daemon,
+                                fmt::format("no connection within {} s ({})", kPatience.count(),
+                                            frontend.error().message)));
+    }
+}
+
 // Starts each disk's back end, connects to it and puts a virtio-mmio device
 // in front of it.
 Result<void> attach_disks(const Options& o, HypervisorCore& core, const SocketDir& dir,
@@ -132,26 +201,32 @@ Result<void> attach_disks(const Options& o, HypervisorCore& core, const SocketDi
         const BlockBackendSpec& spec = o.disks[i];
         // Looked up only for a disk that needs it (QEMU's back end does not).
         if (vhost_blk.empty() && spec.kind == BlockBackendKind::svmkit) {
-            SVM_TRY(found, default_vhost_blk_path());
-            vhost_blk = std::move(found);
+            auto found = default_vhost_blk_path();
+            if (!found)
+                return svmkit::unexpected(
+                    with_context(std::move(found.error()),
+                                 fmt::format("{}: the svmkit-vhost-blk back end", spec.disk)));
+            vhost_blk = std::move(*found);
         }
         const std::string socket = fmt::format("{}/disk{}.sock", dir.path(), i);
         const std::string log = fmt::format("{}/disk{}.log", dir.path(), i);
-        SVM_TRY(backend, start_block_backend(spec, vhost_blk, socket, log));
-        backends.push_back(std::move(backend));
-        auto frontend = vhost_user::Frontend::connect(socket);
-        if (!frontend)
-            return fail(ExitCode::io, "disk {}: the {} back end did not come up: {}\n{}", spec.disk,
-                        block_backend_name(spec.kind), frontend.error().message,
-                        backends.back().log());
+        auto started = start_block_backend(spec, vhost_blk, socket, log, stats_path(dir, i));
+        if (!started)
+            return svmkit::unexpected(with_context(
+                std::move(started.error()),
+                fmt::format("{}: the {} back end", spec.disk, block_backend_program(spec.kind))));
+        backends.push_back(std::move(*started));
+        SVM_TRY(frontend, connect_backend(spec, socket, backends.back()));
         VirtioBlkBackendInfo info;
         info.name =
             fmt::format("disk{} ({}, {} back end)", i, spec.disk, block_backend_name(spec.kind));
         info.platform_supplies_access_platform = spec.kind == BlockBackendKind::qemu;
         const int kick = kFirstDeviceFd + 2 * static_cast<int>(i);
-        SVM_TRY(device,
-                VirtioMmioBlk::create(std::move(*frontend), std::move(info), kick, kick + 1));
-        core.add_device(std::move(device));
+        auto device = VirtioMmioBlk::create(std::move(frontend), std::move(info), kick, kick + 1);
+        if (!device)
+            return svmkit::unexpected(
+                backend_failure(spec, backends.back(), device.error().message));
+        core.add_device(std::move(*device));
     }
     return {};
 }
@@ -175,18 +250,101 @@ Result<void> drop_privileges() {
     return {};
 }
 
-Result<void> serve(int argc, char** argv) {
+// What the hypervisor holds while it serves (destroyed in reverse: the
+// back ends stop before their socket directory goes).
+struct Running {
+    std::unique_ptr<HypervisorCore> core;
+    std::vector<BlockBackendSpec> disks;
+    SocketDir sockets;
+    std::vector<vhost_user::DaemonProcess> backends;
+};
+
+Result<Running> start(int argc, char** argv) {
     SVM_TRY(options, parse_args(argc, argv));
     SVM_TRY(core, HypervisorCore::create(options.core));
     SVM_CHECK(drop_privileges());
     // Back ends start without privileges too, and die with this process.
     SVM_TRY(sockets, SocketDir::create());
-    std::vector<vhost_user::DaemonProcess> backends;
-    SVM_CHECK(attach_disks(options, *core, sockets, backends));
+    Running running{std::move(core), options.disks, std::move(sockets), {}};
+    SVM_CHECK(attach_disks(options, *running.core, running.sockets, running.backends));
+    return running;
+}
+
+Result<void> send_startup(const Result<Running>& started) {
+    HvStartup startup;
+    if (!started) {
+        startup.code = static_cast<std::int32_t>(started.error().code);
+        const std::string& m = started.error().message;
+        m.copy(startup.message, std::min(m.size(), sizeof startup.message - 1));
+    }
+    return send_record(kControlFd, &startup, sizeof startup);
+}
+
+// The counters svmkit-vhost-blk wrote when it stopped.
+Result<vhost_user::BlkCounters> read_stats(const std::string& path) {
+    SVM_TRY(bytes, read_small_file(path, 4096));
+    const auto j = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
+    if (!j.is_object())
+        return fail(ExitCode::malformed, "{}: not a JSON object", path);
+    vhost_user::BlkCounters c;
+    for (auto [field, name] : {std::pair{&c.requests, "requests"},
+                               {&c.reads, "reads"},
+                               {&c.writes, "writes"},
+                               {&c.flushes, "flushes"},
+                               {&c.other, "other"},
+                               {&c.errors, "errors"},
+                               {&c.bytes_read, "bytes_read"},
+                               {&c.bytes_written, "bytes_written"}}) {
+        if (!j.contains(name) || !j[name].is_number_unsigned())
+            return fail(ExitCode::malformed, "{}: no counter '{}'", path, name);
+        *field = j[name].get<std::uint64_t>();
+    }
+    return c;
+}
+
+// Stops disk `index`'s back end (it may be stopped only once the VM is
+// over) and collects what it served, or how it had ended.
+HvDiskReport disk_report(Running& running, std::uint64_t index) {
+    HvDiskReport report;
+    auto say = [&report](const std::string& text) {
+        text.copy(report.message, std::min(text.size(), sizeof report.message - 1));
+    };
+    if (index >= running.backends.size()) {
+        report.failed = 1;
+        say(fmt::format("no disk {}", index));
+        return report;
+    }
+    const BlockBackendSpec& spec = running.disks[index];
+    vhost_user::DaemonProcess& daemon = running.backends[index];
+    if (!daemon.running()) {
+        report.failed = 1;
+        say(backend_failure(spec, daemon, last_line(daemon.log())).message);
+        return report;
+    }
+    daemon.stop(); // SIGTERM: svmkit-vhost-blk writes its counters and exits
+    if (spec.kind != BlockBackendKind::svmkit)
+        return report;
+    auto counters = read_stats(stats_path(running.sockets, index));
+    if (counters) {
+        report.counted = 1;
+        report.counters = *counters;
+    } else {
+        report.failed = 1;
+        say(backend_failure(spec, daemon, counters.error().message).message);
+    }
+    return report;
+}
+
+Result<void> serve(Running& running) {
     for (;;) {
         HvRequest request;
         SVM_CHECK(receive_record(kControlFd, &request, sizeof request, "the machine"));
-        SVM_TRY(reply, core->serve(request));
+        if (request.type == HvMessageType::disk_report) {
+            const HvDiskReport report = disk_report(running, request.args[0]);
+            SVM_CHECK(send_record(kControlFd, &report, sizeof report));
+            continue;
+        }
+        SVM_TRY(reply, running.core->serve(request));
         SVM_CHECK(send_record(kControlFd, &reply, sizeof reply));
         if (request.type == HvMessageType::stop)
             return {};
@@ -196,7 +354,16 @@ Result<void> serve(int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
-    auto r = serve(argc, argv);
+    auto started = start(argc, argv);
+    // A failure to start is the machine's to report (HvStartup), not ours;
+    // printed here only when the machine cannot hear it.
+    auto told = send_startup(started);
+    if (!started) {
+        if (!told)
+            std::fprintf(stderr, "svmkit-hypervisor: %s\n", started.error().message.c_str());
+        return static_cast<int>(started.error().code);
+    }
+    auto r = told ? serve(*started) : told;
     if (!r) {
         std::fprintf(stderr, "svmkit-hypervisor: %s\n", r.error().message.c_str());
         return static_cast<int>(r.error().code);

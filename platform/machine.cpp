@@ -4,6 +4,7 @@
 #include "guest/uv_abi.h"
 #include "platform/gates.hpp"
 #include "platform/hv_hooks.hpp"
+#include "platform/normal_boot.hpp"
 #include "platform/platform_fdt.hpp"
 
 #include <algorithm>
@@ -330,36 +331,25 @@ Result<void> Machine::load_normal(const NormalBootSpec& spec) {
         SVM_TRY(found, default_boot_loader_path());
         path = std::move(found);
     }
-    const AvoidRange firmware[] = {{kFirmwareFdtAddress, kPlatformFdtMaxSize},
-                                   {kGuestStackBase, kGuestStackTop - kGuestStackBase}};
-    SVM_TRY(program, place_guest_program(memory_, path, firmware));
+    SVM_TRY(program, place_guest_program(memory_, path, firmware_ranges()));
+    std::optional<InputFile> image;
+    if (!spec.kexec_image.empty()) {
+        SVM_TRY(file, InputFile::open(spec.kexec_image));
+        image.emplace(std::move(file));
+    }
+    // The layout the commands that predict the loader's answer use too.
+    SVM_TRY(layout, normal_boot_layout(memory_.size(), program, spec.kexec_image,
+                                       image ? std::optional(image->size()) : std::nullopt));
     LoaderReport loader;
     loader.program = program;
     loader.cmdline = spec.cmdline;
-    PlatformFdtSpec fdt_spec;
-    fdt_spec.memory_size = memory_.size();
-    fdt_spec.reserved = {{kFirmwareFdtAddress, kPlatformFdtMaxSize},
-                         {kGuestStackBase, kGuestStackTop - kGuestStackBase},
-                         {program.start, program.end - program.start}};
+    PlatformFdtSpec& fdt_spec = layout.fdt;
     fdt_spec.virtio_mmio_nodes =
         std::max<unsigned>(config_.virtio_mmio_nodes, static_cast<unsigned>(config_.disks.size()));
     fdt_spec.bootargs = spec.cmdline;
-    if (!spec.kexec_image.empty()) {
-        // The image is untrusted input for the loader, which validates it: the
-        // firmware copies its bytes and nothing else, at the top of RAM (64 KiB
-        // aligned, so a zero-length file still gets a well-defined place).
-        SVM_TRY(file, InputFile::open(spec.kexec_image));
-        const std::uint64_t floor = std::max<std::uint64_t>(program.end, SVMKIT_IMAGE_BASE);
-        if (file.size() > memory_.size() - floor)
-            return fail(ExitCode::usage,
-                        "{}: {} bytes do not fit in guest RAM above the loader; use a larger "
-                        "--memory",
-                        spec.kexec_image, file.size());
-        const std::uint64_t base = (memory_.size() - file.size()) & ~(kGuestPageSize - 1);
-        SVM_CHECK(memory_.write_from_file(base, file.fd(), 0, file.size()));
-        fdt_spec.initrd = Reservation{base, file.size()};
-        fdt_spec.reserved.push_back(Reservation{base, memory_.size() - base});
-        loader.kexec_buffer = std::pair{base, base + file.size()};
+    if (layout.kexec) {
+        SVM_CHECK(memory_.write_from_file(layout.kexec->base, image->fd(), 0, image->size()));
+        loader.kexec_buffer = std::pair{layout.kexec->base, layout.kexec->base + image->size()};
     }
     SVM_TRY(fdt, build_platform_fdt(fdt_spec));
     SVM_CHECK(memory_.write(kFirmwareFdtAddress, fdt));
@@ -425,7 +415,7 @@ void Machine::record_trace(const svmkit_regs& regs) {
     e.args[1] = regs.r[6];
     e.args[2] = regs.r[7];
     e.when = std::chrono::steady_clock::now();
-    if (e.event >= SVMKIT_TRACE_LOADER_IMAGE && e.event <= SVMKIT_TRACE_LOADER_UNSHARED) {
+    if (e.event >= SVMKIT_TRACE_LOADER_IMAGE && e.event <= SVMKIT_TRACE_LOADER_REJECTED) {
         // A loader the machine did not boot: the kernel of a secure image,
         // kexec'ing the next one. Its report starts with its first event
         // (a second loader's events, should one run, are not recorded).
@@ -491,6 +481,16 @@ void Machine::record_loader_trace(const TraceEvent& e) {
             platform_error_ = told.error();
             leave_guest(Stop::platform_error);
         }
+        break;
+    }
+    case SVMKIT_TRACE_LOADER_REJECTED: {
+        loader::LoadRefusal refusal{};
+        if (memory_.read(e.args[1], std::as_writable_bytes(std::span(&refusal, 1))))
+            l.refusal = refusal;
+        else // a record it could not read: the error alone
+            l.refusal =
+                loader::LoadRefusal{e.args[0], loader::kNoIndex, 0, 0, 0, loader::kNoIndex, 0, 0};
+        l.refusal->error = e.args[0];
         break;
     }
     case SVMKIT_TRACE_LOADER_PURGATORY:
@@ -658,6 +658,7 @@ Result<void> Machine::run() {
     // The VM is over: the hypervisor sees the final state of its memory,
     // then goes away.
     SVM_CHECK(hv_->notify(HvEvent::exit, report_.exit_status.value_or(0)));
+    SVM_CHECK(collect_disk_reports());
     SVM_CHECK(hv_->stop());
     if (timed_out_) {
         report_.outcome = BootOutcome::timed_out;
@@ -693,6 +694,19 @@ Result<void> Machine::run() {
         report_.message = "the guest terminated the VM (UV_SVM_TERMINATE)";
     }
     finish_report(entered, stopped);
+    return {};
+}
+
+Result<void> Machine::collect_disk_reports() {
+    for (std::size_t i = 0; i < config_.disks.size(); ++i) {
+        SVM_TRY(hv, hv_->disk_report(i));
+        DiskIo io;
+        if (hv.counted != 0)
+            io.counters = hv.counters;
+        if (hv.failed != 0)
+            io.failure = hv.message;
+        report_.disks.push_back(std::move(io));
+    }
     return {};
 }
 

@@ -17,6 +17,7 @@
 #include "base/error.hpp"
 #include "base/file.hpp"
 #include "format/image_reader.hpp"
+#include "loader/boot_layout.h"
 #include "platform/block_backend.hpp"
 #include "platform/guest_memory.hpp"
 #include "platform/guest_program.hpp"
@@ -142,6 +143,18 @@ struct LoaderReport {
     std::optional<bool> purgatory_ok; // the recheck right before the jump
     std::uint64_t bad_segment = 0;
     std::optional<LoaderUnshare> unshared; // secure: before the purgatory's recheck
+    // The loader refused the image: the error, the segment and the range it
+    // hits, as the loader reported them (SVMKIT_TRACE_LOADER_REJECTED).
+    std::optional<loader::LoadRefusal> refusal;
+};
+
+// What one disk's back end served, collected when the VM is over (in the
+// order of MachineConfig::disks).
+struct DiskIo {
+    // The back end's own counters; nullopt when it keeps none
+    // (qemu-storage-daemon's vhost-user-blk export).
+    std::optional<vhost_user::BlkCounters> counters;
+    std::string failure; // set when the back end ended before the VM did: how
 };
 
 struct BootReport {
@@ -174,6 +187,7 @@ struct BootReport {
     std::string message; // why it ended, for everything but a clean exit
     std::uint64_t total_us = 0;
     std::string console;
+    std::vector<DiskIo> disks; // one per MachineConfig::disks
 };
 
 class Machine {
@@ -216,6 +230,8 @@ class Machine {
     void record_loader_trace(const TraceEvent& e);
     enum class Stop { none, esm_resume, exited, terminated, platform_error };
     void leave_guest(Stop why) noexcept;
+    // Each disk's back end, stopped: what it served (report_.disks).
+    Result<void> collect_disk_reports();
     void finish_report(std::chrono::steady_clock::time_point entered,
                        std::chrono::steady_clock::time_point stopped);
 

@@ -5,14 +5,21 @@
 #include "base/file_identity.hpp"
 
 #include "wrapper/command.hpp"
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include "format/esm_crypto.hpp"
 #include "format/image_reader.hpp"
 #include "format/verify.hpp"
 #include "guest/uv_abi.h"
+#include "platform/block_backend.hpp"
 #include "platform/machine.hpp"
+#include "platform/platform_fdt.hpp"
 #include "wrapper/json.hpp"
+#include "wrapper/load_constraints.hpp"
+#include "wrapper/memory_map.hpp"
 
 #include "base/file.hpp"
 #include "base/output_file.hpp"
@@ -39,6 +46,90 @@ std::string hex_address(std::uint64_t v) {
 
 std::string millis(std::uint64_t us) {
     return fmt::format("{:.3f} ms", static_cast<double>(us) / 1e3);
+}
+
+// A disk as the report names it (docs/cli.md, "boot"): checked before the
+// machine starts, served by one back end.
+struct DiskReport {
+    std::string path;
+    std::uint64_t size = 0;
+    std::string_view backend; // the program: svmkit-vhost-blk or qemu-storage-daemon
+};
+
+std::string io_text(const platform::DiskIo* io) {
+    if (io == nullptr)
+        return "";
+    std::string out;
+    if (io->counters) {
+        const vhost_user::BlkCounters& c = *io->counters;
+        out += fmt::format("; {} requests ({} reads, {} writes, {} flushes, {} other, {} failed), "
+                           "{} bytes read, {} bytes written",
+                           c.requests, c.reads, c.writes, c.flushes, c.other, c.errors,
+                           c.bytes_read, c.bytes_written);
+    } else {
+        out += "; I/O counters: none (qemu-storage-daemon's export keeps none)";
+    }
+    if (!io->failure.empty())
+        out += "\n        BACK END FAILED: " + io->failure;
+    return out;
+}
+
+// The report's disks: each named, sized, with its back end and what it
+// served (r.disks is empty when the VM stopped before the counters were
+// collected).
+std::string disks_text(const BootReport& r, const std::vector<DiskReport>& disks) {
+    if (disks.empty())
+        return {};
+    std::string out = "  disks\n";
+    for (std::size_t i = 0; i < disks.size(); ++i)
+        out += fmt::format("      disk{} {}: {} bytes ({} MiB), back end {}{}\n", i, disks[i].path,
+                           disks[i].size, disks[i].size >> 20, disks[i].backend,
+                           io_text(i < r.disks.size() ? &r.disks[i] : nullptr));
+    return out;
+}
+
+void io_json(JsonWriter& j, const platform::DiskIo* io) {
+    if (io == nullptr || !io->counters) {
+        j.null("io");
+    } else {
+        const vhost_user::BlkCounters& c = *io->counters;
+        j.begin_object("io");
+        j.value("requests", c.requests);
+        j.value("reads", c.reads);
+        j.value("writes", c.writes);
+        j.value("flushes", c.flushes);
+        j.value("other", c.other);
+        j.value("failed", c.errors);
+        j.value("bytes_read", c.bytes_read);
+        j.value("bytes_written", c.bytes_written);
+        j.end_object();
+    }
+    if (io == nullptr || io->failure.empty())
+        j.null("failure");
+    else
+        j.value("failure", io->failure);
+}
+
+void disks_json(JsonWriter& j, const BootReport& r, const std::vector<DiskReport>& disks) {
+    j.begin_array("disks");
+    for (std::size_t i = 0; i < disks.size(); ++i) {
+        j.begin_object();
+        j.value("name", fmt::format("disk{}", i));
+        j.value("path", disks[i].path);
+        j.value("size", disks[i].size);
+        j.value("backend", disks[i].backend);
+        io_json(j, i < r.disks.size() ? &r.disks[i] : nullptr);
+        j.end_object();
+    }
+    j.end_array();
+}
+
+// A back end that failed during the boot: said on stderr too, not only in
+// the report.
+void warn_disk_failures(const BootReport& r) {
+    for (const platform::DiskIo& io : r.disks)
+        if (!io.failure.empty())
+            std::fprintf(stderr, "svmkit: warning: %s\n", io.failure.c_str());
 }
 
 std::string result_line(const BootReport& r) {
@@ -100,6 +191,8 @@ std::string loader_stage_text(const platform::LoaderReport& l) {
                             l.unshared->pool_base + l.unshared->pool_size);
         out += "\n";
     }
+    if (l.refusal)
+        out += fmt::format("      REFUSED by the loader: {}\n", refusal_line(*l.refusal));
     if (l.purgatory_ok)
         out += *l.purgatory_ok
                    ? "      purgatory: every segment digest rechecked, jumped to the stub\n"
@@ -121,7 +214,53 @@ std::string unpacked_text(const platform::KernelUnpacked& k, std::string_view wh
                        k.size, k.load_address, k.inflated ? "inflated" : "copied");
 }
 
-void report_text(const BootReport& r) {
+// Where every piece landed in guest memory, as the report knows it: the
+// image (or the boot loader) and the firmware's FDT and stack, the loader's
+// kexec buffer and placed (or refused) segments, the unpacked kernel, the
+// initrd's copy, the pages shared (the bounce pool). Sorted, gaps and
+// overlaps marked (wrapper/memory_map.hpp).
+// The name of the image or placed segment holding [start, end), or "".
+std::string container_of(const std::vector<MapEntry>& entries, std::uint64_t start,
+                         std::uint64_t end) {
+    for (const MapEntry& e : entries)
+        if ((e.kind == "image" || e.kind == "segment") && e.start <= start && end <= e.end)
+            return e.name;
+    return "";
+}
+
+std::vector<MapRow> report_map(const BootReport& r) {
+    const bool via_loader = r.loader && !r.loader->secure;
+    std::vector<MapEntry> e;
+    e.push_back({via_loader ? "the boot loader" : "the image", via_loader ? "loader" : "image",
+                 r.placed.kbase, r.placed.end});
+    e.push_back({"the device tree", "firmware", r.fdt, r.fdt + platform::kPlatformFdtMaxSize});
+    e.push_back({"the firmware stack", "firmware", r.stack_base, r.stack_top});
+    if (r.loader) {
+        const platform::LoaderReport& l = *r.loader;
+        if (l.kexec_buffer)
+            e.push_back({"the kexec image buffer", "loader", l.kexec_buffer->first,
+                         l.kexec_buffer->second});
+        for (std::size_t i = 0; i < l.segments.size(); ++i)
+            e.push_back({fmt::format("segment {} (placed)", i), "segment", l.segments[i].address,
+                         l.segments[i].address + l.segments[i].size});
+        if (l.refusal && l.refusal->segment != loader::kNoIndex)
+            e.push_back({fmt::format("segment {} (refused)", l.refusal->segment), "segment",
+                         l.refusal->segment_start, l.refusal->segment_end});
+    }
+    if (r.kernel)
+        e.push_back({"the kernel (unpacked)", "kernel", r.kernel->load_address,
+                     r.kernel->load_address + r.kernel->size});
+    if (r.initrd) // where the kernel finds it: often still inside what was placed
+        e.push_back({"the initrd", "initrd", r.initrd->first, r.initrd->second,
+                     container_of(e, r.initrd->first, r.initrd->second)});
+    for (const platform::ShareRecord& sh : r.shares)
+        if (sh.share && sh.ret == U_SUCCESS)
+            e.push_back(
+                {"the bounce pool (shared)", "shared", sh.pfn << 16, (sh.pfn + sh.pages) << 16});
+    return memory_map(std::move(e), 0, r.memory_size);
+}
+
+void report_text(const BootReport& r, const std::vector<DiskReport>& disks) {
     std::string out =
         fmt::format("\nsvmkit boot report: {} (memory {} MiB)\n", r.image, r.memory_size >> 20);
     for (const platform::BootStage& s : r.stages) {
@@ -182,11 +321,13 @@ void report_text(const BootReport& r) {
                 fmt::format("      entered at {:#x} (r3 = fdt {:#x}, stack top {:#x})\n",
                             r.kernel_entry->entry, r.kernel_entry->fdt, r.kernel_entry->stack_top);
     }
+    out += "  memory map\n" + memory_map_text(report_map(r));
+    out += disks_text(r, disks);
     out += fmt::format("  result       {} (total {})\n", result_line(r), millis(r.total_us));
     std::fputs(out.c_str(), stdout);
 }
 
-void report_json(const BootReport& r) {
+void report_json(const BootReport& r, const std::vector<DiskReport>& disks) {
     JsonWriter j;
     j.begin_object();
     j.value("schema", "svmkit-boot-v1");
@@ -299,6 +440,7 @@ void report_json(const BootReport& r) {
     } else {
         j.null("kernel_entry");
     }
+    disks_json(j, r, disks);
     j.value("console", r.console);
     if (r.loader) {
         const platform::LoaderReport& l = *r.loader;
@@ -357,18 +499,37 @@ void report_json(const BootReport& r) {
         } else {
             j.null("unshared");
         }
+        if (l.refusal)
+            j.json("refusal", refusal_json(*l.refusal));
+        else
+            j.null("refusal");
         j.end_object();
     } else {
         j.null("loader");
     }
+    j.json("memory_map", memory_map_json(report_map(r)));
     j.end_object();
     print_json(j.document(), stdout);
+}
+
+// A regular file's size, or a block device's (BLKGETSIZE64).
+Result<std::uint64_t> disk_size(const std::string& disk, const struct stat& st) {
+    if (!S_ISBLK(st.st_mode))
+        return static_cast<std::uint64_t>(st.st_size);
+    UniqueFd fd(::open(disk.c_str(), O_RDONLY | O_CLOEXEC));
+    std::uint64_t size = 0;
+    if (!fd.valid() || ::ioctl(fd.get(), BLKGETSIZE64, &size) != 0)
+        return fail(ExitCode::io, "{}: cannot read the block device's size: {}", disk,
+                    std::strerror(errno));
+    return size;
 }
 
 // The disks, checked before anything starts (docs/cli.md): each a regular
 // file or block device the guest may read and write, none given twice, none
 // the image being booted (the guest could write over it) nor another input.
-Result<void> check_disks(const BootOptions& o) {
+Result<std::vector<DiskReport>> check_disks(const BootOptions& o,
+                                            platform::BlockBackendKind backend) {
+    std::vector<DiskReport> disks;
     std::vector<std::pair<FileIdentity, std::string>> seen;
     for (const std::string& image : {o.image, o.kexec_image}) {
         struct stat st {};
@@ -391,8 +552,10 @@ Result<void> check_disks(const BootOptions& o) {
             return fail(ExitCode::io, "{}: cannot open the disk for reading and writing: {}", disk,
                         std::strerror(errno));
         seen.emplace_back(identity_of(st), "given twice (also as " + disk + ")");
+        SVM_TRY(size, disk_size(disk, st));
+        disks.push_back({disk, size, platform::block_backend_program(backend)});
     }
-    return {};
+    return disks;
 }
 
 // svmkit's own exit code for the outcome (base/error.hpp); the guest's
@@ -404,6 +567,10 @@ int boot_exit_code(const BootReport& r) {
     case BootOutcome::exited:
         if (r.exit_status.value_or(0) == 0)
             return 0;
+        // The loader's reason first; the fixed form scripts parse stays last.
+        if (r.loader && r.loader->refusal)
+            std::fprintf(stderr, "svmkit: error: %s: the boot loader refused the image: %s\n",
+                         r.image.c_str(), refusal_line(*r.loader->refusal).c_str());
         std::fprintf(stderr, "svmkit: error: %s: the guest exited with status %llu\n",
                      r.image.c_str(), static_cast<unsigned long long>(*r.exit_status));
         return static_cast<int>(ExitCode::guest_exit_status);
@@ -478,7 +645,7 @@ Result<int> run_boot(const BootOptions& o) {
     SVM_TRY(backend, platform::parse_block_backend(o.backend));
     if (!o.hostile.empty() && backend != platform::BlockBackendKind::svmkit)
         return fail(ExitCode::usage, "--hostile needs --backend svmkit");
-    SVM_CHECK(check_disks(o));
+    SVM_TRY(disks, check_disks(o, backend));
     for (const std::string& disk : o.disks)
         config.disks.push_back(platform::BlockBackendSpec{disk, backend, o.hostile, false});
     config.hv_hook_log_fd = hook_log ? hook_log->fd() : -1;
@@ -499,11 +666,11 @@ Result<int> run_boot(const BootOptions& o) {
         SVM_CHECK(hook_log->commit());
     const BootReport& r = machine->report();
     if (o.json)
-        report_json(r);
+        report_json(r, disks);
     else
-        report_text(r);
+        report_text(r, disks);
     std::fflush(stdout);
-
+    warn_disk_failures(r);
     return boot_exit_code(r);
 }
 

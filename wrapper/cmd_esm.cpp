@@ -6,6 +6,7 @@
 //   esm revoke BLOB|IMAGE --fingerprint F|PUB [-o OUT]
 //   esm extract BLOB|IMAGE --key PRIV [--file NAME] -o OUT
 //   esm digest (-y svm_blob.yml | --kernel K [--initrd I] [--cmdline C]) [--json]
+//   esm add --blob B --initrd I -o OUT        svm-tools' `svm add -b B -i I -f OUT`
 //
 // Passphrases of encrypted private keys come from --key-passphrase-env or
 // --key-passphrase-file, never from a prompt.
@@ -19,6 +20,7 @@
 #include "format/attach.hpp"
 #include "format/esm_blob.hpp"
 #include "format/esm_config.hpp"
+#include "format/esm_cpio.hpp"
 #include "format/esm_crypto.hpp"
 #include "format/esm_digest.hpp"
 #include "format/image_reader.hpp"
@@ -27,6 +29,8 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <ctime>
+#include <filesystem>
 #include <memory>
 
 namespace svmkit::cli {
@@ -58,6 +62,8 @@ struct EsmOptions {
     std::optional<std::string> kernel;
     std::optional<std::string> initrd;
     std::string cmdline;
+    // add (blob, initrd and output above)
+    std::string member_name; // empty: the blob file's name
 };
 
 bool is_elf(std::span<const std::byte> bytes) {
@@ -382,6 +388,87 @@ Result<int> run_digest(const EsmOptions& o) {
     return 0;
 }
 
+// ---- add -------------------------------------------------------------------
+
+// The archive entries' mtime: SOURCE_DATE_EPOCH when set, else now (as
+// `build` stamps its creation time). newc has 32 bits for it.
+Result<std::uint32_t> archive_mtime() {
+    const char* epoch = std::getenv("SOURCE_DATE_EPOCH");
+    if (epoch == nullptr || *epoch == '\0')
+        return static_cast<std::uint32_t>(std::time(nullptr));
+    auto v = parse_u64(epoch, "SOURCE_DATE_EPOCH");
+    if (!v || *v > 0xffffffffu)
+        return fail(ExitCode::usage,
+                    "SOURCE_DATE_EPOCH='{}' is not a number of seconds a cpio archive can hold "
+                    "(0 to 4294967295)",
+                    epoch);
+    return static_cast<std::uint32_t>(*v);
+}
+
+// The member's file name: --name, else the blob file's own (svm-tools
+// copies the blob into opt/ibm/pef/ under its name), "esmb.dtb" for stdin.
+std::string member_file_name(const EsmOptions& o) {
+    if (!o.member_name.empty())
+        return o.member_name;
+    if (o.blob == "-")
+        return "esmb.dtb";
+    return std::filesystem::path(o.blob).filename().string();
+}
+
+// Copies the whole initrd after `offset` bytes of `out`.
+Result<void> copy_initrd(const InputFile& initrd, OutputFile& out, std::uint64_t offset) {
+    constexpr std::uint64_t kChunk = 1u << 20;
+    std::vector<std::byte> chunk(kChunk);
+    for (std::uint64_t done = 0; done < initrd.size();) {
+        const auto n =
+            static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, initrd.size() - done));
+        SVM_CHECK(initrd.read_at(done, std::span(chunk).first(n)));
+        SVM_CHECK(out.write_at(offset + done, std::span(chunk).first(n)));
+        done += n;
+    }
+    return {};
+}
+
+Result<int> run_add(const EsmOptions& o) {
+    SVM_CHECK(require_value(o.output, "-o/--output (or svm-tools' -f)"));
+    SVM_TRY(mtime, archive_mtime());
+    SVM_TRY(blob_bytes, read_small_file(o.blob, format::kEsmMaxBlobSize));
+    SVM_TRY(blob, format::decode_esm_blob(blob_bytes, o.blob));
+    SVM_TRY(initrd, InputFile::open(*o.initrd));
+    // A second archive in front would make the ultravisor seal the first
+    // one into the initrd digest: the blob could never match.
+    std::vector<std::byte> head(std::min<std::uint64_t>(initrd.size(), 16u << 20));
+    SVM_CHECK(initrd.read_at(0, head));
+    auto found = platform::find_initrd_esm_blob(head, initrd.path(), initrd.size());
+    if (!found)
+        return fail(ExitCode::malformed,
+                    "{}: already starts with an archive whose first file is under {} ({}); give "
+                    "the initrd without it",
+                    initrd.path(), format::kEsmCpioDirectory, found.error().message);
+    if (*found)
+        return fail(ExitCode::malformed,
+                    "{}: already starts with an ESM blob archive (cpio member {}); give the "
+                    "initrd without it",
+                    initrd.path(), (*found)->path);
+    SVM_TRY(archive, format::make_esm_cpio(blob_bytes, member_file_name(o), mtime));
+    SVM_TRY(out, OutputFile::create(o.output));
+    SVM_CHECK(out.write_at(0, archive));
+    SVM_CHECK(copy_initrd(initrd, out, archive.size()));
+    SVM_CHECK(out.commit());
+    const std::string member = std::string(format::kEsmCpioDirectory) + "/" + member_file_name(o);
+    return report_written(
+        o, "add", o.output,
+        fmt::format("cpio member {} ({} lockboxes, {} files), {} byte archive, then the {} "
+                    "byte initrd",
+                    member, blob.lockboxes.size(), blob.files.size(), archive.size(),
+                    initrd.size()),
+        {{"member", member},
+         {"blob_size", blob_bytes.size()},
+         {"archive_size", archive.size()},
+         {"initrd_size", initrd.size()},
+         {"size", archive.size() + initrd.size()}});
+}
+
 void add_passphrase_options(CLI::App* cmd, PassphraseOptions& p) {
     cmd->add_option("--key-passphrase-env", p.env,
                     "Environment variable holding the passphrase of an encrypted private key");
@@ -490,7 +577,20 @@ Command add_esm_command(CLI::App& app) {
                        "host, x86_64 or ppc64le (default: the kernel ELF's machine)");
     add_json_flag(digest, o->json, "The digests");
 
-    auto run = [o, make, display, authorize, revoke, extract, digest]() -> Result<int> {
+    auto* add = esm->add_subcommand(
+        "add", "Prepend a blob to an initrd as the cpio archive the ultravisor finds "
+               "(svm-tools' `svm add`)");
+    add->add_option("--blob,-b", o->blob, "ibm,esm blob made by `esm make` ('-': stdin)")
+        ->required();
+    add->add_option("--initrd,-i", o->initrd, "The initrd the blob's digests describe ('-': stdin)")
+        ->required();
+    add->add_option("-o,--output,-f", o->output,
+                    "The initrd with the archive in front ('-': stdout; -f: svm-tools' spelling)");
+    add->add_option("--name", o->member_name,
+                    "The blob's file name in opt/ibm/pef/ (default: the --blob file's name)");
+    add_json_flag(add, o->json, "What was written");
+
+    auto run = [o, make, display, authorize, revoke, extract, digest, add]() -> Result<int> {
         if (make->parsed())
             return run_make(*o);
         if (display->parsed())
@@ -503,6 +603,8 @@ Command add_esm_command(CLI::App& app) {
             return run_extract_esm(*o);
         if (digest->parsed())
             return run_digest(*o);
+        if (add->parsed())
+            return run_add(*o);
         return fail(ExitCode::usage, "esm: no subcommand");
     };
     return {esm, run, [o] {

@@ -10,7 +10,10 @@
 #include "format/image_reader.hpp"
 #include "format/verify.hpp"
 #include "platform/esm_initrd.hpp"
+#include "platform/machine.hpp"
+#include "platform/platform_fdt.hpp"
 #include "wrapper/json.hpp"
+#include "wrapper/memory_map.hpp"
 
 #include <cstdio>
 #include <ctime>
@@ -61,6 +64,32 @@ EsmView esm_view(const format::SecureImage& img) {
     return v;
 }
 
+// Where the image's pieces land when the simulated machine's firmware boots
+// it (docs/platform.md): the components where they are stored, the kernel
+// where it is unpacked, the firmware's FDT and stack (ppc64le: the exception
+// vectors), in the default RAM. What the stub places top-down at boot (the
+// initrd's copy, the bounce pool, the kernel's stack, its FDT copy) is not
+// knowable from the image alone and is listed after the map.
+std::vector<MapRow> image_map(const format::SecureImage& img) {
+    std::vector<MapEntry> entries;
+    for (const format::Component& c : img.manifest.components)
+        entries.push_back({fmt::format("{} (stored)", format::component_name(c.kind)), "image",
+                           c.address, c.address + c.size});
+    entries.push_back({"the manifest (stored)", "image", img.manifest_section.address,
+                       img.manifest_section.address + img.manifest_section.size});
+    for (const format::Component& c : img.manifest.components)
+        if (c.kernel)
+            entries.push_back({"kernel (unpacked)", "kernel", c.kernel->load_address,
+                               c.kernel->load_address + c.kernel->memory_size});
+    if (img.manifest.arch == format::Arch::ppc64le)
+        entries.push_back({"the exception vectors", "firmware", 0, 0x10000});
+    entries.push_back({"the device tree", "firmware", platform::kFirmwareFdtAddress,
+                       platform::kFirmwareFdtAddress + platform::kPlatformFdtMaxSize});
+    entries.push_back(
+        {"the firmware stack", "firmware", platform::kGuestStackBase, platform::kGuestStackTop});
+    return memory_map(std::move(entries), 0, platform::kDefaultMemorySize);
+}
+
 void inspect_json(const format::SecureImage& img) {
     const format::Manifest& m = img.manifest;
     JsonWriter j;
@@ -81,6 +110,7 @@ void inspect_json(const format::SecureImage& img) {
     j.value("section_address", hex_addr(img.manifest_section.address));
     j.value("section_size", img.manifest_section.size);
     j.value("blob_size", std::uint64_t{img.manifest_blob.size()});
+    j.value("section_file_offset", img.manifest_section.offset);
     j.end_object();
     j.begin_array("components");
     for (const format::Component& c : m.components) {
@@ -141,6 +171,7 @@ void inspect_json(const format::SecureImage& img) {
         j.element(f.name);
     j.end_array();
     j.end_object();
+    j.json("memory_map", memory_map_json(image_map(img)));
     j.end_object();
     print_json(j.document(), stdout);
 }
@@ -160,9 +191,11 @@ void inspect_text(const format::SecureImage& img) {
     out += fmt::format("arch        {}\n", format::arch_name(m.arch));
     out += fmt::format("file size   {}\n", human_size(img.file->size()));
     out += fmt::format("image base  {:#x}    entry {:#x}\n", m.image_base, m.entry);
-    out += fmt::format("manifest    format {}, {} at {:#x} (section {} bytes, blob {} bytes)\n",
+    out += fmt::format("manifest    format {}, {} at {:#x} (section {} bytes, blob {} bytes), "
+                       "file offset {:#x}\n",
                        m.format_version, format::kManifestSection, img.manifest_section.address,
-                       img.manifest_section.size, img.manifest_blob.size());
+                       img.manifest_section.size, img.manifest_blob.size(),
+                       img.manifest_section.offset);
     out += fmt::format("created     {} ({})\n", iso_time(m.creation_time), m.creation_time);
     out += fmt::format("security    version {}\n", m.security_version);
     out += fmt::format("bounce pool {}\n", human_size(m.swiotlb_size));
@@ -170,8 +203,9 @@ void inspect_text(const format::SecureImage& img) {
     out += "components\n";
     for (const format::Component& c : m.components) {
         const format::ImageSection* s = img.section(c.kind);
-        out += fmt::format("  {:<12} {:<22} at {:#010x} size {}{}\n",
-                           format::component_name(c.kind), s->name, c.address, human_size(c.size),
+        out += fmt::format("  {:<12} {:<22} at {:#010x} file offset {:#x} size {}{}\n",
+                           format::component_name(c.kind), s->name, c.address, s->offset,
+                           human_size(c.size),
                            c.compression == format::Compression::none
                                ? std::string()
                                : fmt::format(", {}", format::compression_name(c.compression)));
@@ -222,6 +256,12 @@ void inspect_text(const format::SecureImage& img) {
         for (const format::EsmFile& f : b.files)
             out += fmt::format("  file    {}\n", f.name);
     }
+    out += fmt::format("memory map (firmware-style boot, {} MiB of RAM)\n",
+                       platform::kDefaultMemorySize >> 20);
+    out += memory_map_text(image_map(img));
+    out += fmt::format("  placed by the stub at boot, top-down in free RAM: the initrd's copy, "
+                       "the bounce pool ({}), the kernel's stack (256 KiB), its FDT copy\n",
+                       human_size(m.swiotlb_size));
     std::fputs(out.c_str(), stdout);
 }
 

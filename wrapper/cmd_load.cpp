@@ -14,16 +14,19 @@
 #include "platform/machine.hpp"
 #include "wrapper/json.hpp"
 #include "wrapper/load_constraints.hpp"
+#include "wrapper/memory_map.hpp"
 
+#include <array>
 #include <cstdio>
-#include <map>
+#include <vector>
 
 namespace svmkit::cli {
 
 namespace {
 
-// Images are read whole, as the guest loader reads its kexec buffer.
-constexpr std::uint64_t kMaxImageSize = 4ull << 30;
+// The digests are computed a chunk at a time: the command never holds more
+// of the image than this (docs/loader.md: under 64 MiB at any image size).
+constexpr std::uint32_t kDigestChunk = 1u << 20;
 
 std::string hex_addr(std::uint64_t v) {
     return fmt::format("{:#x}", v);
@@ -42,64 +45,77 @@ std::string hex(const std::uint8_t* p, std::size_t n) {
 
 // The platform from the image's e_machine when --arch is not given; an image
 // too short to say gets the host's (and the loader's verdict on it).
-Result<format::Arch> plan_arch(const LoadOptions& o, const std::vector<std::byte>& file) {
+Result<format::Arch> plan_arch(const LoadOptions& o, const InputFile& file) {
     if (!o.arch.empty())
         return format::parse_arch(o.arch);
-    if (file.size() >= 20) {
-        const auto machine = static_cast<std::uint16_t>(std::to_integer<unsigned>(file[18]) |
-                                                        (std::to_integer<unsigned>(file[19]) << 8));
-        if (machine == format::arch_elf_machine(format::Arch::ppc64le))
-            return format::Arch::ppc64le;
-    }
+    std::array<std::uint8_t, 2> machine{};
+    if (file.size() >= 20)
+        SVM_CHECK(file.read_at(18, std::as_writable_bytes(std::span(machine))));
+    if ((machine[0] | (machine[1] << 8)) == format::arch_elf_machine(format::Arch::ppc64le))
+        return format::Arch::ppc64le;
     return format::Arch::x86_64;
 }
 
-// Placed segments, each in a host buffer of its own (what the guest's RAM
-// would hold at its address): the digests are the ones the guest loader would
-// record for its purgatory.
-struct PlacedBuffers {
-    std::map<std::uint64_t, std::vector<std::uint8_t>> by_address;
-    static std::uint8_t* to_pointer(void* ctx, std::uint64_t gpa, std::uint64_t size) {
-        auto& m = static_cast<PlacedBuffers*>(ctx)->by_address;
-        auto it = m.find(gpa);
-        return it != m.end() && it->second.size() == size ? it->second.data() : nullptr;
-    }
+struct PlanResult {
+    format::Arch arch = format::Arch::x86_64;
+    std::uint64_t file_size = 0;
+    loader::BootConstraints constraints{};
+    loader::ElfError error = loader::ElfError::none;
+    loader::LoadRefusal refusal{};
+    loader::LoadPlan plan{};
+    loader::SegmentDigests digests{};
 };
 
-void print_text(const LoadOptions& o, format::Arch arch, std::uint64_t file_size,
-                const PlatformLoadLayout& layout, const loader::LoadPlan& plan,
-                const loader::SegmentDigests& d) {
-    const loader::LoadConstraints& c = layout.constraints;
+// The plan as a memory map: what the loader keeps clear, and the segments
+// (or, refused, the segment it refused).
+std::vector<MapRow> plan_map(const PlanResult& p) {
+    const loader::LoadConstraints& c = p.constraints.c;
+    std::vector<MapEntry> entries;
+    for (std::uint32_t i = 0; i < c.reserved_count; ++i)
+        entries.push_back({loader::range_kind_name(p.constraints.kinds[i]), "reserved",
+                           c.reserved[i].start, c.reserved[i].end});
+    for (std::uint32_t i = 0; i < p.plan.count && p.error == loader::ElfError::none; ++i) {
+        const loader::PlannedSegment& s = p.plan.segments[i];
+        entries.push_back({fmt::format("segment {} ({})", i, flags(s)), "segment", s.address,
+                           s.address + s.mem_size});
+    }
+    if (p.error != loader::ElfError::none && p.refusal.segment != loader::kNoIndex)
+        entries.push_back({fmt::format("segment {} (refused)", p.refusal.segment), "segment",
+                           p.refusal.segment_start, p.refusal.segment_end});
+    return memory_map(std::move(entries), c.ram_start, c.ram_end);
+}
+
+void print_text(const LoadOptions& o, const PlanResult& p) {
+    const loader::LoadConstraints& c = p.constraints.c;
     std::printf("%s: %s image, %llu bytes, %u segments, entry %s\n", o.image.c_str(),
-                std::string(format::arch_name(arch)).c_str(),
-                static_cast<unsigned long long>(file_size), plan.count,
-                hex_addr(plan.entry).c_str());
+                std::string(format::arch_name(p.arch)).c_str(),
+                static_cast<unsigned long long>(p.file_size), p.plan.count,
+                hex_addr(p.plan.entry).c_str());
     std::printf("memory: RAM [%s, %s)", hex_addr(c.ram_start).c_str(), hex_addr(c.ram_end).c_str());
     for (std::uint32_t i = 0; i < c.reserved_count; ++i)
-        std::printf(", %s [%s, %s)", layout.reserved_names[i].c_str(),
+        std::printf(", %s [%s, %s)", loader::range_kind_name(p.constraints.kinds[i]),
                     hex_addr(c.reserved[i].start).c_str(), hex_addr(c.reserved[i].end).c_str());
     std::printf(" reserved\n");
     std::printf("%-3s %-12s %-10s %-12s %-10s %-5s %s\n", "#", "file offset", "file size",
                 "address", "mem size", "flags", "sha256");
-    for (std::uint32_t i = 0; i < plan.count; ++i) {
-        const loader::PlannedSegment& s = plan.segments[i];
+    for (std::uint32_t i = 0; i < p.plan.count; ++i) {
+        const loader::PlannedSegment& s = p.plan.segments[i];
         std::printf("%-3u %-12s %-10llu %-12s %-10llu %-5s %s\n", i,
                     hex_addr(s.file_offset).c_str(), static_cast<unsigned long long>(s.file_size),
                     hex_addr(s.address).c_str(), static_cast<unsigned long long>(s.mem_size),
-                    flags(s).c_str(), hex(d.sha256[i], loader::kSegmentDigestSize).c_str());
+                    flags(s).c_str(), hex(p.digests.sha256[i], loader::kSegmentDigestSize).c_str());
     }
+    std::printf("memory map:\n%s", memory_map_text(plan_map(p)).c_str());
 }
 
-void print_plan_json(const LoadOptions& o, format::Arch arch, std::uint64_t file_size,
-                     const PlatformLoadLayout& layout, loader::ElfError e,
-                     const loader::LoadPlan& plan, const loader::SegmentDigests& d) {
-    const loader::LoadConstraints& c = layout.constraints;
+void print_plan_json(const LoadOptions& o, const PlanResult& p) {
+    const loader::LoadConstraints& c = p.constraints.c;
     JsonWriter j;
     j.begin_object();
     j.value("schema", "svmkit-load-plan-v1");
     j.value("file", o.image);
-    j.value("file_size", file_size);
-    j.value("arch", format::arch_name(arch));
+    j.value("file_size", p.file_size);
+    j.value("arch", format::arch_name(p.arch));
     j.value("machine", std::uint64_t{c.machine});
     j.begin_object("memory");
     j.value("ram_start", hex_addr(c.ram_start));
@@ -108,22 +124,24 @@ void print_plan_json(const LoadOptions& o, format::Arch arch, std::uint64_t file
     j.begin_array("reserved");
     for (std::uint32_t i = 0; i < c.reserved_count; ++i) {
         j.begin_object();
-        j.value("name", layout.reserved_names[i]);
+        j.value("name", loader::range_kind_name(p.constraints.kinds[i]));
+        j.value("kind", loader::range_kind_id(p.constraints.kinds[i]));
         j.value("start", hex_addr(c.reserved[i].start));
         j.value("end", hex_addr(c.reserved[i].end));
         j.end_object();
     }
     j.end_array();
     j.end_object();
-    j.value("accepted", e == loader::ElfError::none);
-    if (e != loader::ElfError::none) {
-        j.value("error", loader::elf_error_name(e));
-        j.value("message", loader::elf_error_message(e));
+    j.value("accepted", p.error == loader::ElfError::none);
+    if (p.error != loader::ElfError::none) {
+        j.value("error", loader::elf_error_name(p.error));
+        j.value("message", loader::elf_error_message(p.error));
+        j.json("refusal", refusal_json(p.refusal));
     } else {
-        j.value("entry", hex_addr(plan.entry));
+        j.value("entry", hex_addr(p.plan.entry));
         j.begin_array("segments");
-        for (std::uint32_t i = 0; i < plan.count; ++i) {
-            const loader::PlannedSegment& s = plan.segments[i];
+        for (std::uint32_t i = 0; i < p.plan.count; ++i) {
+            const loader::PlannedSegment& s = p.plan.segments[i];
             j.begin_object();
             j.value("index", std::uint64_t{i});
             j.value("file_offset", s.file_offset);
@@ -131,13 +149,57 @@ void print_plan_json(const LoadOptions& o, format::Arch arch, std::uint64_t file
             j.value("address", hex_addr(s.address));
             j.value("mem_size", s.mem_size);
             j.value("flags", flags(s));
-            j.value("sha256", hex(d.sha256[i], loader::kSegmentDigestSize));
+            j.value("sha256", hex(p.digests.sha256[i], loader::kSegmentDigestSize));
             j.end_object();
         }
         j.end_array();
     }
+    j.json("memory_map", memory_map_json(plan_map(p)));
     j.end_object();
     print_json(j.document(), stdout);
+}
+
+// The plan and, when the loader accepts the image, the digests it would
+// record, from the file a piece at a time.
+// plan_elf_load() against `bc` into p; accepted, the digests the loader
+// would record, streamed a chunk at a time.
+void plan_with(ElfFileSource& file, const loader::BootConstraints& bc, PlanResult& p) {
+    p.constraints = bc;
+    loader::ElfErrorDetail detail{};
+    p.error = loader::plan_elf_load(file.source(), bc.c, &p.plan, &detail);
+    if (p.error != loader::ElfError::none) {
+        p.refusal = loader::describe_refusal(p.error, detail, bc);
+        return;
+    }
+    std::vector<std::uint8_t> chunk(kDigestChunk);
+    for (std::uint32_t i = 0; i < p.plan.count; ++i)
+        loader::digest_segment(file.source(), p.plan.segments[i], chunk.data(), kDigestChunk,
+                               p.digests.sha256[i]);
+    p.digests.count = p.plan.count;
+}
+
+Result<PlanResult> make_plan(const LoadOptions& o, std::uint64_t memory) {
+    SVM_TRY(in, InputFile::open(o.image));
+    PlanResult p;
+    p.file_size = in.size();
+    SVM_TRY(arch, plan_arch(o, in));
+    p.arch = arch;
+    ElfFileSource file(in);
+    auto kexec = image_load_constraints(arch, memory, LoadPath::kexec, o.image, in.size());
+    if (kexec) {
+        plan_with(file, *kexec, p);
+    } else {
+        // The firmware could not even hand the file over (larger than the RAM
+        // above the loader). Still say first what the loader would think of
+        // it: a file that is not an ELF is that before it is too large.
+        SVM_TRY(disk, image_load_constraints(arch, memory, LoadPath::disk, o.image, in.size()));
+        plan_with(file, disk, p);
+        if (p.error == loader::ElfError::none && !file.error())
+            return svmkit::unexpected(kexec.error());
+    }
+    if (file.error())
+        return svmkit::unexpected(*file.error());
+    return p;
 }
 
 } // namespace
@@ -148,32 +210,19 @@ Result<int> run_load(const LoadOptions& o) {
     SVM_TRY(memory, parse_size(o.memory, "--memory"));
     if (memory == 0 || memory % platform::kGuestPageSize != 0)
         return fail(ExitCode::usage, "--memory: must be a non-zero multiple of 64 KiB");
-    SVM_TRY(in, InputFile::open(o.image));
-    SVM_TRY(file, in.read_all(kMaxImageSize));
-    SVM_TRY(arch, plan_arch(o, file));
-    const PlatformLoadLayout layout = platform_load_layout(arch, memory);
-
-    loader::LoadPlan plan{};
-    const auto* bytes = reinterpret_cast<const std::uint8_t*>(file.data());
-    const loader::ElfError e = loader::plan_elf_load(bytes, file.size(), layout.constraints, &plan);
-    loader::SegmentDigests digests{};
-    if (e == loader::ElfError::none) {
-        PlacedBuffers placed;
-        for (std::uint32_t i = 0; i < plan.count; ++i)
-            placed.by_address[plan.segments[i].address].resize(plan.segments[i].mem_size);
-        if (!loader::place_segments(bytes, plan, PlacedBuffers::to_pointer, &placed, &digests))
-            return fail(ExitCode::io, "{}: placing the planned segments failed", o.image);
-    }
+    SVM_TRY(p, make_plan(o, memory));
     if (o.json)
-        print_plan_json(o, arch, file.size(), layout, e, plan, digests);
-    if (e != loader::ElfError::none) {
-        // The loader's verdict, with the message the guest console would show.
-        std::fprintf(stderr, "svmkit: error: %s: rejected by the loader: %s (%s)\n",
-                     o.image.c_str(), loader::elf_error_message(e), loader::elf_error_name(e));
+        print_plan_json(o, p);
+    if (p.error != loader::ElfError::none) {
+        // The loader's verdict, in the words its console would show.
+        if (!o.json)
+            std::printf("memory map:\n%s", memory_map_text(plan_map(p)).c_str());
+        std::fprintf(stderr, "svmkit: error: %s: rejected by the loader: %s\n", o.image.c_str(),
+                     refusal_line(p.refusal).c_str());
         return static_cast<int>(ExitCode::malformed);
     }
     if (!o.json)
-        print_text(o, arch, file.size(), layout, plan, digests);
+        print_text(o, p);
     return 0;
 }
 

@@ -73,23 +73,26 @@ Result<Entry> parse_entry(const std::string& spec) {
 }
 
 // The image as the guest loader will see it: a valid secure image whose ELF
-// the loader plans without complaint on its platform's default machine.
+// the loader plans without complaint, with the constraints it applies when
+// it reads the image from this disk on the machine's default memory
+// (wrapper/load_constraints.hpp). Only headers are read.
 Result<void> check_image(const Entry& e) {
     auto image = format::open_image(e.image);
     if (!image)
         return fail(image.error().code == ExitCode::io ? ExitCode::io : ExitCode::malformed,
                     "--entry {}: not a secure image: {}", e.name, image.error().message);
-    SVM_TRY(in, InputFile::open(e.image));
-    SVM_TRY(bytes, in.read_all(4ull << 30));
-    const PlatformLoadLayout layout =
-        platform_load_layout(image->arch, platform::kDefaultMemorySize);
+    const InputFile& in = *image->file;
+    SVM_TRY(bc, image_load_constraints(image->arch, platform::kDefaultMemorySize, LoadPath::disk,
+                                       e.image, in.size()));
+    ElfFileSource file(in);
     loader::LoadPlan plan{};
-    const loader::ElfError err =
-        loader::plan_elf_load(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(),
-                              layout.constraints, &plan);
+    loader::ElfErrorDetail detail{};
+    const loader::ElfError err = loader::plan_elf_load(file.source(), bc.c, &plan, &detail);
+    if (file.error())
+        return svmkit::unexpected(*file.error());
     if (err != loader::ElfError::none)
-        return fail(ExitCode::malformed, "--entry {}: {}: the loader would refuse it: {} ({})",
-                    e.name, e.image, loader::elf_error_message(err), loader::elf_error_name(err));
+        return fail(ExitCode::malformed, "--entry {}: {}: the loader would refuse it: {}", e.name,
+                    e.image, refusal_line(loader::describe_refusal(err, detail, bc)));
     return {};
 }
 

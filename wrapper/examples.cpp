@@ -145,6 +145,14 @@ constexpr Example kEsmDigest[] = {
     {"The digests the YAML's digest entry describes.", "svmkit esm digest -y svm_blob.yml"},
 };
 
+constexpr Example kEsmAdd[] = {
+    {"Prepend a blob to an initrd as the cpio svm-tools' svm add makes (the ultravisor finds "
+     "it there).",
+     "svmkit esm add --blob blob.dtb --initrd initrd.img -o initrd-esm.img"},
+    {"The same in svm-tools' spelling.",
+     "svmkit esm add -b blob.dtb -i initrd.img -f initrd-esm.img"},
+};
+
 constexpr Example kMkdisk[] = {
     {"A boot disk with one entry, booted by svmkit boot --disk.",
      "svmkit mkdisk -o boot-disk.img --entry sample=sample.img --default sample"},
@@ -176,6 +184,7 @@ constexpr std::array kTable{
     CommandExamples{"svmkit esm revoke", kEsmRevoke},
     CommandExamples{"svmkit esm extract", kEsmExtract},
     CommandExamples{"svmkit esm digest", kEsmDigest},
+    CommandExamples{"svmkit esm add", kEsmAdd},
     CommandExamples{"svmkit mkdisk", kMkdisk},
     CommandExamples{"svmkit load", kLoad},
 };

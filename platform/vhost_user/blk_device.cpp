@@ -28,6 +28,32 @@ Result<BlockDisk> BlockDisk::open(const std::string& path, bool read_only) {
     return d;
 }
 
+void BlockDisk::count(std::uint32_t type, std::uint8_t status, std::uint64_t from_disk,
+                      std::uint64_t to_disk) const {
+    BlkCounters& c = counters_;
+    ++c.requests;
+    switch (type) {
+    case kBlkTypeIn:
+        ++c.reads;
+        break;
+    case kBlkTypeOut:
+        ++c.writes;
+        break;
+    case kBlkTypeFlush:
+        ++c.flushes;
+        break;
+    default:
+        ++c.other;
+        break;
+    }
+    if (status != kBlkStatusOk) {
+        ++c.errors;
+        return;
+    }
+    c.bytes_read += from_disk;
+    c.bytes_written += to_disk;
+}
+
 namespace {
 
 // A byte range [skip, skip+length) of the chain's readable (or writable)
@@ -98,8 +124,13 @@ Result<std::uint32_t> serve_blk_request(const Chain& chain, const BlockDisk& dis
         status = p;
         return true;
     });
+    // Counted as the header says once it is read; a chain too short for
+    // one counts as "other".
+    std::uint32_t type = ~0u;
+    std::uint64_t to_disk = 0; // what a write put on the disk
     auto finish = [&](std::uint8_t s, std::uint64_t written) -> std::uint32_t {
         __atomic_store_n(reinterpret_cast<std::uint8_t*>(status), s, __ATOMIC_RELAXED);
+        disk.count(type, s, type == kBlkTypeIn ? written : 0, to_disk);
         return static_cast<std::uint32_t>(written + 1);
     };
 
@@ -112,7 +143,7 @@ Result<std::uint32_t> serve_blk_request(const Chain& chain, const BlockDisk& dis
         got += n;
         return true;
     });
-    const std::uint32_t type = load_le32(header);
+    type = load_le32(header);
     const std::uint64_t sector = load_le64(header + 8);
 
     switch (type) {
@@ -141,6 +172,7 @@ Result<std::uint32_t> serve_blk_request(const Chain& chain, const BlockDisk& dis
                 offset += n;
                 return true;
             });
+        to_disk = ok ? data_in : 0;
         return finish(ok ? kBlkStatusOk : kBlkStatusIoErr, 0);
     }
     case kBlkTypeFlush:

@@ -120,13 +120,18 @@ std::string DaemonProcess::log() const {
 std::vector<std::string> vhost_blk_command(const std::string& executable,
                                            const std::string& socket_path,
                                            const std::string& disk_path, bool read_only,
-                                           const std::string& hostile_mode) {
+                                           const std::string& hostile_mode,
+                                           const std::string& stats_path) {
     std::vector<std::string> argv{executable, "--socket", socket_path, "--disk", disk_path};
     if (read_only)
         argv.emplace_back("--read-only");
     if (hostile_mode != "none") {
         argv.emplace_back("--hostile");
         argv.push_back(hostile_mode);
+    }
+    if (!stats_path.empty()) {
+        argv.emplace_back("--stats");
+        argv.push_back(stats_path);
     }
     return argv;
 }

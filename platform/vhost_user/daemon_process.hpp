@@ -57,7 +57,8 @@ class DaemonProcess {
 std::vector<std::string> vhost_blk_command(const std::string& executable,
                                            const std::string& socket_path,
                                            const std::string& disk_path, bool read_only,
-                                           const std::string& hostile_mode = "none");
+                                           const std::string& hostile_mode = "none",
+                                           const std::string& stats_path = "");
 // qemu-storage-daemon exporting `disk_path` (raw) as vhost-user-blk on `socket_path`.
 std::vector<std::string>
 qemu_storage_daemon_command(const std::string& socket_path, const std::string& disk_path,

@@ -1,6 +1,6 @@
 // svmkit-vhost-blk: a vhost-user-blk back end over a disk file.
 //
-//   svmkit-vhost-blk --socket PATH --disk FILE [--read-only] [--hostile MODE]
+//   svmkit-vhost-blk --socket PATH --disk FILE [--read-only] [--hostile MODE] [--stats FILE]
 //
 // Serves one front end at a time until SIGTERM/SIGINT. Exit codes follow
 // svmkit's (base/error.hpp): 2 bad options, 4 the disk or socket failed.
@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
     app.add_option("--socket", options.socket_path, "unix socket to listen on")->required();
     app.add_option("--disk", options.disk_path, "disk image (raw)")->required();
     app.add_flag("--read-only", options.read_only, "refuse writes (VIRTIO_BLK_F_RO)");
+    app.add_option("--stats", options.stats_path,
+                   "write what was served (JSON counters) to this file when stopped");
     app.add_option("--hostile", hostile,
                    "misbehave on purpose, for tests: MODE[@N] (after N honest requests): " +
                        hostile_mode_list());

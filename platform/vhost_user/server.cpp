@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -263,6 +264,21 @@ class Server {
     bool storm_armed_ = false;
 };
 
+// {"requests":..,"reads":..,...}: what this back end served, for whoever
+// started it (the hypervisor process reads it when it stops the back end).
+Result<void> write_stats(const std::string& path, const BlkCounters& c) {
+    const nlohmann::ordered_json j = {
+        {"requests", c.requests},     {"reads", c.reads},
+        {"writes", c.writes},         {"flushes", c.flushes},
+        {"other", c.other},           {"errors", c.errors},
+        {"bytes_read", c.bytes_read}, {"bytes_written", c.bytes_written}};
+    const std::string text = j.dump() + "\n";
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd.valid())
+        return fail(ExitCode::io, "{}: cannot write the counters: {}", path, std::strerror(errno));
+    return write_all_fd(fd.get(), as_bytes(text), path);
+}
+
 } // namespace
 
 Result<void> run_server(const ServerOptions& options) {
@@ -294,6 +310,8 @@ Result<void> run_server(const ServerOptions& options) {
     struct stat st {};
     if (::lstat(options.socket_path.c_str(), &st) == 0 && st.st_ino == inode)
         ::unlink(options.socket_path.c_str());
+    if (!options.stats_path.empty())
+        SVM_CHECK(write_stats(options.stats_path, disk.counters()));
     return result;
 }
 

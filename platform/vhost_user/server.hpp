@@ -31,10 +31,13 @@ struct ServerOptions {
     bool read_only = false;
     BackendOptions backend;
     std::FILE* log = stderr;
+    // When set, the disk's BlkCounters are written there as JSON when the
+    // server stops (svmkit's boot report reads them).
+    std::string stats_path;
 };
 
-// Serves until SIGTERM or SIGINT arrives. The caller must have blocked both
-// signals in every thread (main() does) so they arrive through a signalfd.
+// Serves until SIGTERM or SIGINT arrives, then writes the counters. The caller must have blocked
+// both signals in every thread (main() does) so they arrive through a signalfd.
 Result<void> run_server(const ServerOptions& options);
 
 } // namespace svmkit::vhost_user

@@ -5,6 +5,7 @@
 #include "guest/fdt_util.h"
 #include "guest/region_alloc.h"
 #include "guest/uv_abi.h"
+#include "loader/boot_layout.h"
 #include "loader/elf_plan.h"
 #include "loader/segment_digest.h"
 
@@ -17,9 +18,6 @@ using namespace svmkit::guest;
 
 namespace {
 
-// No secure image segment is larger than this (the stub, a kernel, an initrd).
-constexpr uint64_t kMaxSegmentSize = 1ull << 30;
-
 // place_segments()/recheck_segments() reach guest RAM through this; the plan
 // already keeps every segment inside RAM, this checks it once more.
 uint8_t* to_pointer(void* ctx, uint64_t gpa, uint64_t size) {
@@ -30,22 +28,41 @@ uint8_t* to_pointer(void* ctx, uint64_t gpa, uint64_t size) {
     return gpa_ptr<uint8_t>(gpa);
 }
 
-// What the plan must keep clear: everything collect_reserved() listed, and
-// the image buffer unless it is empty (the first plan, which only asks where
-// the segments go).
-void fill_constraints(const Loader& l, const ReservedRanges& reserved, Range buffer,
-                      loader::LoadConstraints* c) {
-    c->machine = loader::kMachineX86_64;
-    c->ram_start = l.ram.base;
-    c->ram_end = l.ram.end();
-    c->max_segment_size = kMaxSegmentSize;
-    c->reserved_count = 0;
+loader::AddressRange address_range(Range r) {
+    return loader::AddressRange{r.base, r.end()};
+}
+
+// What the plan must keep clear (loader/boot_layout.h, the one definition the
+// host's `svmkit load --plan` and `mkdisk` use too): everything
+// collect_reserved() listed, and the image buffer unless it is empty (the
+// first plan, which only asks where the segments go). False when there are
+// too many ranges.
+bool fill_constraints(const Loader& l, const ReservedRanges& reserved, Range buffer,
+                      loader::BootConstraints* bc) {
     static_assert(ReservedRanges::kMax + 1 <= loader::kMaxReserved);
-    for (int i = 0; i < reserved.count; ++i)
-        c->reserved[c->reserved_count++] =
-            loader::AddressRange{reserved.ranges[i].base, reserved.ranges[i].end()};
-    if (!buffer.empty())
-        c->reserved[c->reserved_count++] = loader::AddressRange{buffer.base, buffer.end()};
+    loader::AddressRange memreserve[ReservedRanges::kMax];
+    loader::AddressRange pools[ReservedRanges::kMax];
+    const int first_pool = 2 + reserved.memreserve;
+    for (int i = 2; i < first_pool; ++i)
+        memreserve[i - 2] = address_range(reserved.ranges[i]);
+    for (int i = first_pool; i < reserved.count; ++i)
+        pools[i - first_pool] = address_range(reserved.ranges[i]);
+    const int on_the_stack = 0;
+    loader::BootEnvironment env{loader::kMachineX86_64,
+                                address_range(l.ram),
+                                address_range(reserved.ranges[0]),
+                                address_range(reserved.ranges[1]),
+                                ptr_gpa(&on_the_stack),
+                                address_range(l.kexec_image),
+                                memreserve,
+                                static_cast<uint32_t>(reserved.memreserve),
+                                pools,
+                                static_cast<uint32_t>(reserved.count - first_pool)};
+    const bool handed_over = buffer.base == l.kexec_image.base && buffer.size == l.kexec_image.size;
+    return loader::boot_constraints(env, bc) &&
+           loader::add_reserved(bc, address_range(buffer),
+                                handed_over ? loader::RangeKind::kexec_image
+                                            : loader::RangeKind::image_buffer);
 }
 
 // kexec-tools keeps an image's segments apart from where it reads them; this
@@ -156,16 +173,42 @@ uint64_t purgatory(Loader& l, const loader::LoadPlan& plan, const loader::Segmen
 
 namespace {
 
-// plan_elf_load() with the loader's constraints; false (the reason printed)
-// when the image is refused.
+// ": segment I [A, B) overlaps the boot loader [C, D)": what a refusal hits,
+// in the words `svmkit load --plan` uses (wrapper/load_constraints.cpp).
+void print_refusal(Console& con, const loader::LoadRefusal& r) {
+    if (r.segment == loader::kNoIndex)
+        return;
+    con.str(": segment ").dec(r.segment).str(" [").hex(r.segment_start).str(", ");
+    con.hex(r.segment_end).str(")");
+    const auto kind = static_cast<loader::RangeKind>(r.range_kind);
+    if (kind == loader::RangeKind::none)
+        return;
+    con.str(kind == loader::RangeKind::guest_ram ? " lies outside " : " overlaps ");
+    con.str(loader::range_kind_name(kind));
+    if (kind == loader::RangeKind::segment)
+        con.str(" ").dec(r.range_index);
+    con.str(" [").hex(r.range_start).str(", ").hex(r.range_end).str(")");
+}
+
+// plan_elf_load() with the loader's constraints; false (the reason printed,
+// and traced for the machine's report) when the image is refused.
 bool plan_load(Loader& l, const ReservedRanges& reserved, const uint8_t* image, uint64_t size,
                Range buffer, loader::LoadPlan* out) {
-    loader::LoadConstraints c{};
-    fill_constraints(l, reserved, buffer, &c);
-    const loader::ElfError e = loader::plan_elf_load(image, size, c, out);
+    loader::BootConstraints bc{};
+    if (!fill_constraints(l, reserved, buffer, &bc)) {
+        l.error("more reserved ranges than the plan can hold").nl();
+        return false;
+    }
+    loader::ElfErrorDetail detail{};
+    const loader::ElfError e = loader::plan_elf_load(image, size, bc.c, out, &detail);
     if (e != loader::ElfError::none) {
+        const loader::LoadRefusal refusal = loader::describe_refusal(e, detail, bc);
         l.error("the image was rejected: ").str(loader::elf_error_message(e));
-        l.con.str(" (").str(loader::elf_error_name(e)).str(")").nl();
+        l.con.str(" (").str(loader::elf_error_name(e)).str(")");
+        print_refusal(l.con, refusal);
+        l.con.nl();
+        // The machine reads the record now, while it is on this stack.
+        l.calls.trace(SVMKIT_TRACE_LOADER_REJECTED, refusal.error, ptr_gpa(&refusal), 0);
         return false;
     }
     return true;

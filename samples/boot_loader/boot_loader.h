@@ -48,7 +48,8 @@ struct Loader {
     void* fdt = nullptr;
     uint64_t fdt_gpa = 0;
     guest::Range ram;
-    guest::Range self; // the loader's own memory (text, data, bss)
+    guest::Range self;        // the loader's own memory (text, data, bss)
+    guest::Range kexec_image; // kexec-style: the buffer the firmware handed over
     const char* bootargs = "";
     int bootargs_len = 0;
 
@@ -64,10 +65,13 @@ struct Loader {
 // /reserved-memory range (on a secure guest, the bounce pool, shared until
 // the purgatory unshares it: nothing the loader validates may lie where the
 // hypervisor can change it).
+// Order: the loader, the FDT, the /memreserve/ entries, the /reserved-memory
+// ranges (loader/boot_layout.h names each by where it came from).
 struct ReservedRanges {
     static constexpr int kMax = 24;
     guest::Range ranges[kMax];
-    int count = 0; // ranges[0..count) are set
+    int count = 0;      // ranges[0..count) are set
+    int memreserve = 0; // how many /memreserve/ entries, from ranges[2]
 };
 // False (with the reason on the console) when the FDT's reservations are
 // malformed or more than kMax.

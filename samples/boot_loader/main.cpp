@@ -58,6 +58,7 @@ svmkit_boot_loader_entry(uint64_t r3, uint64_t r4, uint64_t r5, const svmkit_gat
             l.error("the kexec image range lies outside RAM or over the loader").nl();
             l.calls.exit(kBadFirmware);
         }
+        l.kexec_image = buffer;
         l.say("kexec image at ").hex(start).str(", ").dec(buffer.size).str(" bytes").nl();
         l.calls.trace(SVMKIT_TRACE_LOADER_IMAGE, SVMKIT_LOADER_SOURCE_KEXEC, start, buffer.size);
         status = boot_image(l, gpa_ptr<const uint8_t>(start), buffer.size, buffer);

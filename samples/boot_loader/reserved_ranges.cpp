@@ -13,9 +13,9 @@ using namespace svmkit::guest;
 
 bool collect_reserved(Loader& l, ReservedRanges* out) {
     out->count = 0;
+    out->memreserve = 0;
+    // Empty ranges are kept (the order says what each is); nothing overlaps them.
     auto add = [&](Range r) {
-        if (r.empty())
-            return true;
         if (out->count == ReservedRanges::kMax)
             return false;
         out->ranges[out->count++] = r;
@@ -32,6 +32,7 @@ bool collect_reserved(Loader& l, ReservedRanges* out) {
             return false;
         }
         ok = add(r);
+        out->memreserve += ok ? 1 : 0;
     }
     Range pools[ReservedRanges::kMax];
     const int pool_count = fdt_reserved_memory(l.fdt, pools, ReservedRanges::kMax);

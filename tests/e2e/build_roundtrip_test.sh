@@ -40,6 +40,24 @@ readelf -lW "$img" | grep -E '^\s+LOAD' | grep -q ' RW' && fail "an image segmen
 expect_exit 0 "$SVMKIT" inspect "$img"
 expect_contains "$OUT" "stub-text"
 expect_contains "$OUT" "console=hvc0 svm=on"
+# Every component's and the manifest's file offset, as readelf sees the sections.
+CHECKS=$((CHECKS + 1))
+readelf -SW "$img" | sed -nE 's/^ *\[ *[0-9]+\] +([^ ]+) +[A-Z_]+ +[0-9a-f]+ +([0-9a-f]+) .*/\1 \2/p' > sections.txt
+python3 - "$OUT" sections.txt <<'PY' || fail "inspect's file offsets differ from readelf's"
+import re, sys
+text, sections = sys.argv[1], dict(l.split() for l in open(sys.argv[2]))
+shown = re.findall(r"^  \S+ +(\S+) +at 0x[0-9a-f]+ file offset (0x[0-9a-f]+) ", text, re.M)
+assert len(shown) == 6, (shown, text)
+for name, off in shown:
+    assert int(off, 16) == int(sections[name], 16), (name, off, sections)
+m = re.search(r"^manifest .* file offset (0x[0-9a-f]+)$", text, re.M)
+assert m and int(m.group(1), 16) == int(sections[".kernel:esm_blob"], 16), (m, sections)
+PY
+# Where the pieces land: the components as stored, the unpacked kernel.
+expect_contains "$OUT" "^memory map \(firmware-style boot, 1024 MiB of RAM\)$"
+expect_contains "$OUT" "  0x200000 +0x[0-9a-f]+ +[0-9.]+ [KM]iB  kernel    kernel \(unpacked\)$"
+expect_contains "$OUT" "image     stub-text \(stored\)$"
+expect_contains "$OUT" "placed by the stub at boot, top-down in free RAM"
 expect_exit 0 "$SVMKIT" inspect "$img" --json
 # The checks are the program (a file), the JSON comes on stdin: a here-document
 # and a here-string on one command would both be stdin, and the last one wins.
@@ -54,6 +72,10 @@ assert k["load_address"] == "0x200000" and k["compression"] == "none"
 assert d["signatures"][0]["algorithm"] == "ed25519"
 assert len(d["signatures"][0]["key_id"]) == 64
 assert d["esm"] == {"source": None, "lockboxes": [], "digests": False, "files": []}, d["esm"]
+names = [r["name"] for r in d["memory_map"]]
+assert "kernel (unpacked)" in names and "initrd (stored)" in names, names
+assert not any(r["overlaps"] for r in d["memory_map"]), d["memory_map"]
+assert d["manifest"]["section_file_offset"] > 0
 PY
 CHECKS=$((CHECKS + 1))
 python3 inspect_check.py <<<"$OUT" || fail "inspect --json content"

@@ -87,8 +87,9 @@ expect_error 4 "helper program svmkit-hypervisor is missing: $H/svmkit-hyperviso
   "${boot[@]}"
 mv "$WORK/aside" "$H/svmkit-hypervisor"
 mv "$H/svmkit-vhost-blk" "$WORK/aside"
-# The hypervisor (in libexec/svmkit) looks for it beside itself.
-expect_error 4 "svmkit-hypervisor: the helper program svmkit-vhost-blk is missing: .* nor $H/svmkit-vhost-blk \(beside svmkit-hypervisor\)" \
+# The hypervisor (in libexec/svmkit) looks for it beside itself; svmkit says
+# which disk's back end is missing.
+expect_error 4 "svmkit: error: .*: the svmkit-vhost-blk back end: the helper program svmkit-vhost-blk is missing: .* nor $H/svmkit-vhost-blk \(beside svmkit-hypervisor\)" \
   "${boot[@]}"
 mv "$WORK/aside" "$H/svmkit-vhost-blk"
 mv "$H/svmkit-boot-loader.elf" "$WORK/aside"

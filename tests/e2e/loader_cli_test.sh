@@ -30,7 +30,13 @@ expect_exit 0 "$SVMKIT" build --arch ppc64le --kernel raw.bin --kernel-load-addr
 # ---- load --plan: the plan is the image's PT_LOADs by physical address ----
 expect_exit 0 "$SVMKIT" load --plan x86.img
 expect_contains "$OUT" "x86_64 image, [0-9]+ bytes, [0-9]+ segments, entry 0x4000000"
-expect_contains "$OUT" "firmware stack \[0x3f00000, 0x4000000\)"
+expect_contains "$OUT" "the loader's stack \[0x3f00000, 0x4000000\)"
+expect_contains "$OUT" "the boot loader \[0x8000000, 0x[0-9a-f]+\)"
+# The memory map: the segments between the reserved ranges, nothing overlapping.
+expect_contains "$OUT" "^memory map:$"
+expect_contains "$OUT" "^  0x4000000 +0x[0-9a-f]+ +[0-9.]+ [KM]iB  segment   segment 0 \(r-x\)$"
+expect_contains "$OUT" "reserved  the boot loader$"
+expect_not_contains "$OUT" "OVERLAPS"
 expect_exit 0 "$SVMKIT" load --plan --json x86.img
 readelf -lW x86.img | awk '$1 == "LOAD" { print $2, $4, $5, $6 }' > loads.txt
 [ -s loads.txt ] || fail "readelf shows no LOAD"
@@ -49,15 +55,22 @@ for s, (off, paddr, filesz, memsz) in zip(d["segments"], loads):
     placed += bytes(s["mem_size"] - s["file_size"])
     assert s["sha256"] == hashlib.sha256(placed).hexdigest(), s
 assert d["segments"][0]["flags"] == "r-x"
+rows = d["memory_map"]
+assert [int(r["start"], 16) for r in rows] == sorted(int(r["start"], 16) for r in rows), rows
+assert sum(r["kind"] == "segment" for r in rows) == len(loads), rows
+assert not any(r["overlaps"] for r in rows), rows
 PY
 CHECKS=$((CHECKS + 1))
 expect_exit 0 "$SVMKIT" load --plan --json ppc.img
 json_check 'assert d["arch"] == "ppc64le" and d["machine"] == 21 and d["accepted"]'
-json_check 'assert d["memory"]["reserved"][0] == {"name": "exception vectors", "start": "0x0", "end": "0x10000"}'
+json_check 'assert d["memory"]["reserved"][0] == {"name": "the exception vectors", "kind": "exception_vectors", "start": "0x0", "end": "0x10000"}'
 # The other platform's loader refuses it; a RAM too small to hold it too.
 expect_error 3 "ELF machine does not match the platform \(wrong_machine\)" \
   "$SVMKIT" load --plan --arch x86_64 ppc.img
-expect_error 3 "segment outside guest RAM \(segment_outside_ram\)" \
+expect_error 3 "segment outside guest RAM \(segment_outside_ram\): segment [0-9]+ \[0x[0-9a-f]+, 0x[0-9a-f]+\) lies outside guest RAM \[0x0, 0x4000000\)" \
+  "$SVMKIT" load --plan --memory 64M ppc.img
+# The boot loader itself (at 0x8000000) does not fit in 64 MiB: no kexec at all.
+expect_error 3 "svmkit-boot-loader.elf: not a usable guest program" \
   "$SVMKIT" load --plan --memory 64M x86.img
 expect_error 2 "--plan is required" "$SVMKIT" load x86.img
 expect_error 2 "--memory" "$SVMKIT" load --plan --memory 1000 x86.img
@@ -70,7 +83,7 @@ n=0
 while read -r file reason; do
   case "$file" in '#'* | '') continue ;; esac
   n=$((n + 1))
-  expect_error 3 "rejected by the loader: .*\($reason\)\$" \
+  expect_error 3 "rejected by the loader: .*\($reason\)(: segment [0-9]+ \[.*\).*)?\$" \
     "$SVMKIT" load --plan --arch x86_64 "$DATA/malformed/$file"
   expect_exit 3 "$SVMKIT" load --plan --arch x86_64 --json "$DATA/malformed/$file"
   json_check "assert d['accepted'] is False and d['error'] == '$reason' and d['message']"

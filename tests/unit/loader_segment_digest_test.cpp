@@ -216,3 +216,72 @@ TEST_CASE("loader digest: placement refuses unreachable memory and its own sourc
         CHECK(buffer == before);
     }
 }
+
+namespace {
+
+// The file as the CLI reads it: through ElfSource, counting the largest read.
+struct CountingSource {
+    const std::vector<std::uint8_t>* file;
+    std::uint32_t largest = 0;
+    static void read(void* ctx, std::uint64_t offset, std::uint8_t* out, std::uint32_t n) {
+        auto* s = static_cast<CountingSource*>(ctx);
+        REQUIRE(offset + n <= s->file->size());
+        std::memcpy(out, s->file->data() + offset, n);
+        s->largest = std::max(s->largest, n);
+    }
+};
+
+} // namespace
+
+TEST_CASE("loader digest: digest_segment streams the digest place_segments records") {
+    REQUIRE_MESSAGE(std::filesystem::exists(sample_kernel()), sample_kernel());
+    test::TempDir dir("loader");
+    REQUIRE(cli::run_keygen({"ed25519", dir.file("k.key"), dir.file("k.pub")}).has_value());
+    // An initrd of 100 KiB and a few bytes: chunks of 4 KiB leave a remainder.
+    std::vector<std::uint8_t> initrd(100 * 1024 + 7);
+    for (std::size_t i = 0; i < initrd.size(); ++i)
+        initrd[i] = static_cast<std::uint8_t>(i * 131 + 7);
+    std::ofstream(dir.file("initrd"), std::ios::binary)
+        .write(reinterpret_cast<const char*>(initrd.data()),
+               static_cast<std::streamsize>(initrd.size()));
+    cli::BuildOptions b;
+    b.kernel = sample_kernel();
+    b.initrd = dir.file("initrd");
+    b.cmdline = "console=hvc0";
+    b.key.keys = {dir.file("k.key")};
+    b.output = dir.file("s.img");
+    auto built = cli::run_build(b);
+    REQUIRE_MESSAGE(built.has_value(), built.error().message);
+    Placed p = place(read_file(b.output), loader::kMachineX86_64);
+
+    CountingSource src{&p.file};
+    const loader::ElfSource source{p.file.size(), &CountingSource::read, &src};
+    // The plan through the reader is the plan from memory, reading headers only.
+    LoadPlan streamed{};
+    REQUIRE(loader::plan_elf_load(source, constraints(loader::kMachineX86_64), &streamed) ==
+            ElfError::none);
+    CHECK(src.largest <= loader::kMaxElfRead);
+    REQUIRE(streamed.count == p.plan.count);
+    for (std::uint32_t i = 0; i < p.plan.count; ++i) {
+        const auto& got = streamed.segments[i];
+        const auto& want = p.plan.segments[i];
+        CHECK(got.file_offset == want.file_offset);
+        CHECK(got.file_size == want.file_size);
+        CHECK(got.address == want.address);
+        CHECK(got.mem_size == want.mem_size);
+        CHECK(got.executable == want.executable);
+    }
+    CHECK(streamed.entry == p.plan.entry);
+    for (std::uint32_t chunk : {4096u, 1u << 20}) {
+        std::vector<std::uint8_t> buffer(chunk);
+        for (std::uint32_t i = 0; i < p.plan.count; ++i) {
+            CAPTURE(chunk);
+            CAPTURE(i);
+            src.largest = 0;
+            std::uint8_t d[loader::kSegmentDigestSize];
+            loader::digest_segment(source, p.plan.segments[i], buffer.data(), chunk, d);
+            CHECK(std::memcmp(d, p.digests.sha256[i], sizeof d) == 0);
+            CHECK(src.largest <= chunk);
+        }
+    }
+}

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
 using namespace svmkit;
@@ -137,6 +138,40 @@ TEST_CASE("vhost-blk: read, write, flush and get-id reach the disk file, and kic
         CHECK(*got == slice(b.pattern, static_cast<std::uint64_t>(i) * 512, 4096));
         REQUIRE(used_flags_clear());
     }
+}
+
+TEST_CASE("vhost-blk: --stats counts what was served, written when it stops") {
+    BackendUnderTest b;
+    const std::string stats = b.dir.file("stats.json");
+    b.start_ours("none", false, stats);
+    {
+        Frontend f = b.connect();
+        GuestRam ram;
+        TestBlkDriver d(f, ram);
+        MemoryRegion table[] = {ram.whole()};
+        auto started = d.start(table);
+        REQUIRE_MESSAGE(started.has_value(), error_of(started));
+        REQUIRE(d.read(3, 8192).has_value());
+        REQUIRE(d.read(7, 512).has_value());
+        REQUIRE(d.write(100, random_bytes(16384, 5)).has_value());
+        REQUIRE(d.flush().has_value());
+        REQUIRE(d.get_id().has_value());
+        check_error(d.read(kDiskSize / 512 - 1, 1024), ExitCode::io, "read: device status 1");
+        check_error(d.write(kDiskSize / 512, filled(512, 1)), ExitCode::io,
+                    "write: device status 1");
+    }
+    CHECK_FALSE(std::filesystem::exists(stats)); // only when it stops
+    CHECK(b.process->stop() == 0);
+    const auto bytes = read_bytes(stats);
+    const auto j = nlohmann::json::parse(bytes.begin(), bytes.end());
+    CHECK(j["requests"] == 7);
+    CHECK(j["reads"] == 3);
+    CHECK(j["writes"] == 2);
+    CHECK(j["flushes"] == 1);
+    CHECK(j["other"] == 1);
+    CHECK(j["errors"] == 2);
+    CHECK(j["bytes_read"] == 8192 + 512);
+    CHECK(j["bytes_written"] == 16384);
 }
 
 TEST_CASE("vhost-blk: a new memory table replaces the old one") {

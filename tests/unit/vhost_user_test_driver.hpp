@@ -376,9 +376,10 @@ struct BackendUnderTest {
 
     BackendUnderTest() { write_bytes(disk, pattern); }
 
-    void start_ours(const std::string& hostile = "none", bool read_only = false) {
+    void start_ours(const std::string& hostile = "none", bool read_only = false,
+                    const std::string& stats = "") {
         auto p = DaemonProcess::spawn(
-            vhost_blk_command(SVMKIT_VHOST_BLK, socket, disk, read_only, hostile), log);
+            vhost_blk_command(SVMKIT_VHOST_BLK, socket, disk, read_only, hostile, stats), log);
         REQUIRE_MESSAGE(p.has_value(), error_of(p));
         process.emplace(std::move(*p));
     }
