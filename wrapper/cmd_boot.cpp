@@ -17,6 +17,7 @@
 #include "platform/block_backend.hpp"
 #include "platform/machine.hpp"
 #include "platform/platform_fdt.hpp"
+#include "wrapper/hex_text.hpp"
 #include "wrapper/json.hpp"
 #include "wrapper/load_constraints.hpp"
 #include "wrapper/memory_map.hpp"
@@ -39,10 +40,6 @@ namespace {
 
 using platform::BootOutcome;
 using platform::BootReport;
-
-std::string hex_address(std::uint64_t v) {
-    return fmt::format("{:#x}", v);
-}
 
 std::string millis(std::uint64_t us) {
     return fmt::format("{:.3f} ms", static_cast<double>(us) / 1e3);

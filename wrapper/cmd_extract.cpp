@@ -15,7 +15,7 @@ namespace svmkit::cli {
 
 namespace {
 
-int report_written(const ExtractOptions& o, std::uint64_t bytes) {
+int extract_written(const ExtractOptions& o, std::uint64_t bytes) {
     if (o.json) {
         Json j;
         j["schema"] = "svmkit-extract-v1";
@@ -38,7 +38,7 @@ Result<int> run_extract(const ExtractOptions& o) {
     SVM_TRY(img, format::open_image(o.image));
     if (o.component == "manifest") {
         SVM_CHECK(write_output_file(o.output, img.manifest_blob));
-        return report_written(o, img.manifest_blob.size());
+        return extract_written(o, img.manifest_blob.size());
     }
     auto kind = format::parse_component_name(o.component);
     if (!kind || *kind == format::ComponentKind::stub_text ||
@@ -67,7 +67,7 @@ Result<int> run_extract(const ExtractOptions& o) {
         SVM_CHECK(format::stream_payload(src, sink));
     }
     SVM_CHECK(out.commit());
-    return report_written(o, written);
+    return extract_written(o, written);
 }
 
 Command add_extract_command(CLI::App& app) {

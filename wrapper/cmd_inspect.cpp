@@ -3,6 +3,7 @@
 
 #include "base/file_identity.hpp"
 #include "wrapper/command.hpp"
+#include "wrapper/hex_text.hpp"
 #include "wrapper/json.hpp"
 
 #include "format/esm_blob.hpp"
@@ -29,10 +30,6 @@ std::string iso_time(std::uint64_t t) {
     char buf[32];
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return buf;
-}
-
-std::string hex_addr(std::uint64_t v) {
-    return fmt::format("{:#x}", v);
 }
 
 // Where the image's ibm,esm blob is: its own nodes beside the manifest, or
@@ -100,14 +97,14 @@ void inspect_json(const format::SecureImage& img) {
     j.value("arch", format::arch_name(m.arch));
     j.begin_object("manifest");
     j.value("format_version", std::uint64_t{m.format_version});
-    j.value("image_base", hex_addr(m.image_base));
-    j.value("entry", hex_addr(m.entry));
+    j.value("image_base", hex_address(m.image_base));
+    j.value("entry", hex_address(m.entry));
     j.value("security_version", m.security_version);
     j.value("creation_time", m.creation_time);
     j.value("creation_time_utc", iso_time(m.creation_time));
     j.value("swiotlb_size", m.swiotlb_size);
     j.value("hash", signer::digest_name(m.hash));
-    j.value("section_address", hex_addr(img.manifest_section.address));
+    j.value("section_address", hex_address(img.manifest_section.address));
     j.value("section_size", img.manifest_section.size);
     j.value("blob_size", std::uint64_t{img.manifest_blob.size()});
     j.value("section_file_offset", img.manifest_section.offset);
@@ -118,7 +115,7 @@ void inspect_json(const format::SecureImage& img) {
         j.begin_object();
         j.value("name", format::component_name(c.kind));
         j.value("section", s->name);
-        j.value("address", hex_addr(c.address));
+        j.value("address", hex_address(c.address));
         j.value("file_offset", s->offset);
         j.value("size", c.size);
         j.value("compression", format::compression_name(c.compression));
@@ -128,9 +125,9 @@ void inspect_json(const format::SecureImage& img) {
         if (c.unpacked_digest)
             j.value("unpacked_digest", format::hex(*c.unpacked_digest));
         if (c.kernel) {
-            j.value("load_address", hex_addr(c.kernel->load_address));
+            j.value("load_address", hex_address(c.kernel->load_address));
             j.value("memory_size", c.kernel->memory_size);
-            j.value("entry_offset", hex_addr(c.kernel->entry_offset));
+            j.value("entry_offset", hex_address(c.kernel->entry_offset));
         }
         j.end_object();
     }

@@ -6,6 +6,7 @@
 
 #include "base/file_identity.hpp"
 #include "wrapper/command.hpp"
+#include "wrapper/hex_text.hpp"
 #include "wrapper/json.hpp"
 
 #include "base/file.hpp"
@@ -28,19 +29,8 @@ namespace {
 // of the image than this (docs/loader.md: under 64 MiB at any image size).
 constexpr std::uint32_t kDigestChunk = 1u << 20;
 
-std::string hex_addr(std::uint64_t v) {
-    return fmt::format("{:#x}", v);
-}
-
 std::string flags(const loader::PlannedSegment& s) {
     return std::string("r") + (s.writable ? "w" : "-") + (s.executable ? "x" : "-");
-}
-
-std::string hex(const std::uint8_t* p, std::size_t n) {
-    std::string out;
-    for (std::size_t i = 0; i < n; ++i)
-        out += fmt::format("{:02x}", p[i]);
-    return out;
 }
 
 // The platform from the image's e_machine when --arch is not given; an image
@@ -90,20 +80,23 @@ void print_text(const LoadOptions& o, const PlanResult& p) {
     std::printf("%s: %s image, %llu bytes, %u segments, entry %s\n", o.image.c_str(),
                 std::string(format::arch_name(p.arch)).c_str(),
                 static_cast<unsigned long long>(p.file_size), p.plan.count,
-                hex_addr(p.plan.entry).c_str());
-    std::printf("memory: RAM [%s, %s)", hex_addr(c.ram_start).c_str(), hex_addr(c.ram_end).c_str());
+                hex_address(p.plan.entry).c_str());
+    std::printf("memory: RAM [%s, %s)", hex_address(c.ram_start).c_str(),
+                hex_address(c.ram_end).c_str());
     for (std::uint32_t i = 0; i < c.reserved_count; ++i)
         std::printf(", %s [%s, %s)", loader::range_kind_name(p.constraints.kinds[i]),
-                    hex_addr(c.reserved[i].start).c_str(), hex_addr(c.reserved[i].end).c_str());
+                    hex_address(c.reserved[i].start).c_str(),
+                    hex_address(c.reserved[i].end).c_str());
     std::printf(" reserved\n");
     std::printf("%-3s %-12s %-10s %-12s %-10s %-5s %s\n", "#", "file offset", "file size",
                 "address", "mem size", "flags", "sha256");
     for (std::uint32_t i = 0; i < p.plan.count; ++i) {
         const loader::PlannedSegment& s = p.plan.segments[i];
         std::printf("%-3u %-12s %-10llu %-12s %-10llu %-5s %s\n", i,
-                    hex_addr(s.file_offset).c_str(), static_cast<unsigned long long>(s.file_size),
-                    hex_addr(s.address).c_str(), static_cast<unsigned long long>(s.mem_size),
-                    flags(s).c_str(), hex(p.digests.sha256[i], loader::kSegmentDigestSize).c_str());
+                    hex_address(s.file_offset).c_str(),
+                    static_cast<unsigned long long>(s.file_size), hex_address(s.address).c_str(),
+                    static_cast<unsigned long long>(s.mem_size), flags(s).c_str(),
+                    hex_bytes(p.digests.sha256[i], loader::kSegmentDigestSize).c_str());
     }
     std::printf("memory map:\n%s", memory_map_text(plan_map(p)).c_str());
 }
@@ -118,16 +111,16 @@ void print_plan_json(const LoadOptions& o, const PlanResult& p) {
     j.value("arch", format::arch_name(p.arch));
     j.value("machine", std::uint64_t{c.machine});
     j.begin_object("memory");
-    j.value("ram_start", hex_addr(c.ram_start));
-    j.value("ram_end", hex_addr(c.ram_end));
+    j.value("ram_start", hex_address(c.ram_start));
+    j.value("ram_end", hex_address(c.ram_end));
     j.value("max_segment_size", c.max_segment_size);
     j.begin_array("reserved");
     for (std::uint32_t i = 0; i < c.reserved_count; ++i) {
         j.begin_object();
         j.value("name", loader::range_kind_name(p.constraints.kinds[i]));
         j.value("kind", loader::range_kind_id(p.constraints.kinds[i]));
-        j.value("start", hex_addr(c.reserved[i].start));
-        j.value("end", hex_addr(c.reserved[i].end));
+        j.value("start", hex_address(c.reserved[i].start));
+        j.value("end", hex_address(c.reserved[i].end));
         j.end_object();
     }
     j.end_array();
@@ -138,7 +131,7 @@ void print_plan_json(const LoadOptions& o, const PlanResult& p) {
         j.value("message", loader::elf_error_message(p.error));
         j.json("refusal", refusal_json(p.refusal));
     } else {
-        j.value("entry", hex_addr(p.plan.entry));
+        j.value("entry", hex_address(p.plan.entry));
         j.begin_array("segments");
         for (std::uint32_t i = 0; i < p.plan.count; ++i) {
             const loader::PlannedSegment& s = p.plan.segments[i];
@@ -146,10 +139,10 @@ void print_plan_json(const LoadOptions& o, const PlanResult& p) {
             j.value("index", std::uint64_t{i});
             j.value("file_offset", s.file_offset);
             j.value("file_size", s.file_size);
-            j.value("address", hex_addr(s.address));
+            j.value("address", hex_address(s.address));
             j.value("mem_size", s.mem_size);
             j.value("flags", flags(s));
-            j.value("sha256", hex(p.digests.sha256[i], loader::kSegmentDigestSize));
+            j.value("sha256", hex_bytes(p.digests.sha256[i], loader::kSegmentDigestSize));
             j.end_object();
         }
         j.end_array();

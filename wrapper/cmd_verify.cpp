@@ -19,7 +19,7 @@ Result<format::VerifyPolicy> load_policy(const VerifyOptions& o) {
                               o.min_security_version);
 }
 
-void report_json(const format::SecureImage& img, const format::VerifyReport& r) {
+void verify_report_json(const format::SecureImage& img, const format::VerifyReport& r) {
     const format::Manifest& m = img.manifest;
     JsonWriter j;
     j.begin_object();
@@ -64,7 +64,7 @@ void report_json(const format::SecureImage& img, const format::VerifyReport& r) 
     print_json(j.document(), stdout);
 }
 
-void report_text(const format::SecureImage& img, const format::VerifyReport& r) {
+void verify_report_text(const format::SecureImage& img, const format::VerifyReport& r) {
     std::string out;
     for (const auto& c : r.components) {
         out += fmt::format("  {:<12} digest {}", format::component_name(c.kind),
@@ -98,9 +98,9 @@ Result<int> run_verify(const VerifyOptions& o) {
     SVM_TRY(img, format::open_image(o.image));
     SVM_TRY(report, format::verify_image(img, policy));
     if (o.json)
-        report_json(img, report);
+        verify_report_json(img, report);
     else
-        report_text(img, report);
+        verify_report_text(img, report);
     if (report.ok())
         return 0;
     // The report above is for reading or parsing; the failure itself goes to

@@ -4,16 +4,13 @@
 #include "platform/machine.hpp"
 #include "platform/normal_boot.hpp"
 #include "platform/platform_fdt.hpp"
+#include "wrapper/hex_text.hpp"
 
 #include <algorithm>
 
 namespace svmkit::cli {
 
 namespace {
-
-std::string hex(std::uint64_t v) {
-    return fmt::format("{:#x}", v);
-}
 
 // QEMU pseries boots the image itself: no boot loader reserves anything.
 loader::BootConstraints pseries_constraints(std::uint64_t memory_size) {
@@ -60,8 +57,8 @@ void ElfFileSource::read(void* ctx, std::uint64_t offset, std::uint8_t* out, std
 std::string refusal_text(const loader::LoadRefusal& r) {
     if (r.segment == loader::kNoIndex)
         return "";
-    std::string out =
-        fmt::format("segment {} [{}, {})", r.segment, hex(r.segment_start), hex(r.segment_end));
+    std::string out = fmt::format("segment {} [{}, {})", r.segment, hex_address(r.segment_start),
+                                  hex_address(r.segment_end));
     const auto kind = static_cast<loader::RangeKind>(r.range_kind);
     if (kind == loader::RangeKind::none)
         return out;
@@ -69,7 +66,7 @@ std::string refusal_text(const loader::LoadRefusal& r) {
     out += loader::range_kind_name(kind);
     if (kind == loader::RangeKind::segment)
         out += fmt::format(" {}", r.range_index);
-    return out + fmt::format(" [{}, {})", hex(r.range_start), hex(r.range_end));
+    return out + fmt::format(" [{}, {})", hex_address(r.range_start), hex_address(r.range_end));
 }
 
 std::string refusal_line(const loader::LoadRefusal& r) {
@@ -89,8 +86,9 @@ Json refusal_json(const loader::LoadRefusal& r) {
     if (r.segment == loader::kNoIndex) {
         j["segment"] = nullptr;
     } else {
-        j["segment"] = {
-            {"index", r.segment}, {"start", hex(r.segment_start)}, {"end", hex(r.segment_end)}};
+        j["segment"] = {{"index", r.segment},
+                        {"start", hex_address(r.segment_start)},
+                        {"end", hex_address(r.segment_end)}};
     }
     const auto kind = static_cast<loader::RangeKind>(r.range_kind);
     if (kind == loader::RangeKind::none) {
@@ -101,8 +99,8 @@ Json refusal_json(const loader::LoadRefusal& r) {
         range["name"] = loader::range_kind_name(kind);
         if (kind == loader::RangeKind::segment)
             range["index"] = r.range_index;
-        range["start"] = hex(r.range_start);
-        range["end"] = hex(r.range_end);
+        range["start"] = hex_address(r.range_start);
+        range["end"] = hex_address(r.range_end);
         j["range"] = range;
     }
     return j;
