@@ -207,7 +207,7 @@ comp svmkit build --ke
 SH
 run bash /tmp/complete.sh
 check "bash-completion loads svmkit's completion ($RC)" test "$RC" -eq 0
-check "it completes the esm commands" contains "$OUT" "^make display authorize revoke extract digest$"
+check "it completes the esm commands" contains "$OUT" "^make display authorize revoke extract digest add$"
 check "it completes build's options" contains "$OUT" "^--kernel --kernel-load-addr --key "
 
 phase "done"
