@@ -46,7 +46,9 @@ stats() {
     m = int((NR + 1) / 2); print mb[m], mb[1], mb[NR], io[m] }'
 }
 
-echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $runs interleaved runs each"
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+echo "machine: $(nproc) CPUs (${cpu_model:-unknown model}), load $(cut -d' ' -f1-3 /proc/loadavg);" \
+  "$runs interleaved runs each"
 printf "%-7s %-9s %-26s %-26s %7s %7s %7s %s\n" backend workload "bounce MB/s median (IOPS)" \
   "direct MB/s median (IOPS)" median best paired target
 for backend in ${IO_BENCH_BACKENDS:-svmkit qemu}; do
