@@ -103,6 +103,7 @@ LARGE=(
   "esm extract @ --key tpm.key -o out.bin"
   "esm digest --kernel @"
   "esm digest --kernel kernel.elf --initrd @"
+  "esm add --blob blob.dtb --initrd @ -o out.img"
   "boot @ --trusted-key k.pub"
 )
 for row in "${LARGE[@]}"; do
@@ -146,6 +147,7 @@ SMALL=(
   "esm authorize blob.dtb --origin-key owner.key --recipient @ -o out.dtb"
   "esm extract blob.dtb --key @ -o out.bin"
   "esm digest -y @"
+  "esm add --blob @ --initrd initrd.bin -o out.img"
   "boot img --trusted-key @"
   "boot img --trusted-key k.pub --machine-key @"
 )
@@ -209,6 +211,8 @@ OUTPUTS=(
   "esm authorize blob.dtb --origin-key owner.key --recipient other.pub -o @|owner.key"
   "esm extract blob.dtb --key tpm.key -o @|tpm.key"
   "esm extract blob.dtb --key tpm.key -o @|blob.dtb"
+  "esm add --blob blob.dtb --initrd initrd.bin -o @|initrd.bin"
+  "esm add --blob blob.dtb --initrd initrd.bin -o @|blob.dtb"
   "boot img --trusted-key k.pub --hv-hook-log @|img"
 )
 for row in "${OUTPUTS[@]}"; do
@@ -251,6 +255,7 @@ OUTPUT_CMDS=(
   "esm authorize blob.dtb --origin-key owner.key --recipient other.pub -o @"
   "esm revoke blob.dtb --fingerprint tpm.pub -o @"
   "esm extract blob.dtb --key tpm.key -o @"
+  "esm add --blob blob.dtb --initrd initrd.bin -o @"
   "keygen --algo ed25519 -o new.key --public-output @"
 )
 for cmd in "${OUTPUT_CMDS[@]}"; do
