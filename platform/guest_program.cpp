@@ -66,8 +66,8 @@ Result<ParsedProgram> parse_guest_program(std::uint64_t memory_size, const std::
             return svmkit::unexpected(bad("a segment covers the secure-image base"));
         for (const AvoidRange& a : avoid)
             if (ranges_overlap(ph.p_paddr, ph.p_memsz, a.base, a.size))
-                return svmkit::unexpected(bad(fmt::format(
-                    "segment {} overlaps firmware memory {:#x}+{:#x}", i, a.base, a.size)));
+                return svmkit::unexpected(bad(fmt::format("segment {} overlaps {} [{:#x}, {:#x})",
+                                                          i, a.name, a.base, a.base + a.size)));
         placed.start = std::min(placed.start, ph.p_paddr);
         placed.end = std::max(placed.end, *mem_end);
         loads.push_back(ph);

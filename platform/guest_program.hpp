@@ -32,6 +32,7 @@ Result<std::string> default_boot_loader_path();
 // zeroed). `avoid` ranges ([base, base+size)) must stay untouched.
 struct AvoidRange {
     std::uint64_t base = 0, size = 0;
+    const char* name = "firmware memory"; // what lies there, for messages
 };
 // Where place_guest_program() would put the program, with the same checks,
 // writing nothing (the commands that predict the boot loader's answer).

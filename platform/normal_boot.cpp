@@ -17,8 +17,8 @@ loader::AddressRange address_range(const Reservation& r) {
 } // namespace
 
 std::array<AvoidRange, 2> firmware_ranges() {
-    return {AvoidRange{kFirmwareFdtAddress, kPlatformFdtMaxSize},
-            AvoidRange{kGuestStackBase, kGuestStackTop - kGuestStackBase}};
+    return {AvoidRange{kFirmwareFdtAddress, kPlatformFdtMaxSize, "the firmware's device tree"},
+            AvoidRange{kGuestStackBase, kGuestStackTop - kGuestStackBase, "the firmware's stack"}};
 }
 
 Result<PlacedProgram> boot_loader_extent(std::uint64_t memory_size) {

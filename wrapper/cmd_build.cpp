@@ -1,6 +1,7 @@
 // svmkit build: inputs -> one signed secure image.
 #include "wrapper/commands.hpp"
 
+#include "base/checked.hpp"
 #include "base/file_identity.hpp"
 #include "wrapper/arch_option.hpp"
 #include "wrapper/command.hpp"
@@ -10,6 +11,7 @@
 #include "format/esm_blob.hpp"
 #include "format/image_writer.hpp"
 #include "format/kernel_input.hpp"
+#include "platform/normal_boot.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -61,6 +63,25 @@ Result<std::uint64_t> creation_time() {
     if (!v)
         return fail(ExitCode::usage, "SOURCE_DATE_EPOCH='{}' is not a number of seconds", epoch);
     return *v;
+}
+
+// The simulated machine's firmware (`svmkit boot`, the image's only platform
+// for the host arch) keeps its device tree and stack at fixed addresses and
+// lists them in /memreserve/; the stub refuses a kernel load range over them
+// at boot. Known now, so refused now, before anything is written.
+Result<void> check_kernel_clear_of_firmware(const format::KernelPlacement& kp, format::Arch arch,
+                                            const std::string& kernel_path) {
+    if (arch != format::Arch::x86_64)
+        return {}; // ppc64le: the firmware (SLOF, GRUB, a kexec) places them at boot
+    for (const platform::AvoidRange& r : platform::firmware_ranges())
+        if (ranges_overlap(kp.load_address, kp.memory_size, r.base, r.size))
+            return fail(ExitCode::malformed,
+                        "{}: the kernel's load range [{:#x}, {:#x}) overlaps {} [{:#x}, {:#x}) "
+                        "of the simulated machine; its firmware-style boot would refuse it. "
+                        "Link or place the kernel elsewhere (--kernel-load-addr)",
+                        kernel_path, kp.load_address, kp.load_address + kp.memory_size, r.name,
+                        r.base, r.base + r.size);
+    return {};
 }
 
 } // namespace
@@ -118,6 +139,7 @@ Result<int> run_build(const BuildOptions& o) {
     SVM_TRY(kfile, InputFile::open(o.kernel));
     auto kernel_file = std::make_shared<const InputFile>(std::move(kfile));
     SVM_TRY(kernel, format::analyze_kernel(kernel_file, arch, load_addr));
+    SVM_CHECK(check_kernel_clear_of_firmware(kernel.placement, arch, o.kernel));
     const format::PayloadSource kernel_image = kernel.image; // for the ESM digests
     format::ComponentInput kin;
     kin.kind = format::ComponentKind::kernel;

@@ -270,11 +270,26 @@ bad 2 "^svmkit: error: raw\.bin: not an ELF file; a raw kernel image needs --ker
   "$SVMKIT" build --kernel raw.bin --key k.key -o $OUTIMG
 no_output $OUTIMG
 # ... and one placed on top of the image itself.
-for addr in 0x4000000 0x4010000 0x3ff0000; do
+for addr in 0x4000000 0x4010000; do
   bad 3 "^svmkit: error: $OUTIMG: kernel load range .* overlaps the image" \
     "$SVMKIT" build --kernel raw.bin --kernel-load-addr $addr --key k.key -o $OUTIMG
   no_output $OUTIMG
 done
+# ... or over the simulated machine's firmware device tree (0x3e00000) or
+# stack (0x3f00000): fixed there, so refused at build time (the stub would
+# refuse them at boot). raw.bin is 70000 bytes.
+for addr in 0x3e00000 0x3dff000 0x3e0ffff 0x3f00000 0x3fe0000 0x3ff0000; do
+  bad 3 "^svmkit: error: raw\.bin: the kernel's load range \[$addr, .*\) overlaps the firmware's (device tree \[0x3e00000, 0x3e10000\)|stack \[0x3f00000, 0x4000000\))" \
+    "$SVMKIT" build --kernel raw.bin --kernel-load-addr $addr --key k.key -o $OUTIMG
+  no_output $OUTIMG
+done
+# Just clear of the device tree: built. A ppc64le image has no such fixed
+# ranges (its firmware places them at boot): built.
+"$SVMKIT" build --kernel raw.bin --kernel-load-addr $((0x3e00000 - 70000)) --key k.key -o clear.img >/dev/null ||
+  fail "a kernel ending right below the firmware's device tree was refused"
+"$SVMKIT" build --arch ppc64le --kernel raw.bin --kernel-load-addr 0x3e00000 --key k.key -o clear-ppc.img >/dev/null ||
+  fail "a ppc64le kernel at the simulated machine's FDT address was refused"
+CHECKS=$((CHECKS + 2))
 
 head -c 1000 /dev/urandom > junk.dtb
 bad 3 "^svmkit: error: junk\.dtb: not a device tree blob" \

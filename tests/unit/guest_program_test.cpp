@@ -2,8 +2,8 @@
 // program (platform/guest_program.*), the /chosen it gets, and the machine
 // running the real boot loader (samples/boot_loader) on a secure image passed
 // kexec-style, including the purgatory catching a hypervisor's write.
-#include "platform/guest_program.hpp"
 #include "base/output_file.hpp"
+#include "platform/guest_program.hpp"
 
 #include "guest/layout.h"
 #include "guest/uv_abi.h"
@@ -75,7 +75,8 @@ struct Program {
     }
 };
 
-const AvoidRange kFirmware[] = {{kFirmwareFdtAddress, 0x10000}, {kGuestStackBase, 0x100000}};
+const AvoidRange kFirmware[] = {{kFirmwareFdtAddress, 0x10000, "the device tree"},
+                                {kGuestStackBase, 0x100000, "the stack"}};
 
 std::string place_error(GuestMemory& mem, const std::string& path) {
     auto r = place_guest_program(mem, path, kFirmware);
@@ -132,8 +133,9 @@ TEST_CASE("guest program: every bad header is refused before anything is copied"
     CHECK(place_error(*mem, on_image.write(dir, "i")).find("covers the secure-image base") !=
           std::string::npos);
     Program on_stack(kGuestStackBase + 0x1000);
-    CHECK(place_error(*mem, on_stack.write(dir, "s")).find("overlaps firmware memory") !=
-          std::string::npos);
+    CHECK(place_error(*mem, on_stack.write(dir, "s"))
+              .find(fmt::format("overlaps the stack [{:#x}, {:#x})", kGuestStackBase,
+                                kGuestStackBase + 0x100000)) != std::string::npos);
     Program entry_out;
     entry_out.eh.e_entry += 0x2000;
     CHECK(place_error(*mem, entry_out.write(dir, "e")).find("lies in no executable segment") !=
