@@ -1,5 +1,5 @@
 // Reading parameters from a kernel command line, for the stub (which honours
-// `swiotlb=`) and the sample kernel.
+// `svmkit.swiotlb=`) and the sample kernel.
 //
 // Words are separated by spaces or tabs (double quotes are not treated
 // specially: svmkit's own parameters never need them). When a parameter

@@ -359,7 +359,7 @@ VirtioErr VirtioBlk::submit(BlkRequest* reqs, size_t count) {
         if ((err == VirtioErr::dma_pool_full || err == VirtioErr::dma_error) &&
             report_ != nullptr) {
             // Nothing of ours is in flight: no room will come. Say why, with
-            // the numbers that size the pool (swiotlb=<bytes> on the command
+            // the numbers that size the pool (svmkit.swiotlb=<bytes> on the command
             // line).
             char line[120];
             describe_dma_error(dma_->last_error(), line, sizeof(line));

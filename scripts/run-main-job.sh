@@ -29,7 +29,7 @@ set -x
 # through the shared pool, served by svmkit-vhost-blk over vhost-user
 # (docs/platform.md). Prints the guest console and the boot report.
 "$svmkit" build --kernel "$root/build/samples/kernel/sample-kernel.elf" --initrd initrd.cpio.gz \
-    --cmdline "console=hvc0 svm=on swiotlb=8M svmkit.io=16" --compress gzip --security-version 1 \
+    --cmdline "console=hvc0 svm=on svmkit.swiotlb=8M svmkit.io=16" --compress gzip --security-version 1 \
     --key release.key -o sample.img
 truncate -s 128M disk.img
 "$svmkit" boot sample.img --trusted-key release.pub --min-security-version 1 --disk disk.img

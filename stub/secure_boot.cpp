@@ -18,6 +18,13 @@ namespace {
 // enforces the same minimum (format/manifest.hpp kMinSwiotlbSize).
 constexpr uint64_t kMinPoolSize = 1u << 20;
 
+// At least Linux's minimum, rounded up to whole pages.
+uint64_t checked_pool_size(Stub& s, uint64_t size) {
+    if (!align_up(size, kPageSize, &size) || size < kMinPoolSize)
+        s.fatal("the bounce pool must be at least 1 MiB");
+    return size;
+}
+
 void check(Stub& s, int err, const char* what) {
     if (err >= 0)
         return;
@@ -54,23 +61,36 @@ void place_initrd(Stub& s, void* fdt) {
     s.calls.trace(SVMKIT_TRACE_INITRD, at.base, at.end());
 }
 
-// The bounce pool's size: the manifest's swiotlb-size, or `swiotlb=<bytes>`
-// (K/M/G suffixes) from the signed command line; rounded up to 64 KiB.
+// The bounce pool's size: the manifest's swiotlb-size, or
+// `svmkit.swiotlb=<bytes>` (K/M/G suffixes) from the signed command line;
+// rounded up to 64 KiB. `swiotlb=` is Linux's own parameter (slabs, areas,
+// force/noforce): never read for the pool, never a reason to stop; a value
+// that looks like the size svmkit once took there gets a note, so an image
+// signed with the old spelling says why its pool is the manifest's size.
 uint64_t pool_size(Stub& s) {
     uint64_t size = s.manifest.swiotlb_size;
-    if (s.manifest.get(ComponentId::cmdline).present) {
-        const Range cmdline = s.placed(ComponentId::cmdline);
-        const char* value = nullptr;
-        size_t len = 0;
-        if (cmdline_param(gpa_ptr<const char>(cmdline.base), cmdline.size, "swiotlb", &value,
-                          &len) &&
-            !parse_size(value, len, &size))
-            s.fatal("swiotlb= on the command line is not a size (bytes, with an optional K, M "
-                    "or G suffix)");
+    if (!s.manifest.get(ComponentId::cmdline).present)
+        return checked_pool_size(s, size);
+    const Range cmdline = s.placed(ComponentId::cmdline);
+    const char* text = gpa_ptr<const char>(cmdline.base);
+    const char* value = nullptr;
+    size_t len = 0;
+    if (cmdline_param(text, cmdline.size, "svmkit.swiotlb", &value, &len)) {
+        if (!parse_size(value, len, &size))
+            s.fatal("svmkit.swiotlb= on the command line is not a size (bytes, with an "
+                    "optional K, M or G suffix)");
+        return checked_pool_size(s, size);
     }
-    if (!align_up(size, kPageSize, &size) || size < kMinPoolSize)
-        s.fatal("the bounce pool must be at least 1 MiB");
-    return size;
+    uint64_t linux_value = 0;
+    if (cmdline_param(text, cmdline.size, "swiotlb", &value, &len) &&
+        parse_size(value, len, &linux_value)) {
+        s.say("note: swiotlb=")
+            .write(value, len)
+            .str(" is Linux's parameter (a count of 2 KiB slabs), not the pool's size; the "
+                 "pool keeps the manifest's size (svmkit.swiotlb= sets it)")
+            .nl();
+    }
+    return checked_pool_size(s, size);
 }
 
 // Reserves the bounce pool and shares it with the hypervisor (UV_SHARE_PAGE):

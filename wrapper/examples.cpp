@@ -44,7 +44,7 @@ constexpr Example kBuild[] = {
      "-o unsigned.img"},
     {"An image of the sample guest kernel svmkit installs, to boot with svmkit-boot(1).",
      "svmkit build --kernel @HELPERDIR@/sample-kernel.elf "
-     "--cmdline 'console=hvc0 svm=on swiotlb=8M' --key release.key -o sample.img"},
+     "--cmdline 'console=hvc0 svm=on svmkit.swiotlb=8M' --key release.key -o sample.img"},
     {"Seal the image's digests and a secret file for one machine's TPM key (PEF ibm,esm).",
      "svmkit build --kernel vmlinux --initrd initrd.img --cmdline 'console=hvc0 svm=on' "
      "--key release.key --esm-recipient machine.pub --esm-file disk-key=disk.key "

@@ -93,14 +93,16 @@ Pool check_pool(Kernel& k, const void* fdt, const char* bootargs, int bootargs_l
     pool.phandle = fdt_get_phandle(fdt, node);
     if (pool.phandle == 0)
         k.fail(kBadPool, "the pool has no phandle");
-    // A `swiotlb=` on the signed command line sets the pool's size.
+    // A `svmkit.swiotlb=` on the signed command line sets the pool's size
+    // (`swiotlb=` is Linux's own parameter, no business of the pool's).
     const char* value = nullptr;
     size_t value_len = 0;
     uint64_t want = 0;
-    if (cmdline_param(bootargs, static_cast<size_t>(bootargs_len), "swiotlb", &value, &value_len) &&
+    if (cmdline_param(bootargs, static_cast<size_t>(bootargs_len), "svmkit.swiotlb", &value,
+                      &value_len) &&
         parse_size(value, value_len, &want) && align_up(want, kPageSize, &want) &&
         want != pool.range.size)
-        k.fail(kBadPool, "the pool's size is not the swiotlb= of the command line");
+        k.fail(kBadPool, "the pool's size is not the svmkit.swiotlb= of the command line");
     return pool;
 }
 

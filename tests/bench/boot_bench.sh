@@ -23,7 +23,7 @@ head -c $((41000000 - $(stat -c %s kernel.bin))) /dev/urandom >> kernel.bin
 head -c $((256 << 20)) /dev/urandom > initrd.bin
 "$svmkit" keygen --algo ed25519 -o k.pem --public-output k.pub >/dev/null
 "$svmkit" build --kernel kernel.bin --kernel-load-addr 0x200000 --initrd initrd.bin \
-  --cmdline "console=hvc0 swiotlb=64M" --key k.pem -o boot.img >/dev/null
+  --cmdline "console=hvc0 svmkit.swiotlb=64M" --key k.pem -o boot.img >/dev/null
 
 best() { sort -n | head -1; }
 now() { date +%s.%N; }

@@ -30,7 +30,7 @@ head -c $((64 << 20)) /dev/urandom > disk.img # in the page cache: the guest pat
 for mode in seqread randread; do
   for svm in on off; do
     "$svmkit" build --kernel "$sample" --key k.pem -o $mode-$svm.img \
-      --cmdline "console=hvc0 svm=$svm swiotlb=16M svmkit.io=$mib svmkit.io_mode=$mode" >/dev/null
+      --cmdline "console=hvc0 svm=$svm svmkit.swiotlb=16M svmkit.io=$mib svmkit.io_mode=$mode" >/dev/null
   done
 done
 

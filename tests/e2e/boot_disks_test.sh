@@ -18,7 +18,7 @@ json_check() { # json_check PYTHON-ASSERTIONS (on d = the JSON in $OUT)
 
 "$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub >/dev/null
 expect_exit 0 "$SVMKIT" build --kernel "$SAMPLE_KERNEL" --key k.key -o io.img \
-  --cmdline "console=hvc0 svm=on swiotlb=8M svmkit.io=2"
+  --cmdline "console=hvc0 svm=on svmkit.swiotlb=8M svmkit.io=2"
 truncate -s 32M disk.img
 truncate -s 1M second.img
 
@@ -77,7 +77,7 @@ fi
 # then never complete: --timeout ends it, and the report, its JSON and a
 # warning on stderr say which back end ended and how.
 expect_exit 0 "$SVMKIT" build --kernel "$SAMPLE_KERNEL" --key k.key -o long.img \
-  --cmdline "console=hvc0 svm=on swiotlb=8M svmkit.io=512"
+  --cmdline "console=hvc0 svm=on svmkit.swiotlb=8M svmkit.io=512"
 truncate -s 1G long-disk.img
 descendants() { # descendants PID: every process below PID
   local p

@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 SAMPLE_KERNEL=${SVMKIT_SAMPLE_KERNEL:-$(dirname "$SVMKIT")/../samples/kernel/sample-kernel.elf}
 [ -f "$SAMPLE_KERNEL" ] || { echo "no sample kernel at $SAMPLE_KERNEL" >&2; exit 1; }
 BANNER="svmkit sample kernel: hello from the guest kernel"
-CMDLINE="console=hvc0 svm=on swiotlb=8M"
+CMDLINE="console=hvc0 svm=on svmkit.swiotlb=8M"
 
 json_check() { # json_check PYTHON-ASSERTIONS (on d = the JSON in $OUT)
   CHECKS=$((CHECKS + 1))

@@ -19,7 +19,7 @@ hook_found() {
 
 "$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub >/dev/null
 expect_exit 0 "$SVMKIT" build --kernel "$SAMPLE_KERNEL" --key k.key -o secure.img \
-  --cmdline "console=hvc0 svm=on swiotlb=8M svmkit.io=16"
+  --cmdline "console=hvc0 svm=on svmkit.swiotlb=8M svmkit.io=16"
 
 # ---- both back ends, secure guest, bounce path ----------------------------------------
 for backend in svmkit qemu; do

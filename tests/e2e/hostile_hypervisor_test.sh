@@ -25,7 +25,7 @@ SAMPLE_KERNEL=${SVMKIT_SAMPLE_KERNEL:-$(dirname "$SVMKIT")/../samples/kernel/sam
 # repeat HEX N: HEX N times (a write hook's payload).
 repeat() { local s="" i; for ((i = 0; i < $2; i++)); do s+=$1; done; printf '%s' "$s"; }
 HOSTILE_DMA_HEX=$(hexof "svmkit-vhost-blk hostile dma")
-CMDLINE="console=hvc0 svm=on swiotlb=4M svmkit.io=4"
+CMDLINE="console=hvc0 svm=on svmkit.swiotlb=4M svmkit.io=4"
 
 
 # ---- the summary table and the per-attack checks ---------------------------------
@@ -134,7 +134,7 @@ build() { # build OUT SECURITY-VERSION CMDLINE
 }
 build secure.img 2 "$CMDLINE"
 build old.img 1 "$CMDLINE"
-build misuse.img 2 "console=hvc0 svm=on swiotlb=4M svmkit.io=2 svmkit.uv_misuse=1"
+build misuse.img 2 "console=hvc0 svm=on svmkit.swiotlb=4M svmkit.io=2 svmkit.uv_misuse=1"
 build misuse-normal.img 2 "console=hvc0 svm=off svmkit.io=2 svmkit.uv_misuse=1"
 [ "$FAILURES" = 0 ] || finish
 truncate -s 128M disk.img

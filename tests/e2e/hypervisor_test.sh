@@ -15,7 +15,7 @@ source "$(dirname "$0")/lib.sh"
 SAMPLE_KERNEL=${SVMKIT_SAMPLE_KERNEL:-$(dirname "$SVMKIT")/../samples/kernel/sample-kernel.elf}
 [ -f "$SAMPLE_KERNEL" ] || { echo "no sample kernel at $SAMPLE_KERNEL" >&2; exit 1; }
 MARKER="svmkit-hv-visible-marker-7f3a9c"
-CMDLINE="console=hvc0 svm=on swiotlb=4M note=$MARKER"
+CMDLINE="console=hvc0 svm=on svmkit.swiotlb=4M note=$MARKER"
 MARKER_HEX=$(hexof "$MARKER")
 POOL_HEX=$(hexof "svmkit sample kernel: public bytes in the shared pool")
 

@@ -63,7 +63,7 @@ fi
 expect_exit 0 "$P/bin/svmkit" keygen --algo ed25519 -o k.key --public-output k.pub
 "$SVMKIT_SOURCE_DIR/samples/make-sample-initrd.sh" initrd.cpio.gz
 expect_exit 0 "$P/bin/svmkit" build --kernel "$P/libexec/svmkit/sample-kernel.elf" \
-  --initrd initrd.cpio.gz --cmdline "console=hvc0 svm=on swiotlb=8M svmkit.io=16" \
+  --initrd initrd.cpio.gz --cmdline "console=hvc0 svm=on svmkit.swiotlb=8M svmkit.io=16" \
   --compress gzip --key k.key -o sample.img
 truncate -s 128M disk.img
 boot=("$P/bin/svmkit" boot sample.img --trusted-key k.pub --disk disk.img)

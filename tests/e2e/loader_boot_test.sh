@@ -22,7 +22,7 @@ json() { python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print($1)"
 
 "$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub >/dev/null
 expect_exit 0 "$SVMKIT" build --kernel "$SAMPLE_KERNEL" --key k.key -o secure.img \
-  --cmdline "console=hvc0 svm=on swiotlb=8M svmkit.io=8"
+  --cmdline "console=hvc0 svm=on svmkit.swiotlb=8M svmkit.io=8"
 
 # ---- kexec-style: the loader places, digests, rechecks, jumps; the kernel runs secure ----
 truncate -s 128M data.img
@@ -192,17 +192,17 @@ expect_contains "$OUT" "svmkit loader: error: no disk holds an svmkit boot parti
 # The same from a disk made by `svmkit mkdisk` (docs/loader.md): two entries,
 # the one named on the command line (--entry) boots.
 "$SVMKIT" build --kernel "$SAMPLE_KERNEL" --key k.key -o other.img \
-  --cmdline "console=hvc0 svm=on swiotlb=4M svmkit.io=2" >/dev/null
+  --cmdline "console=hvc0 svm=on svmkit.swiotlb=4M svmkit.io=2" >/dev/null
 expect_exit 0 "$SVMKIT" mkdisk -o mk.img --entry main=secure.img --entry other=other.img --default main
 expect_exit 0 "$SVMKIT" boot --disk data.img --disk mk.img --entry other --trusted-key k.pub
 expect_contains "$OUT" "svmkit loader: command line \"svmkit.boot_entry=other\""
 expect_contains "$OUT" "svmkit loader: booting entry \"other\": /images/other.img"
-expect_contains "$OUT" "bootargs \"console=hvc0 svm=on swiotlb=4M svmkit.io=2\""
+expect_contains "$OUT" "bootargs \"console=hvc0 svm=on svmkit.swiotlb=4M svmkit.io=2\""
 expect_contains "$OUT" "io verified [1-9][0-9]+ blocks of 4 KiB, 0 mismatched"
 expect_contains "$OUT" "boot menu: 2 entries, chose 1 \"other\""
 expect_exit 0 "$SVMKIT" boot --disk data.img --disk mk.img --trusted-key k.pub
 expect_contains "$OUT" "boot menu: 2 entries, chose 0 \"main\""
-expect_contains "$OUT" "bootargs \"console=hvc0 svm=on swiotlb=8M svmkit.io=8\""
+expect_contains "$OUT" "bootargs \"console=hvc0 svm=on svmkit.swiotlb=8M svmkit.io=8\""
 
 # The mkdisk disk alone (`svmkit boot --disk mk.img`): the secure kernel's
 # workload writes the disk's "svmkit data" partition, never what precedes it

@@ -9,7 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 SAMPLES=$SVMKIT_SOURCE_DIR/samples/ppc64le
 LIMIT=${SVMKIT_PPC64LE_BOOT_LIMIT:-100} # seconds for one boot, SLOF to power-off
-CMDLINE="console=hvc0 svm=on swiotlb=8M svmkit.test=ppc64le-boot"
+CMDLINE="console=hvc0 svm=on svmkit.swiotlb=8M swiotlb=65536,4 svmkit.test=ppc64le-boot"
 MARKER="svmkit ppc64le initramfs: hello from /init"
 
 "$SAMPLES/prepare-boot.sh" in >/dev/null

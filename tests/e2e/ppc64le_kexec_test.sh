@@ -46,7 +46,7 @@ scenario() {
 }
 
 # ---- without svm=on: an insecure boot, said so -------------------------------
-CMDLINE="console=hvc0 svmkit.test=kexec-target swiotlb=4M"
+CMDLINE="console=hvc0 svmkit.test=kexec-target svmkit.swiotlb=4M"
 scenario insecure "$CMDLINE"
 CHECKS=$((CHECKS + 1))
 [ "$STATUS" -eq 0 ] || fail "QEMU ended with status $STATUS (124: not within ${LIMIT}s)"

@@ -29,9 +29,9 @@ hook() {
 
 "$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub >/dev/null
 expect_exit 0 "$SVMKIT" build --kernel "$SAMPLE_KERNEL" --key k.key -o inner.img \
-  --cmdline "console=hvc0 svm=on swiotlb=8M svmkit.io=8"
+  --cmdline "console=hvc0 svm=on svmkit.swiotlb=8M svmkit.io=8"
 expect_exit 0 "$SVMKIT" build --kernel "$LOADER" --initrd inner.img --key k.key -o outer.img \
-  --cmdline "svm=on swiotlb=4M"
+  --cmdline "svm=on svmkit.swiotlb=4M"
 truncate -s 128M data.img
 
 # ---- the whole path ------------------------------------------------------------------
@@ -48,7 +48,7 @@ expect_contains "$OUT" "svmkit loader: purgatory: 5 segment digests rechecked; j
 expect_contains "$OUT" "svmkit stub: entered secure by a kexec \(MSR\[S\] set, no UV_ESM of this image\)"
 expect_contains "$OUT" "svmkit stub: dropping the previous kernel's bounce pool node svmkit-bounce-pool@[0-9a-f]+"
 expect_contains "$OUT" "svmkit sample kernel: running secure \(MSR\[S\] set\)"
-expect_contains "$OUT" "svmkit sample kernel: bootargs \"console=hvc0 svm=on swiotlb=8M svmkit.io=8\""
+expect_contains "$OUT" "svmkit sample kernel: bootargs \"console=hvc0 svm=on svmkit.swiotlb=8M svmkit.io=8\""
 expect_contains "$OUT" "io on virtio-blk at 0x100000000000: 128 MiB, bounced through the pool"
 expect_contains "$OUT" "io verified [1-9][0-9]+ blocks of 4 KiB, 0 mismatched"
 expect_contains "$OUT" "canary in the shared pool: no"

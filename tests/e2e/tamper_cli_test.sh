@@ -103,11 +103,11 @@ build() { # build OUT COMPRESS N CMDLINE SECURITY-VERSION
   expect_exit 0 "$SVMKIT" build --kernel "$SAMPLE_KERNEL" --initrd initrd-$3 --dtb dtb-$3 \
     --cmdline "$4" --compress "$2" --swiotlb-size 8M --security-version "$5" --key k.key -o "$1"
 }
-build A.img gzip 1 "console=hvc0 svm=on swiotlb=8M" 2
-build B.img none 2 "console=hvc1 svm=on swiotlb=8M" 2
-build C.img gzip 1 "console=hvc1 svm=on swiotlb=8M" 2 # A but the command line (same length)
-build D.img gzip 1 "console=hvc0 svm=on swiotlb=8M" 1 # A but an older security version
-SOURCE_DATE_EPOCH=1700000001 build E.img gzip 1 "console=hvc0 svm=on swiotlb=8M" 2
+build A.img gzip 1 "console=hvc0 svm=on svmkit.swiotlb=8M" 2
+build B.img none 2 "console=hvc1 svm=on svmkit.swiotlb=8M" 2
+build C.img gzip 1 "console=hvc1 svm=on svmkit.swiotlb=8M" 2 # A but the command line (same length)
+build D.img gzip 1 "console=hvc0 svm=on svmkit.swiotlb=8M" 1 # A but an older security version
+SOURCE_DATE_EPOCH=1700000001 build E.img gzip 1 "console=hvc0 svm=on svmkit.swiotlb=8M" 2
 for img in A B C E; do
   expect_exit 0 "$SVMKIT" verify $img.img --trusted-key k.pub --min-security-version 2
   expect_exit 0 "$SVMKIT" boot $img.img --trusted-key k.pub --min-security-version 2 --memory 256M --quiet

@@ -164,7 +164,7 @@ run svmkit keygen --algo ed25519 -o k.key --public-output k.pub
 check "keygen ($OUT)" test "$RC" -eq 0
 printf 'sample initrd\n' >"$rootfs/tmp/initrd"
 run svmkit build --kernel /usr/libexec/svmkit/sample-kernel.elf --initrd initrd \
-  --cmdline "'console=hvc0 svm=on swiotlb=8M svmkit.io=16'" --compress gzip --key k.key -o host.img
+  --cmdline "'console=hvc0 svm=on svmkit.swiotlb=8M svmkit.io=16'" --compress gzip --key k.key -o host.img
 check "build (host) ($OUT)" test "$RC" -eq 0
 run svmkit build --arch ppc64le --kernel vmlinux --initrd initrd --cmdline "'console=hvc0 svm=on'" \
   --compress gzip --key k.key -o ppc64le.img

@@ -144,8 +144,8 @@ struct Inputs {
     std::string kernel, key, pub;
     std::string initrd[2], dtb[2];
 };
-const std::string kCmdline[2] = {"console=hvc0 svm=on swiotlb=8M",
-                                 "console=hvc1 svm=on swiotlb=8M"};
+const std::string kCmdline[2] = {"console=hvc0 svm=on svmkit.swiotlb=8M",
+                                 "console=hvc1 svm=on svmkit.swiotlb=8M"};
 constexpr const char* kEpoch = "1700000000";
 constexpr std::uint64_t kSecurityVersion = 2;
 

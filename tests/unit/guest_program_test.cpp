@@ -196,7 +196,7 @@ struct KexecLab {
         REQUIRE(cli::run_keygen({"ed25519", dir.file("k.key"), dir.file("k.pub")}).has_value());
         cli::BuildOptions b;
         b.kernel = sample_kernel();
-        b.cmdline = "console=hvc0 svm=on swiotlb=8M";
+        b.cmdline = "console=hvc0 svm=on svmkit.swiotlb=8M";
         b.key.keys = {dir.file("k.key")};
         b.output = dir.file("secure.img");
         REQUIRE(cli::run_build(b).has_value());

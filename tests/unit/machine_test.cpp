@@ -21,7 +21,7 @@ using namespace svmkit::platform;
 namespace {
 
 constexpr std::uint64_t kMemory = 256ull << 20;
-const std::string kCmdline = "console=hvc0 svm=on swiotlb=8M";
+const std::string kCmdline = "console=hvc0 svm=on svmkit.swiotlb=8M";
 
 // The sample kernel is built beside this test binary (build/tests/..).
 std::string sample_kernel() {
@@ -150,7 +150,7 @@ TEST_CASE("machine: the real stub boots the sample kernel secure") {
         REQUIRE(r.kernel_entry.has_value());
         CHECK(r.kernel_entry->entry == 0x200000u);
 
-        // The bounce pool: swiotlb=8M from the signed command line, shared.
+        // The bounce pool: svmkit.swiotlb=8M from the signed command line, shared.
         REQUIRE(r.shares.size() == 1);
         CHECK(r.shares[0].share);
         CHECK(r.shares[0].ret == 0);
@@ -254,11 +254,48 @@ TEST_CASE("machine: a refused image never reaches the kernel") {
     CHECK(r.shares.empty());
 }
 
-TEST_CASE("machine: a malformed swiotlb= stops the stub after ESM") {
+TEST_CASE("machine: a malformed svmkit.swiotlb= stops the stub after ESM") {
     Lab lab;
-    Booted b = lab.boot(lab.build("img", "none", "console=hvc0 swiotlb=lots"));
+    Booted b = lab.boot(lab.build("img", "none", "console=hvc0 svmkit.swiotlb=lots"));
     const BootReport& r = b.report();
     CHECK(r.outcome == BootOutcome::terminated);
-    CHECK(test::contains(r.console, "swiotlb= on the command line is not a size"));
+    CHECK(test::contains(r.console, "svmkit.swiotlb= on the command line is not a size"));
     CHECK_FALSE(test::contains(r.console, "svmkit sample kernel"));
+}
+
+// The pages of the one share the stub made (the bounce pool).
+std::uint64_t pool_pages(const BootReport& r) {
+    REQUIRE(r.shares.size() == 1);
+    CHECK(r.shares[0].share);
+    return r.shares[0].pages;
+}
+
+TEST_CASE("machine: Linux's swiotlb= is left to Linux, the pool is svmkit.swiotlb= or the "
+          "manifest's") {
+    Lab lab;
+    const std::uint64_t manifest_pages = format::kDefaultSwiotlbSize / kGuestPageSize;
+    SUBCASE("swiotlb=force beside svmkit.swiotlb=2M") {
+        const std::string cmdline = "console=hvc0 swiotlb=force svmkit.swiotlb=2M";
+        Booted b = lab.boot(lab.build("img", "none", cmdline));
+        const BootReport& r = b.report();
+        CHECK(r.outcome == BootOutcome::exited);
+        CHECK(test::contains(r.console, "bootargs \"" + cmdline + "\""));
+        CHECK(pool_pages(r) == (2u << 20) / kGuestPageSize);
+        CHECK_FALSE(test::contains(r.console, "note: swiotlb="));
+    }
+    SUBCASE("swiotlb=65536,4 alone: the manifest's size, no note") {
+        Booted b = lab.boot(lab.build("img", "none", "console=hvc0 swiotlb=65536,4"));
+        const BootReport& r = b.report();
+        CHECK(r.outcome == BootOutcome::exited);
+        CHECK(test::contains(r.console, "bootargs \"console=hvc0 swiotlb=65536,4\""));
+        CHECK(pool_pages(r) == manifest_pages);
+        CHECK_FALSE(test::contains(r.console, "note: swiotlb="));
+    }
+    SUBCASE("the old spelling swiotlb=8M: the manifest's size, and a note why") {
+        Booted b = lab.boot(lab.build("img", "none", "console=hvc0 svm=on swiotlb=8M"));
+        const BootReport& r = b.report();
+        CHECK(r.outcome == BootOutcome::exited);
+        CHECK(pool_pages(r) == manifest_pages);
+        CHECK(test::contains(r.console, "svmkit stub: note: swiotlb=8M is Linux's parameter"));
+    }
 }
