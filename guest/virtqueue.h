@@ -1,9 +1,9 @@
 // A split virtqueue, hardened against the device (freestanding).
 //
-// The device and the hypervisor behind it are untrusted (DESIGN.md, security
-// model). Their only ways in are the used ring (idx, id, len) and the bytes
+// The device and the hypervisor behind it are untrusted (docs/architecture.md,
+// "Trust boundaries"). Their only ways in are the used ring (idx, id, len) and the bytes
 // of device-writable buffers; this class owns the first, the DMA API the
-// second. The rules (shared/reference/dma-virtio.md, "Hardening a driver"):
+// second. The rules (docs/virtio.md, "The hardened split virtqueue"):
 //   - The shared descriptor table and available ring are write-only for the
 //     driver. The authoritative descriptors (addr, len, flags, next) and the
 //     free list live in private memory (desc_, free_head_); chains are freed

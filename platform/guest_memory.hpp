@@ -13,8 +13,9 @@
 //   - pages_[p] says which backing the guest's view of page p maps;
 //   - a secure page's hypervisor-visible range is a hole (reads as zero);
 //   - a normal or shared page's secure range is a hole;
-//   - all address arithmetic goes through checked_range(): no raw pointer math
-//     on guest-physical addresses elsewhere.
+//   - all address arithmetic goes through range() (bounds- and
+//     overflow-checked): no raw pointer math on guest-physical addresses
+//     elsewhere.
 #pragma once
 
 #include "base/error.hpp"

@@ -1,6 +1,6 @@
 // Virtio facts the vhost-user front end, the back end and the test driver
 // share: feature bits, the split-ring layout, virtio-blk requests and config.
-// Values from the virtio 1.x specification (reference/dma-virtio.md).
+// Values from the virtio 1.x specification (docs/virtio.md, docs/vhost-user.md).
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,8 @@
-# Shared helpers for the end-to-end tests. Each test sources this file, runs in
-# its own temporary directory, and fails on the first broken expectation.
+# Shared helpers for the end-to-end tests. Each test sources this file and runs
+# in its own temporary directory. A broken expectation (fail) is counted and
+# the test goes on, so one run shows every broken row; the test fails at the
+# end if any broke. A command that fails outside an expectation stops the test
+# at once (set -e).
 set -euo pipefail
 : "${SVMKIT:?SVMKIT must point at the svmkit binary}"
 WORK=$(mktemp -d)

@@ -1,7 +1,7 @@
 // The loader's strict ELF validation and segment plan (loader/elf_plan.h):
 // real secure images built by svmkit for both platforms are accepted with the
-// plan their own headers describe (cross-checked with format's libelf-based
-// reader); the crafted corpus in tests/data/loader/ (one defect per file) is
+// plan their own headers describe (cross-checked with format's own image
+// reader, format/image_reader.cpp, a separate parser); the crafted corpus in tests/data/loader/ (one defect per file) is
 // rejected, each file with ITS reason; limits hold at their exact edges; no
 // prefix of a valid image is accepted or read beyond.
 #include "loader/elf_plan.h"
@@ -354,7 +354,7 @@ std::string build_image(const test::TempDir& dir, const std::string& arch,
 }
 
 // The plan must be exactly the image's PT_LOAD segments as format's reader
-// (libelf, an independent parser) sees them, in the same order, with every
+// (a parser separate from the loader's) sees them, in the same order, with every
 // loaded section (the manifest's too) inside one; entry at the image base.
 void check_real_image(const std::string& path, const LoadConstraints& c) {
     auto image = format::open_image(path);

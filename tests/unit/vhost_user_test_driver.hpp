@@ -3,7 +3,7 @@
 // svmkit's vhost-user Frontend (the real protocol on both sides).
 //
 // It is NOT the guest's driver (guest/ has that); it exists so tests can see
-// what a back end does. It is hardened the way reference/dma-virtio.md asks,
+// what a back end does. It is hardened the way docs/virtio.md asks,
 // so each hostile mode surfaces as a specific driver error:
 //   - the authoritative descriptors live in a private shadow; the shared
 //     table is only written;
