@@ -19,23 +19,16 @@ json_check() { # json_check PYTHON-ASSERTIONS (on d = the JSON in $OUT)
 
 # flip SECTION INDEX IN OUT: invert one byte of a section, after signing.
 cat > flip.py <<'PY'
-import struct, sys
-section, index, src, dst = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+import sys
+from elf_sections import section
+name, index, src, dst = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 data = bytearray(open(src, "rb").read())
-eh = struct.unpack_from("<16sHHIQQQIHHHHHH", data, 0)
-shoff, shnum, shstrndx = eh[6], eh[12], eh[13]
-sh = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * 64) for i in range(shnum)]
-strtab = sh[shstrndx][4]
-for s in sh:
-    name = data[strtab + s[0]:data.index(b"\0", strtab + s[0])].decode()
-    if name == section:
-        if index < 0:
-            index += s[5]  # from the end
-        assert 0 <= index < s[5], "index outside the section"
-        data[s[4] + index] ^= 0xFF
-        open(dst, "wb").write(data)
-        sys.exit(0)
-sys.exit("no section " + section)
+s = section(data, name)
+if index < 0:
+    index += s.size  # from the end
+assert 0 <= index < s.size, "index outside the section"
+data[s.offset + index] ^= 0xFF
+open(dst, "wb").write(data)
 PY
 
 # ---- inputs ------------------------------------------------------------------

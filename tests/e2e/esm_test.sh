@@ -30,12 +30,8 @@ data = bytearray(open(image, "rb").read())
 if data[:4] == b"\xd0\x0d\xfe\xed":
     base = 0  # a blob of its own (svmkit esm make)
 else:
-    eh = struct.unpack_from("<16sHHIQQQIHHHHHH", data, 0)
-    shoff, shnum, shstrndx = eh[6], eh[12], eh[13]
-    sh = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * 64) for i in range(shnum)]
-    strtab = sh[shstrndx][4]
-    base = next(s[4] for s in sh
-                if data[strtab + s[0]:data.index(b"\0", strtab + s[0])] == b".kernel:esm_blob")
+    from elf_sections import section
+    base = section(data, ".kernel:esm_blob").offset
 
 def find(at, want):
     """Offset and length of property `want` (a /-path) in the FDT at `at`."""

@@ -4,6 +4,8 @@
 # end if any broke. A command that fails outside an expectation stops the test
 # at once (set -e).
 set -euo pipefail
+# elf_sections.py (the one section-table reader of the tests' Python) is here.
+export PYTHONPATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 : "${SVMKIT:?SVMKIT must point at the svmkit binary}"
 WORK=$(mktemp -d)
 # SVMKIT_E2E_KEEP=1 keeps the test's directory (logs, images) for a look.
@@ -104,18 +106,10 @@ CANARY_HEX=$(printf '%s' "svmkit sample kernel secret canary" | sha256sum | cut 
 # simulated machine loads it (file offset = 0x10000 + gpa - 0x4000000).
 section() {
   python3 - "$1" "$2" <<'PY'
-import struct, sys
-name, path = sys.argv[1], sys.argv[2]
-data = open(path, "rb").read()
-eh = struct.unpack_from("<16sHHIQQQIHHHHHH", data, 0)
-shoff, shnum, shstrndx = eh[6], eh[12], eh[13]
-sh = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * 64) for i in range(shnum)]
-strtab = sh[shstrndx][4]
-for s in sh:
-    if data[strtab + s[0]:data.index(b"\0", strtab + s[0])].decode() == name:
-        print(0x4000000 + s[4] - 0x10000, s[5])
-        sys.exit(0)
-sys.exit("no section " + name)
+import sys
+from elf_sections import section
+s = section(open(sys.argv[2], "rb").read(), sys.argv[1])
+print(0x4000000 + s.offset - 0x10000, s.size)
 PY
 }
 
@@ -123,17 +117,12 @@ PY
 # (.kernel:vmlinux.strip) flipped, as if changed after signing.
 tamper_kernel() {
   python3 - "$1" "$2" <<'PY'
-import struct, sys
+import sys
+from elf_sections import section
 data = bytearray(open(sys.argv[1], "rb").read())
-shoff, shnum, shstrndx = struct.unpack_from("<Q", data, 0x28)[0], *struct.unpack_from("<HH", data, 0x3c)
-sh = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * 64) for i in range(shnum)]
-names = sh[shstrndx][4]
-for s in sh:
-    if data[names + s[0]:data.index(b"\0", names + s[0])] == b".kernel:vmlinux.strip":
-        data[s[4] + s[5] // 2] ^= 0xFF
-        open(sys.argv[2], "wb").write(data)
-        sys.exit(0)
-sys.exit("no .kernel:vmlinux.strip section")
+s = section(data, ".kernel:vmlinux.strip")
+data[s.offset + s.size // 2] ^= 0xFF
+open(sys.argv[2], "wb").write(data)
 PY
 }
 

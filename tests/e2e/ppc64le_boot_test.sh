@@ -78,14 +78,11 @@ echo "ppc64le boot: SLOF to power-off in ${ELAPSED}s"
 # One byte of the compressed kernel, after signing: verify refuses the image;
 # booted anyway, the stub finds the damage and returns to Open Firmware.
 python3 - secure.img tampered.img <<'PY'
-import struct, sys
+import sys
+from elf_sections import section
 data = bytearray(open(sys.argv[1], "rb").read())
-shoff, shnum, shstrndx = struct.unpack_from("<Q", data, 0x28)[0], *struct.unpack_from("<HH", data, 0x3c)
-sh = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * 64) for i in range(shnum)]
-names = sh[shstrndx][4]
-for s in sh:
-    if data[names + s[0]:data.index(b"\0", names + s[0])] == b".kernel:vmlinux.strip":
-        data[s[4] + s[5] // 2] ^= 0xFF
+s = section(data, ".kernel:vmlinux.strip")
+data[s.offset + s.size // 2] ^= 0xFF
 open(sys.argv[2], "wb").write(data)
 PY
 expect_exit 1 "$SVMKIT" verify tampered.img --trusted-key k.pub

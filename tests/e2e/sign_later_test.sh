@@ -52,16 +52,12 @@ expect_contains "$OUT" '"failure": "revoked-key"'
 
 # Attaching changes nothing outside the manifest section.
 python3 - unsigned.img "$img" <<'PY' || fail "attach changed bytes outside the manifest section"
-import struct, sys
+import sys
+from elf_sections import section
 a, b = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
 assert len(a) == len(b)
-shoff, = struct.unpack_from("<Q", a, 0x28)
-shnum, shstrndx = struct.unpack_from("<HH", a, 0x3c)
-stroff = struct.unpack_from("<Q", a, shoff + shstrndx * 64 + 24)[0]
-for i in range(shnum):
-    name, _, _, _, off, size = struct.unpack_from("<IIQQQQ", a, shoff + i * 64)
-    if a[stroff + name:].split(b"\0")[0] == b".kernel:esm_blob":
-        lo, hi = off, off + size
+s = section(a, ".kernel:esm_blob")
+lo, hi = s.offset, s.offset + s.size
 diff = [i for i in range(len(a)) if a[i] != b[i]]
 assert diff and all(lo <= i < hi for i in diff), (diff[:3], lo, hi)
 PY

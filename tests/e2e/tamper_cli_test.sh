@@ -16,6 +16,7 @@ export SOURCE_DATE_EPOCH=1700000000
 # elf.py: the few ELF facts and edits the cases need (little-endian ELF64).
 cat > elf.py <<'PY'
 import struct, sys
+from elf_sections import section, sections
 EH = "<16sHHIQQQIHHHHHH"
 PH_FIELDS = ["p_type", "p_flags", "p_offset", "p_vaddr", "p_paddr", "p_filesz", "p_memsz", "p_align"]
 PH_OFF = [0, 4, 8, 16, 24, 32, 40, 48]
@@ -29,23 +30,6 @@ EH_OFF = {"e_osabi": 7, "e_abiversion": 8, "e_pad": 9, "e_type": 16, "e_machine"
 def load(path):
     return bytearray(open(path, "rb").read())
 
-def sections(d):
-    eh = struct.unpack_from(EH, d, 0)
-    shoff, shnum, shstrndx = eh[6], eh[12], eh[13]
-    sh = [struct.unpack_from("<IIQQQQIIQQ", d, shoff + i * 64) for i in range(shnum)]
-    names = sh[shstrndx][4]
-    out = []
-    for s in sh[1:]:
-        name = d[names + s[0]:d.index(b"\0", names + s[0])].decode()
-        out.append((name, s[4], s[5]))
-    return out
-
-def section(d, name):
-    for s in sections(d):
-        if s[0] == name:
-            return s
-    sys.exit("no section " + name)
-
 def field(d, spec):  # e_flags | ph.N.p_align | sh.N.sh_entsize
     parts = spec.split(".")
     eh = struct.unpack_from(EH, d, 0)
@@ -58,7 +42,7 @@ def field(d, spec):  # e_flags | ph.N.p_align | sh.N.sh_entsize
 cmd = sys.argv[1]
 if cmd == "sections":      # IMG: name offset size, one a line
     for s in sections(load(sys.argv[2])):
-        print(*s)
+        print(s.name, s.offset, s.size)
 elif cmd == "offset":      # IMG FIELD
     print(field(load(sys.argv[2]), sys.argv[3]))
 elif cmd == "flip":        # IMG OFFSET MASK OUT
@@ -71,8 +55,8 @@ elif cmd == "append":      # IMG N OUT
     open(sys.argv[4], "wb").write(load(sys.argv[2]) + bytes(int(sys.argv[3])))
 elif cmd == "splice":      # DST SRC SECTION OUT: SRC's section over DST's (same size)
     d, s = load(sys.argv[2]), load(sys.argv[3])
-    _, doff, dsize = section(d, sys.argv[4])
-    _, soff, ssize = section(s, sys.argv[4])
+    _, _, doff, dsize = section(d, sys.argv[4])
+    _, _, soff, ssize = section(s, sys.argv[4])
     assert dsize == ssize, "sections differ in size"
     d[doff:doff + dsize] = s[soff:soff + ssize]
     open(sys.argv[5], "wb").write(d)
