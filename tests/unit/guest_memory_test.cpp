@@ -4,6 +4,7 @@
 #include "platform/guest_memory.hpp"
 
 #include "guest/layout.h"
+#include "test_support.hpp"
 
 #include <cstring>
 #include <doctest/doctest.h>
@@ -68,14 +69,18 @@ TEST_CASE("guest memory: mapped at the fixed guest base, bounds checked") {
     CHECK(m->page_count() == 16);
     CHECK(*m->host_address(0) == SVMKIT_SIM_GUEST_VA_BASE);
     CHECK(*m->host_address(0x12345) == SVMKIT_SIM_GUEST_VA_BASE + 0x12345);
-    CHECK_FALSE(m->host_address(kSize).has_value());
+    test::check_error(m->host_address(kSize), ExitCode::malformed,
+                      "guest address 0x100000 is outside guest RAM");
     CHECK(m->range(kSize - 8, 8).has_value());
-    CHECK_FALSE(m->range(kSize - 8, 9).has_value());
-    CHECK_FALSE(m->range(~0ull - 4, 8).has_value()); // overflow
+    test::check_error(m->range(kSize - 8, 9), ExitCode::malformed,
+                      "guest range [0xffff8, +0x9) is outside guest RAM (0x100000 bytes)");
+    test::check_error(m->range(~0ull - 4, 8), ExitCode::malformed, // overflow
+                      "guest range [0xfffffffffffffffb, +0x8) is outside guest RAM");
     CHECK(m->count(PageState::normal) == 16);
-    CHECK_FALSE(GuestMemory::create(12345).has_value());
+    test::check_error(GuestMemory::create(12345), ExitCode::usage,
+                      "guest memory size 12345 must be a non-zero multiple of 64 KiB");
     // A second machine cannot take the same guest base.
-    CHECK_FALSE(GuestMemory::create(kSize).has_value());
+    test::check_error(GuestMemory::create(kSize), ExitCode::io, "cannot map guest RAM at");
 }
 
 TEST_CASE("guest memory: a normal guest is visible to the hypervisor, a secure one is not") {
@@ -96,14 +101,15 @@ TEST_CASE("guest memory: a normal guest is visible to the hypervisor, a secure o
     CHECK(hypervisor_sees(m->hypervisor_fd(), kSize, kCanary) == 0);
     put(*m, 5 * kGuestPageSize, kCanary);
     CHECK(hypervisor_sees(m->hypervisor_fd(), kSize, kCanary) == 0);
-    CHECK_FALSE(m->secure_all().has_value()); // ESM only once
+    test::check_error(m->secure_all(), ExitCode::usage, // ESM only once
+                      "guest memory is already secure");
 }
 
 TEST_CASE("guest memory: sharing zeroes the page and exposes it, and unsharing takes it back") {
     auto m = GuestMemory::create(kSize);
     REQUIRE(m.has_value());
     put(*m, 4 * kGuestPageSize, kCanary);
-    CHECK_FALSE(m->share(4, 1).has_value()); // not secure yet
+    test::check_error(m->share(4, 1), ExitCode::usage, "page 0x4 is not secure"); // not yet
     REQUIRE(m->secure_all().has_value());
 
     REQUIRE(m->share(4, 2).has_value());
@@ -124,8 +130,9 @@ TEST_CASE("guest memory: sharing zeroes the page and exposes it, and unsharing t
     CHECK(get(*m, 5 * kGuestPageSize + 64, msg.size()) == msg);  // contents kept
     CHECK(hypervisor_sees(m->hypervisor_fd(), kSize, msg) == 0); // and hidden again
 
-    CHECK_FALSE(m->unshare(6, 1).has_value()); // never shared
-    CHECK_FALSE(m->share(4, 1).has_value());   // already shared
-    CHECK_FALSE(m->share(15, 2).has_value());  // past the end
-    CHECK_FALSE(m->share(0, 0).has_value());
+    test::check_error(m->unshare(6, 1), ExitCode::usage, "page 0x6 is not shared");
+    test::check_error(m->share(4, 1), ExitCode::usage, "page 0x4 is not secure"); // shared
+    test::check_error(m->share(15, 2), ExitCode::malformed,
+                      "page range 0xf+2 is outside guest RAM"); // past the end
+    test::check_error(m->share(0, 0), ExitCode::malformed, "page range 0x0+0 is outside guest RAM");
 }
