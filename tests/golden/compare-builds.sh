@@ -62,7 +62,7 @@ done
 for v in old new; do
   "${!v}" build --kernel raw.bin --kernel-load-addr 0x200000 --unsigned -o "$v-unsigned.img" \
     >/dev/null
-  "${!v}" tbs "$v-unsigned.img" -o "$v-unsigned.tbs" --quiet >/dev/null
+  "${!v}" tbs "$v-unsigned.img" -o "$v-unsigned.tbs" 2>/dev/null
 done
 same unsigned.img
 same unsigned.tbs
