@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh Debian 12 machine: installs dependencies, fetches
 # the Debian ppc64le test kernel, builds svmkit normally and with
-# ASan+UBSan, runs the whole ctest suite on both builds, builds the Debian
+# ASan+UBSan, runs the whole ctest suite on both builds (and the boot tests
+# again as an unprivileged user, scripts/run-unprivileged.sh), builds the Debian
 # package from a source tarball (Unix Makefiles, Release) and tests it
 # installed in a fresh minimal Debian 12 root (tests/package), checks the host code
 # with cppcheck and clang-tidy (scripts/lint.sh), and runs every libFuzzer
@@ -22,6 +23,8 @@ phase "build"
 "$root/scripts/build.sh" "$root/build"
 phase "tests"
 (cd "$root/build" && ctest --output-on-failure -j2)
+phase "unprivileged boots"
+"$root/scripts/run-unprivileged.sh" "$root/build"
 
 phase "Debian package"
 "$root/tests/package/deb_test.sh"
