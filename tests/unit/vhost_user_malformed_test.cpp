@@ -199,7 +199,9 @@ TEST_CASE("vhost-blk: malformed messages are refused and the back end keeps serv
     {
         Frontend f = b.connect();
         auto bytes = message(req(Request::set_features), kVersion, encode_u64(1));
-        bytes.resize(bytes.size() - 3);
+        // erase, not resize: GCC 12 at -O1 cannot tell resize(size - 3) never
+        // grows the vector and reports a huge memset (-Wstringop-overflow).
+        bytes.erase(bytes.end() - 3, bytes.end());
         REQUIRE(f.channel().send_raw(bytes).has_value());
     }
 
