@@ -15,7 +15,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <new>
 #include <strings.h>
 
@@ -82,12 +81,14 @@ std::string encode_whitespace(std::string_view text) {
     return out;
 }
 
-// The attributes RFC 7512 (and p11-kit) read in a URI's path; the others
-// (pin-source, pin-value, module-name, module-path, vendor attributes) are
-// read in its query.
+// The attributes p11-kit reads (and percent-decodes) in a URI's path; the
+// others (pin-source, pin-value, module-name, module-path and any other name)
+// are read in its query, where p11-kit decodes every value. type is one of
+// those: p11-kit compares a path's type value as written, and svmkit, like
+// libp11, decodes it first.
 bool is_path_attribute(std::string_view name) {
-    static constexpr std::string_view path_names[] = {
-        "token", "manufacturer", "serial", "model", "object", "id", "type", "object-type"};
+    static constexpr std::string_view path_names[] = {"token", "manufacturer", "serial",
+                                                      "model", "object",       "id"};
     return std::find(std::begin(path_names), std::end(path_names), name) != std::end(path_names);
 }
 
@@ -140,17 +141,17 @@ std::optional<TokenField> token_field(std::string_view name, UriInfo& info,
     return std::nullopt;
 }
 
-// type=private (or object-type=private): anything else names what cannot sign.
-Result<void> check_object_type(P11KitUri* uri, std::string_view value, const std::string& display) {
-    auto klass = attribute_bytes(uri, CKA_CLASS);
-    CK_OBJECT_CLASS object_class = CKO_VENDOR_DEFINED;
-    if (klass && klass->size() == sizeof object_class)
-        std::memcpy(&object_class, klass->data(), sizeof object_class);
-    if (object_class == CKO_PRIVATE_KEY)
+// type=private (or object-type=private), decoded: anything else names what
+// cannot sign.
+Result<void> check_object_type(P11KitUri* uri, const std::string& name,
+                               const std::string& display) {
+    const char* decoded = p11_kit_uri_get_vendor_query(uri, name.c_str());
+    std::string_view value = decoded != nullptr ? decoded : "";
+    if (value == "private")
         return {};
-    if (object_class == CKO_PUBLIC_KEY || object_class == CKO_CERTIFICATE)
+    if (value == "public" || value == "cert")
         return fail(ExitCode::usage, "{}: names a {}; signing needs type=private (or no type)",
-                    display, object_class == CKO_CERTIFICATE ? "certificate" : "public key");
+                    display, value == "cert" ? "certificate" : "public key");
     return fail(ExitCode::usage, "{}: unknown object type '{}'", display, value);
 }
 
@@ -172,7 +173,7 @@ Result<bool> take_attribute(const std::string& name, std::string_view value, P11
     else if (name == "id")
         info.id = attribute_bytes(uri, CKA_ID).value_or("");
     else if (name == "type" || name == "object-type")
-        SVM_CHECK(check_object_type(uri, value, info.display));
+        SVM_CHECK(check_object_type(uri, name, info.display));
     else if (name == "pin-source") {
         const char* source = p11_kit_uri_get_pin_source(uri);
         info.pin_source = source != nullptr ? source : "";

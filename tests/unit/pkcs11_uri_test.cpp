@@ -68,6 +68,7 @@ TEST_CASE("pkcs11 URI: ';', '?' and '&' separate attributes; pin-source is svmki
     UriInfo path_form = parsed("pkcs11:;token=t;;pin-source=/p;object-type=private;");
     CHECK(path_form.pin_source == "/p");
     CHECK(path_form.engine_uri == "pkcs11:token=t;object-type=private");
+    CHECK(parsed("pkcs11:object=k;type=priv%61te").engine_uri == "pkcs11:object=k;type=priv%61te");
 }
 
 TEST_CASE("pkcs11 URI: the scheme in any case, the engine's in lower case") {
@@ -114,6 +115,13 @@ TEST_CASE("pkcs11 URI: refusals name the URI, the attribute and what to do") {
                   "pkcs11:object=k;type=secret-key: unknown object type 'secret-key'");
     check_refused("pkcs11:object=k;type=bogus", ExitCode::usage,
                   "pkcs11:object=k;type=bogus: unknown object type 'bogus'");
+    check_refused("pkcs11:object=k;type=%70ublic", ExitCode::usage,
+                  "pkcs11:object=k;type=%70ublic: names a public key; signing needs "
+                  "type=private (or no type)");
+    check_refused("pkcs11:object=k;type=%zz", ExitCode::usage,
+                  "pkcs11:object=k;type=%zz: bad percent-encoding in attribute type");
+    check_refused("pkcs11:object=k?module-path=%2", ExitCode::usage,
+                  "pkcs11:object=k?module-path=%2: bad percent-encoding in attribute module-path");
     check_refused("pkcs11:object=k?module-path=/x.so", ExitCode::usage,
                   "pkcs11:object=k?module-path=/x.so: module-path in the URI is not supported; "
                   "pass --pkcs11-module or set SVMKIT_PKCS11_MODULE");
