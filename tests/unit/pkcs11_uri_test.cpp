@@ -57,7 +57,7 @@ TEST_CASE("pkcs11 URI: literal whitespace is part of a value, as libp11 reads it
     CHECK(info.object == "a\tb");
 }
 
-TEST_CASE("pkcs11 URI: ';', '?' and '&' separate attributes; pin-source is svmkit's") {
+TEST_CASE("pkcs11 URI: libp11's three separators split attributes and pin-source is svmkit's") {
     UriInfo info = parsed("pkcs11:token=t;object=k?pin-source=file:/run/pin%20file&type=private");
     CHECK(info.token == "t");
     CHECK(info.object == "k");
