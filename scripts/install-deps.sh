@@ -7,7 +7,7 @@ packages=(
   # build
   cmake ninja-build g++ pkg-config
   libelf-dev libssl-dev libcli11-dev zlib1g-dev doctest-dev libfdt-dev libfmt-dev
-  libyaml-cpp-dev nlohmann-json3-dev
+  libyaml-cpp-dev nlohmann-json3-dev libp11-kit-dev
   # the ppc64le stub: the cross compiler and Debian's ppc64el zlib (multiarch,
   # below); libfdt-dev:ppc64el is unpacked instead (ppc64el_libfdt)
   g++-powerpc64le-linux-gnu binutils-powerpc64le-linux-gnu zlib1g-dev:ppc64el

@@ -204,7 +204,7 @@ class PrivateKey {
     [[nodiscard]] std::string pem() const;
 
   private:
-    // Defined in pkcs11.cpp.
+    // Defined in pkcs11_engine.cpp.
     static Result<PrivateKey> load_pkcs11(const std::string& uri, const Pkcs11Options& options);
 
     // For a key in a token: the engine instance (and so the PKCS#11 module

@@ -1,4 +1,4 @@
-// Unit tests for private keys in PKCS#11 tokens (signer/pkcs11.cpp).
+// Unit tests for private keys in PKCS#11 tokens (signer/pkcs11_*.cpp).
 //
 // Each test process makes its own SoftHSM2 token in a fresh temporary
 // directory (SOFTHSM2_CONF points there; nothing outside it is touched),

@@ -242,12 +242,17 @@ TEST_CASE("signer: generate, sign and verify every key type") {
                 auto r = pub.verify(algo, bytes_of(message), flipped);
                 REQUIRE_FALSE(r.has_value());
                 CHECK(r.error().code == ExitCode::verification_failed);
+                CHECK(r.error().message == "signature does not verify");
             }
             auto truncated = std::span<const std::byte>(*sig).first(sig->size() - 1);
             auto r = pub.verify(algo, bytes_of(message), truncated);
             REQUIRE_FALSE(r.has_value());
             CHECK(r.error().code == ExitCode::verification_failed);
-            CHECK_FALSE(pub.verify(algo, bytes_of(message), {}).has_value());
+            CHECK(r.error().message == "signature does not verify");
+            auto empty = pub.verify(algo, bytes_of(message), {});
+            REQUIRE_FALSE(empty.has_value());
+            CHECK(empty.error().code == ExitCode::verification_failed);
+            CHECK(empty.error().message == "signature does not verify");
         }
         // Empty messages sign too.
         auto empty_sig = key.sign(pub.default_algorithm(), {});
@@ -271,6 +276,9 @@ TEST_CASE("signer: generate, sign and verify every key type") {
             auto v = pub.verify(algo, bytes_of(message), *good);
             REQUIRE_FALSE(v.has_value());
             CHECK(v.error().code == ExitCode::verification_failed);
+            CHECK(v.error().message == fmt::format("algorithm {} does not fit {} key {}",
+                                                   algorithm_name(algo), pub.description(),
+                                                   key_id_hex(pub.key_id())));
         }
     }
 
@@ -286,6 +294,7 @@ TEST_CASE("signer: generate, sign and verify every key type") {
     auto r = ed.public_key().verify(SignatureAlgorithm::ed25519, bytes_of(message), *sig);
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code == ExitCode::verification_failed);
+    CHECK(r.error().message == "signature does not verify");
 }
 
 TEST_CASE("signer: key id is SHA-256 of the DER SPKI that openssl writes") {
@@ -338,7 +347,10 @@ TEST_CASE("signer: from_der refuses trailing bytes and garbage") {
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code == ExitCode::malformed);
     CHECK(r.error().message.starts_with("blob: "));
-    CHECK_FALSE(PublicKey::from_der({}, "blob").has_value());
+    auto empty = PublicKey::from_der({}, "blob");
+    REQUIRE_FALSE(empty.has_value());
+    CHECK(empty.error().code == ExitCode::malformed);
+    CHECK(empty.error().message.starts_with("blob: not a DER SubjectPublicKeyInfo: "));
 }
 
 TEST_CASE("signer: private keys load from PEM, DER, traditional and encrypted forms") {
