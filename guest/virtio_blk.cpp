@@ -1,5 +1,7 @@
 #include "guest/virtio_blk.h"
 
+#include "guest/cycles.h"
+
 #include <stddef.h>
 #include <string.h>
 
@@ -41,6 +43,34 @@ uint32_t request_type(BlkOp op) {
 }
 
 } // namespace
+
+// One stage's time while stats are on (BlkStats): from construction to
+// destruction, less the spans that opened and closed inside it.
+class VirtioBlk::Span {
+  public:
+    Span(VirtioBlk& blk, BlkStats::Stage stage) : blk_(blk), stage_(stage) {
+        if (blk_.stats_ == nullptr)
+            return;
+        outer_children_ = blk_.span_children_;
+        blk_.span_children_ = 0;
+        start_ = read_cycles();
+    }
+    ~Span() {
+        if (blk_.stats_ == nullptr)
+            return;
+        const uint64_t elapsed = read_cycles() - start_;
+        blk_.stats_->ticks[stage_] += elapsed - blk_.span_children_;
+        blk_.span_children_ = outer_children_ + elapsed;
+    }
+    Span(const Span&) = delete;
+    Span& operator=(const Span&) = delete;
+
+  private:
+    VirtioBlk& blk_;
+    BlkStats::Stage stage_;
+    uint64_t start_ = 0;
+    uint64_t outer_children_ = 0;
+};
 
 VirtioErr VirtioBlk::init(uint16_t queue_size) {
     live_ = false;
@@ -206,7 +236,12 @@ VirtioErr VirtioBlk::start(BlkRequest& r) {
         r.segs_[i] =
             DmaSegment{bytes + off, min32(segment_bytes_, r.bytes - off), kDmaMappingError};
     }
-    if (segments > 0 && !dma_->map_sg(r.segs_, segments, data_direction(r.op))) {
+    bool mapped = true;
+    if (segments > 0) {
+        const Span span(*this, BlkStats::copy_in);
+        mapped = dma_->map_sg(r.segs_, segments, data_direction(r.op));
+    }
+    if (!mapped) {
         const DmaError& e = dma_->last_error();
         return e.kind == DmaError::pool_full ? VirtioErr::dma_pool_full : VirtioErr::dma_error;
     }
@@ -237,8 +272,10 @@ VirtioErr VirtioBlk::start(BlkRequest& r) {
 // Ends the data mapping: a read's data is copied out of the bounce pool here,
 // once.
 void VirtioBlk::unmap(BlkRequest& r) {
-    if (r.data_segments_ > 0)
+    if (r.data_segments_ > 0) {
+        const Span span(*this, BlkStats::copy_out);
         dma_->unmap_sg(r.segs_, r.data_segments_, data_direction(r.op));
+    }
     r.data_segments_ = 0;
 }
 
@@ -270,6 +307,8 @@ void VirtioBlk::complete(BlkRequest& r, bool ring_ok) {
         memset(r.data, 0, r.bytes);
     r.result = result;
     r.done = true;
+    if (stats_ != nullptr && ring_ok)
+        ++stats_->completed;
 }
 
 // The queue broke (or the device was reset): every request in flight fails.
@@ -294,7 +333,11 @@ void VirtioBlk::kick() {
     if (!kick_pending_)
         return;
     kick_pending_ = false;
-    if (vq_.needs_notify() && mmio_->notify(vq_.index()) != VirtioErr::none)
+    if (!vq_.needs_notify())
+        return;
+    if (stats_ != nullptr)
+        ++stats_->kicks;
+    if (mmio_->notify(vq_.index()) != VirtioErr::none)
         vq_.mark_broken(VirtioErr::transport);
 }
 
@@ -307,7 +350,15 @@ void VirtioBlk::idle() {
         vq_.disable_interrupts();
         return; // completed (or broke) meanwhile: nothing to wait for
     }
-    const uint32_t bits = mmio_->wait();
+    if (stats_ != nullptr) {
+        ++stats_->cedes;
+        stats_->in_flight_at_cede += vq_.in_flight();
+    }
+    uint32_t bits = 0;
+    {
+        const Span span(*this, BlkStats::sleep);
+        bits = mmio_->wait();
+    }
     vq_.disable_interrupts();
     if ((bits & kVirtioMmioIntConfigChange) != 0 && mmio_->check_device() != VirtioErr::none)
         vq_.mark_broken(VirtioErr::device_failed);
@@ -316,6 +367,7 @@ void VirtioBlk::idle() {
 }
 
 bool VirtioBlk::poll() {
+    const Span span(*this, BlkStats::reap);
     bool any = false;
     void* token = nullptr;
     uint32_t len = 0;
@@ -333,6 +385,7 @@ bool VirtioBlk::poll() {
 }
 
 VirtioErr VirtioBlk::submit(BlkRequest* reqs, size_t count) {
+    const Span span(*this, BlkStats::submit);
     VirtioErr first = VirtioErr::none;
     for (size_t i = 0; i < count; ++i) {
         BlkRequest& r = reqs[i];
@@ -382,6 +435,7 @@ VirtioErr VirtioBlk::submit(BlkRequest* reqs, size_t count) {
 }
 
 VirtioErr VirtioBlk::wait(BlkRequest& r) {
+    const Span span(*this, BlkStats::reap);
     while (!r.done) {
         if (vq_.in_flight() == 0 && !poll())
             return VirtioErr::bad_argument; // never submitted
@@ -392,6 +446,7 @@ VirtioErr VirtioBlk::wait(BlkRequest& r) {
 }
 
 void VirtioBlk::wait_all() {
+    const Span span(*this, BlkStats::reap);
     while (vq_.in_flight() > 0)
         if (!poll())
             idle();

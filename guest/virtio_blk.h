@@ -80,6 +80,27 @@ struct BlkSlot {
 };
 static_assert(sizeof(BlkSlot) == 32);
 
+// Where a driver's time goes, for benchmarks: read_cycles() ticks
+// (guest/cycles.h) spent in each stage, exclusive (a stage entered inside
+// another counts only for itself), and how often the driver notified and
+// slept; accumulated while set_stats() points at one. Costs two counter
+// reads per stage entered, nothing when off.
+struct BlkStats {
+    enum Stage : uint8_t {
+        copy_in,  // mapping request data: the bounce copy into the pool
+        submit,   // the rest of submit(): header, descriptors, avail ring, kick
+        sleep,    // H_CEDE until the device signals, and the interrupt registers
+        copy_out, // unmapping request data: the bounce copy out of the pool
+        reap,     // the rest of poll()/wait(): used ring, status bytes, looping
+        kStages,
+    };
+    uint64_t ticks[kStages] = {};
+    uint64_t completed = 0;         // requests the device completed
+    uint64_t kicks = 0;             // QueueNotify writes
+    uint64_t cedes = 0;             // H_CEDE calls
+    uint64_t in_flight_at_cede = 0; // requests the device held at each H_CEDE, summed
+};
+
 class VirtioBlk {
   public:
     // `mmio`, `dma` and `report` must outlive the driver. `dma` is direct for
@@ -103,6 +124,9 @@ class VirtioBlk {
     uint32_t max_request_bytes() const { return max_request_bytes_; }
     const Virtqueue& queue() const { return vq_; }
     bool broken() const { return vq_.broken(); }
+    // Starts (or, with nullptr, stops) accumulating into `stats`, which must
+    // outlive the driver or the next call.
+    void set_stats(BlkStats* stats) { stats_ = stats; }
 
     // Makes requests available to the device with one notification; when the
     // queue or the bounce pool is full, completes earlier requests first.
@@ -130,6 +154,8 @@ class VirtioBlk {
     VirtioErr get_id(char out[kVirtioBlkIdBytes + 1]);
 
   private:
+    class Span;
+
     VirtioErr check(const BlkRequest& r) const;
     VirtioErr start(BlkRequest& r);
     void unmap(BlkRequest& r);
@@ -159,6 +185,8 @@ class VirtioBlk {
     bool has_flush_ = false;
     bool live_ = false;
     bool kick_pending_ = false;
+    BlkStats* stats_ = nullptr;
+    uint64_t span_children_ = 0; // ticks of the finished spans inside the open one
 };
 
 } // namespace svmkit::guest
