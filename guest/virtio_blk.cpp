@@ -79,7 +79,7 @@ VirtioErr VirtioBlk::init(uint16_t queue_size) {
         return err;
     const uint64_t wanted = virtio_bit(kVirtioBlkFRo) | virtio_bit(kVirtioBlkFFlush) |
                             virtio_bit(kVirtioBlkFSizeMax) | virtio_bit(kVirtioBlkFSegMax) |
-                            virtio_bit(kVirtioBlkFBlkSize);
+                            virtio_bit(kVirtioBlkFBlkSize) | virtio_bit(kVirtioFEventIdx);
     err = mmio_->negotiate(0, wanted);
     if (err != VirtioErr::none)
         return err;
@@ -146,8 +146,8 @@ VirtioErr VirtioBlk::init(uint16_t queue_size) {
         max_segments_ = static_cast<uint16_t>(q - 2);
     max_request_bytes_ = uint32_t{max_segments_} * segment_bytes_;
 
-    if ((err = vq_.init(dma_, 0, static_cast<uint16_t>(q), report_, mmio_->name())) !=
-        VirtioErr::none)
+    if ((err = vq_.init(dma_, 0, static_cast<uint16_t>(q), report_, mmio_->name(),
+                        mmio_->has_feature(kVirtioFEventIdx))) != VirtioErr::none)
         return refuse(err);
     slots_ = static_cast<BlkSlot*>(dma_->alloc_coherent(q * sizeof(BlkSlot), &slots_dma_));
     if (slots_ == nullptr) {
@@ -343,10 +343,13 @@ void VirtioBlk::kick() {
 
 void VirtioBlk::idle() {
     kick();
-    // The device notifies only while the driver sleeps: each completion
-    // wakes it at once then (the device runs on another CPU and publishes
-    // request by request), and costs nothing while it works.
-    if (!vq_.enable_interrupts()) {
+    // The device notifies only while the driver sleeps, and costs nothing
+    // while it works. With EVENT_IDX the driver sleeps until half of what is
+    // in flight has completed: it then copies those out and resubmits them
+    // in one wake (one notification, one kick) while the device still works
+    // on the other half. Without it, the first completion wakes it.
+    const uint16_t half = static_cast<uint16_t>(vq_.in_flight() / 2);
+    if (!vq_.enable_interrupts(half > 0 ? half : 1)) {
         vq_.disable_interrupts();
         return; // completed (or broke) meanwhile: nothing to wait for
     }
@@ -384,54 +387,69 @@ bool VirtioBlk::poll() {
     return any;
 }
 
-VirtioErr VirtioBlk::submit(BlkRequest* reqs, size_t count) {
+// Makes each request pick(i) available, then notifies once.
+template <typename Pick>
+VirtioErr VirtioBlk::submit_each(size_t count, Pick pick) {
     const Span span(*this, BlkStats::submit);
     VirtioErr first = VirtioErr::none;
     for (size_t i = 0; i < count; ++i) {
-        BlkRequest& r = reqs[i];
-        r.done = false;
-        r.result = VirtioErr::none;
-        r.data_segments_ = 0;
-        VirtioErr err = check(r);
-        if (err == VirtioErr::none && r.op == BlkOp::flush && !has_flush_) {
-            r.done = true; // write-through device: nothing to flush
-            continue;
-        }
-        while (err == VirtioErr::none) {
-            err = start(r);
-            if ((err != VirtioErr::queue_full && err != VirtioErr::dma_pool_full) ||
-                vq_.in_flight() == 0)
-                break;
-            // Wait for room: earlier requests complete and give back
-            // descriptors and bounce slots.
-            kick();
-            if (!poll())
-                idle();
-            err = VirtioErr::none;
-        }
-        if ((err == VirtioErr::dma_pool_full || err == VirtioErr::dma_error) &&
-            report_ != nullptr) {
-            // Nothing of ours is in flight: no room will come. Say why, with
-            // the numbers that size the pool (swiotlb=<bytes> on the command
-            // line).
-            char line[120];
-            describe_dma_error(dma_->last_error(), line, sizeof(line));
-            report_->begin(err, mmio_->name())
-                .str("request of ")
-                .dec(r.bytes)
-                .str(" bytes cannot be mapped: ")
-                .str(line)
-                .end();
-        }
-        if (err != VirtioErr::none) {
-            r.result = err;
-            r.done = true;
-            if (first == VirtioErr::none)
-                first = err;
-        }
+        const VirtioErr err = make_available(pick(i));
+        if (err != VirtioErr::none && first == VirtioErr::none)
+            first = err;
     }
     kick();
     return first;
+}
+
+VirtioErr VirtioBlk::submit(BlkRequest* reqs, size_t count) {
+    return submit_each(count, [reqs](size_t i) -> BlkRequest& { return reqs[i]; });
+}
+
+VirtioErr VirtioBlk::submit(BlkRequest* const* reqs, size_t count) {
+    return submit_each(count, [reqs](size_t i) -> BlkRequest& { return *reqs[i]; });
+}
+
+// One request of a submit(): checked, started (waiting for room when the
+// queue or the pool is full), or done at once with its error.
+VirtioErr VirtioBlk::make_available(BlkRequest& r) {
+    r.done = false;
+    r.result = VirtioErr::none;
+    r.data_segments_ = 0;
+    VirtioErr err = check(r);
+    if (err == VirtioErr::none && r.op == BlkOp::flush && !has_flush_) {
+        r.done = true; // write-through device: nothing to flush
+        return VirtioErr::none;
+    }
+    while (err == VirtioErr::none) {
+        err = start(r);
+        if ((err != VirtioErr::queue_full && err != VirtioErr::dma_pool_full) ||
+            vq_.in_flight() == 0)
+            break;
+        // Wait for room: earlier requests complete and give back
+        // descriptors and bounce slots.
+        kick();
+        if (!poll())
+            idle();
+        err = VirtioErr::none;
+    }
+    if ((err == VirtioErr::dma_pool_full || err == VirtioErr::dma_error) && report_ != nullptr) {
+        // Nothing of ours is in flight: no room will come. Say why, with
+        // the numbers that size the pool (swiotlb=<bytes> on the command
+        // line).
+        char line[120];
+        describe_dma_error(dma_->last_error(), line, sizeof(line));
+        report_->begin(err, mmio_->name())
+            .str("request of ")
+            .dec(r.bytes)
+            .str(" bytes cannot be mapped: ")
+            .str(line)
+            .end();
+    }
+    if (err != VirtioErr::none) {
+        r.result = err;
+        r.done = true;
+    }
+    return err;
 }
 
 VirtioErr VirtioBlk::wait(BlkRequest& r) {

@@ -11,7 +11,10 @@
 // data is the caller's buffer, mapped in its own direction, so a write's data
 // is never copied back from the device. Several requests are in flight at
 // once: the caller owns BlkRequest objects, submit() makes them available
-// (one notification for the batch), poll()/wait() complete them.
+// (one notification for the batch), poll()/wait() complete them. With
+// VIRTIO_F_EVENT_IDX the driver sleeps until half of what is in flight has
+// completed, so a caller resubmitting what it found done does so in
+// batches while the device works on the rest.
 //
 // What the device can do to a request, and what the driver does about it:
 //   - break the ring (see virtqueue.h): the queue is marked broken, the
@@ -133,6 +136,9 @@ class VirtioBlk {
     // A request that cannot start is done at once with its error. Returns
     // the first such error (none when all started).
     VirtioErr submit(BlkRequest* reqs, size_t count);
+    // The same for requests that are not next to each other (a caller
+    // resubmitting the slots that completed): one notification for all.
+    VirtioErr submit(BlkRequest* const* reqs, size_t count);
     // Completes what the device finished (and fails everything if the ring
     // broke). True when any request completed.
     bool poll();
@@ -157,6 +163,9 @@ class VirtioBlk {
     class Span;
 
     VirtioErr check(const BlkRequest& r) const;
+    template <typename Pick>
+    VirtioErr submit_each(size_t count, Pick pick);
+    VirtioErr make_available(BlkRequest& r);
     VirtioErr start(BlkRequest& r);
     void unmap(BlkRequest& r);
     void complete(BlkRequest& r, bool ok);
