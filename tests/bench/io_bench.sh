@@ -16,12 +16,16 @@
 # rest of submitting, sleeping until the device signals, copy out of the
 # pool, reaping; ns per request). These instrumented boots are slower by
 # the timing itself and are not used for the ratios.
+# Last, the same interleaved runs with one CPU-bound process competing (the
+# script starts it, bounded by a timeout, and stops it): report-only, to show
+# what a busy machine does to the ratios.
 #
 # Targets (idle machine, ratio of medians, both back ends): sequential
 # 128 KiB reads >= 0.90x of direct, random 4 KiB reads >= 0.95x of direct.
 #
 #   tests/bench/io_bench.sh [SVMKIT_BINARY] [RUNS] [MIB]
-# IO_BENCH_BACKENDS="svmkit" limits the back ends (default: svmkit qemu).
+# IO_BENCH_BACKENDS="svmkit" limits the back ends (default: svmkit qemu);
+# IO_BENCH_LOADED=0 skips the competing-process runs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 svmkit=$(realpath "${1:-$root/build/wrapper/svmkit}")
@@ -113,4 +117,16 @@ for backend in ${IO_BENCH_BACKENDS:-svmkit qemu}; do
   done
 done
 
+if [ "${IO_BENCH_LOADED:-1}" != 0 ]; then
+  # One CPU-bound process beside the VMs, for at most 30 minutes whatever
+  # happens to this script; stopped as soon as the runs are done.
+  timeout 1800 bash -c 'while :; do :; done' &
+  hog=$!
+  trap 'kill $hog 2>/dev/null; rm -rf "$work"' EXIT
+  echo
+  echo "with one CPU-bound process competing (report-only), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  ratios
+  kill $hog 2>/dev/null || true
+  wait $hog 2>/dev/null || true
+fi
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
