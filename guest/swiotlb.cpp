@@ -52,43 +52,6 @@ uint8_t kind_of(DmaDirection dir) {
     return Swiotlb::kind_free; // not a direction: matches no mapping
 }
 
-// The copy into the pool on map for a from_device mapping is there only so
-// that a device writing less than the buffer leaves the driver's bytes, not
-// stale ones (CVE-2022-0854): nothing reads those bytes again unless the
-// device skips them, and the device (a back end on another CPU) is about to
-// overwrite them. Streaming stores keep them out of this CPU's cache, so the
-// device's writes do not first pull dirty lines across from it. From 16 KiB
-// on; smaller copies stay cache-friendly memcpy.
-constexpr size_t kStreamingCopyMin = size_t{16} * 1024;
-
-void copy_in_streaming(void* dst, const void* src, size_t n) {
-#if defined(__x86_64__)
-    auto* d = static_cast<uint8_t*>(dst);
-    const auto* p = static_cast<const uint8_t*>(src);
-    if (reinterpret_cast<uintptr_t>(d) % 16 == 0) {
-        for (; n >= 64; n -= 64, d += 64, p += 64)
-            asm volatile("movdqu   (%1), %%xmm0\n\t"
-                         "movdqu 16(%1), %%xmm1\n\t"
-                         "movdqu 32(%1), %%xmm2\n\t"
-                         "movdqu 48(%1), %%xmm3\n\t"
-                         "movntdq %%xmm0,   (%0)\n\t"
-                         "movntdq %%xmm1, 16(%0)\n\t"
-                         "movntdq %%xmm2, 32(%0)\n\t"
-                         "movntdq %%xmm3, 48(%0)"
-                         :
-                         : "r"(d), "r"(p)
-                         : "xmm0", "xmm1", "xmm2", "xmm3", "memory");
-        // Streaming stores are weakly ordered: make them visible before the
-        // mapping's address can reach the device (the avail ring's release
-        // store comes later in program order).
-        asm volatile("sfence" ::: "memory");
-    }
-    memcpy(d, p, n);
-#else
-    memcpy(dst, src, n);
-#endif
-}
-
 bool copies_out(DmaDirection dir) {
     return dir == DmaDirection::from_device || dir == DmaDirection::bidirectional;
 }
@@ -350,9 +313,13 @@ inline void Swiotlb::release(uint32_t head) {
     const uint32_t seg_start = head & ~(kSegmentSlots - 1);
     for (uint32_t i = head; i > seg_start && slots[i - 1].free_run != 0; --i)
         slots[i - 1].free_run = ++count;
-    // Freeing the area's latest allocation rewinds the search to it: a
-    // map/unmap loop keeps reusing the same, cache-hot slots.
-    if (ar.index == (end >= ar.end ? ar.begin : end))
+    // Freeing the area's latest allocation, or any below the search index,
+    // moves the search back to it: the lowest free slots are reused first,
+    // so requests in flight keep cycling through the same few, cache-hot
+    // slots (a map/unmap loop through one; a queue of 8 through 8) instead
+    // of walking the whole pool, whose lines would then come from memory
+    // for every copy in, every device write and every copy out.
+    if (head < ar.index || ar.index == (end >= ar.end ? ar.begin : end))
         ar.index = head;
     __atomic_store_n(&ar.used, ar.used - n, __ATOMIC_RELAXED);
     ar.lock.unlock();
@@ -394,12 +361,10 @@ DmaError::Kind Swiotlb::map_request(const void* orig, size_t size, uint8_t kind,
     return DmaError::none;
 }
 
-dma_addr_t Swiotlb::copy_in(dma_addr_t bounce, const void* orig, size_t size, DmaDirection dir) {
-    // Always copy in, whatever the direction (CVE-2022-0854).
-    if (dir == DmaDirection::from_device && size >= kStreamingCopyMin) {
-        copy_in_streaming(gpa_ptr(bounce), orig, size);
-        return bounce;
-    }
+dma_addr_t Swiotlb::copy_in(dma_addr_t bounce, const void* orig, size_t size) {
+    // Always copy in, whatever the direction (CVE-2022-0854). Plain stores:
+    // the slots are reused lowest first (release()), so their lines are
+    // in cache, and the device's writes find them there.
     return ptr_gpa(memcpy(gpa_ptr(bounce), orig, size));
 }
 
@@ -422,7 +387,7 @@ dma_addr_t Swiotlb::map(void* orig, size_t size, DmaDirection dir, uint64_t min_
             cpu & (nareas_ - 1), r,
             Record{reinterpret_cast<uintptr_t>(orig), static_cast<uint32_t>(size), 0, kind});
         if (head >= 0)
-            return copy_in(slot_addr(static_cast<uint64_t>(head)), orig, size, dir);
+            return copy_in(slot_addr(static_cast<uint64_t>(head)), orig, size);
     }
     return map_searching(orig, size, dir, min_align_mask, alloc_align_mask, cpu, err);
 }
@@ -445,7 +410,7 @@ dma_addr_t Swiotlb::map_searching(void* orig, size_t size, DmaDirection dir,
                           size);
     if (err != nullptr)
         *err = DmaError{};
-    return copy_in(slot_addr(static_cast<uint64_t>(head)) + offset, orig, size, dir);
+    return copy_in(slot_addr(static_cast<uint64_t>(head)) + offset, orig, size);
 }
 
 uint32_t Swiotlb::lookup_streaming(dma_addr_t dma, size_t size, DmaDirection dir) const {

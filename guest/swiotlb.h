@@ -19,8 +19,7 @@
 //     either mask is page aligned;
 //   - map copies the buffer in whatever the direction (a device that writes
 //     less than the buffer must find the driver's bytes there, never stale
-//     pool contents of an earlier mapping: CVE-2022-0854; for a large
-//     from_device mapping with streaming stores, see swiotlb.cpp); unmap and
+//     pool contents of an earlier mapping: CVE-2022-0854); unmap and
 //     sync_for_cpu copy out for from_device and bidirectional; sync_for_device
 //     copies in for to_device and bidirectional;
 //   - every copy is checked against the record map made: the address must lie
@@ -45,9 +44,10 @@
 //   - a search jumps straight to the next slot whose address satisfies the
 //     alignment (Linux steps slot by slot), and checks alignment on every
 //     candidate, also after wrapping (the CVE-2024-35814 class of bug);
-//   - freeing the most recent allocation of an area rewinds the area's
-//     search index to it, so a map/unmap loop reuses the same (cache-hot)
-//     slots instead of walking the whole pool;
+//   - freeing the most recent allocation of an area, or any allocation
+//     below its search index, moves the index back to it: the lowest free
+//     slots are reused first, so the mappings in flight cycle through the
+//     same few (cache-hot) slots instead of walking the whole pool;
 //   - coherent allocations are aligned to their own size rounded up to a
 //     power of two, at most a page (Linux's dma_alloc_coherent promise), and
 //     record their kind, so unmap of a coherent buffer or free of a streaming
@@ -241,8 +241,7 @@ class Swiotlb {
                                       const Record& rec);
     [[gnu::always_inline]] void release(uint32_t head);
     // The copy into the pool of a new mapping at `bounce`; returns `bounce`.
-    [[gnu::noinline]] static dma_addr_t copy_in(dma_addr_t bounce, const void* orig, size_t size,
-                                                DmaDirection dir);
+    [[gnu::noinline]] static dma_addr_t copy_in(dma_addr_t bounce, const void* orig, size_t size);
     // unmap's last steps for from_device / bidirectional.
     [[gnu::noinline]] bool copy_out_and_release(uint32_t head, dma_addr_t dma, size_t size);
     // map() beyond its fast path: requests with alignment masks, bad

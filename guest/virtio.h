@@ -19,7 +19,7 @@ namespace svmkit::guest {
 
 // ---- Feature bits (virtio 1.x, section 6 "Reserved Feature Bits") ----
 inline constexpr unsigned kVirtioFIndirectDesc = 28;   // refused: indirect tables are device-read
-inline constexpr unsigned kVirtioFEventIdx = 29;       // not used
+inline constexpr unsigned kVirtioFEventIdx = 29;       // used_event / avail_event
 inline constexpr unsigned kVirtioFVersion1 = 32;       // required
 inline constexpr unsigned kVirtioFAccessPlatform = 33; // required: DMA goes through the DMA API
 inline constexpr unsigned kVirtioFRingPacked = 34;     // refused

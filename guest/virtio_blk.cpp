@@ -1,5 +1,7 @@
 #include "guest/virtio_blk.h"
 
+#include "guest/cycles.h"
+
 #include <stddef.h>
 #include <string.h>
 
@@ -42,6 +44,34 @@ uint32_t request_type(BlkOp op) {
 
 } // namespace
 
+// One stage's time while stats are on (BlkStats): from construction to
+// destruction, less the spans that opened and closed inside it.
+class VirtioBlk::Span {
+  public:
+    Span(VirtioBlk& blk, BlkStats::Stage stage) : blk_(blk), stage_(stage) {
+        if (blk_.stats_ == nullptr)
+            return;
+        outer_children_ = blk_.span_children_;
+        blk_.span_children_ = 0;
+        start_ = read_cycles();
+    }
+    ~Span() {
+        if (blk_.stats_ == nullptr)
+            return;
+        const uint64_t elapsed = read_cycles() - start_;
+        blk_.stats_->ticks[stage_] += elapsed - blk_.span_children_;
+        blk_.span_children_ = outer_children_ + elapsed;
+    }
+    Span(const Span&) = delete;
+    Span& operator=(const Span&) = delete;
+
+  private:
+    VirtioBlk& blk_;
+    BlkStats::Stage stage_;
+    uint64_t start_ = 0;
+    uint64_t outer_children_ = 0;
+};
+
 VirtioErr VirtioBlk::init(uint16_t queue_size) {
     live_ = false;
     VirtioErr err = mmio_->probe(kVirtioIdBlock);
@@ -49,7 +79,7 @@ VirtioErr VirtioBlk::init(uint16_t queue_size) {
         return err;
     const uint64_t wanted = virtio_bit(kVirtioBlkFRo) | virtio_bit(kVirtioBlkFFlush) |
                             virtio_bit(kVirtioBlkFSizeMax) | virtio_bit(kVirtioBlkFSegMax) |
-                            virtio_bit(kVirtioBlkFBlkSize);
+                            virtio_bit(kVirtioBlkFBlkSize) | virtio_bit(kVirtioFEventIdx);
     err = mmio_->negotiate(0, wanted);
     if (err != VirtioErr::none)
         return err;
@@ -116,8 +146,8 @@ VirtioErr VirtioBlk::init(uint16_t queue_size) {
         max_segments_ = static_cast<uint16_t>(q - 2);
     max_request_bytes_ = uint32_t{max_segments_} * segment_bytes_;
 
-    if ((err = vq_.init(dma_, 0, static_cast<uint16_t>(q), report_, mmio_->name())) !=
-        VirtioErr::none)
+    if ((err = vq_.init(dma_, 0, static_cast<uint16_t>(q), report_, mmio_->name(),
+                        mmio_->has_feature(kVirtioFEventIdx))) != VirtioErr::none)
         return refuse(err);
     slots_ = static_cast<BlkSlot*>(dma_->alloc_coherent(q * sizeof(BlkSlot), &slots_dma_));
     if (slots_ == nullptr) {
@@ -206,7 +236,12 @@ VirtioErr VirtioBlk::start(BlkRequest& r) {
         r.segs_[i] =
             DmaSegment{bytes + off, min32(segment_bytes_, r.bytes - off), kDmaMappingError};
     }
-    if (segments > 0 && !dma_->map_sg(r.segs_, segments, data_direction(r.op))) {
+    bool mapped = true;
+    if (segments > 0) {
+        const Span span(*this, BlkStats::copy_in);
+        mapped = dma_->map_sg(r.segs_, segments, data_direction(r.op));
+    }
+    if (!mapped) {
         const DmaError& e = dma_->last_error();
         return e.kind == DmaError::pool_full ? VirtioErr::dma_pool_full : VirtioErr::dma_error;
     }
@@ -237,8 +272,10 @@ VirtioErr VirtioBlk::start(BlkRequest& r) {
 // Ends the data mapping: a read's data is copied out of the bounce pool here,
 // once.
 void VirtioBlk::unmap(BlkRequest& r) {
-    if (r.data_segments_ > 0)
+    if (r.data_segments_ > 0) {
+        const Span span(*this, BlkStats::copy_out);
         dma_->unmap_sg(r.segs_, r.data_segments_, data_direction(r.op));
+    }
     r.data_segments_ = 0;
 }
 
@@ -270,6 +307,8 @@ void VirtioBlk::complete(BlkRequest& r, bool ring_ok) {
         memset(r.data, 0, r.bytes);
     r.result = result;
     r.done = true;
+    if (stats_ != nullptr && ring_ok)
+        ++stats_->completed;
 }
 
 // The queue broke (or the device was reset): every request in flight fails.
@@ -294,20 +333,35 @@ void VirtioBlk::kick() {
     if (!kick_pending_)
         return;
     kick_pending_ = false;
-    if (vq_.needs_notify() && mmio_->notify(vq_.index()) != VirtioErr::none)
+    if (!vq_.needs_notify())
+        return;
+    if (stats_ != nullptr)
+        ++stats_->kicks;
+    if (mmio_->notify(vq_.index()) != VirtioErr::none)
         vq_.mark_broken(VirtioErr::transport);
 }
 
 void VirtioBlk::idle() {
     kick();
-    // The device notifies only while the driver sleeps: each completion
-    // wakes it at once then (the device runs on another CPU and publishes
-    // request by request), and costs nothing while it works.
-    if (!vq_.enable_interrupts()) {
+    // The device notifies only while the driver sleeps, and costs nothing
+    // while it works. With EVENT_IDX the driver sleeps until half of what is
+    // in flight has completed: it then copies those out and resubmits them
+    // in one wake (one notification, one kick) while the device still works
+    // on the other half. Without it, the first completion wakes it.
+    const uint16_t half = static_cast<uint16_t>(vq_.in_flight() / 2);
+    if (!vq_.enable_interrupts(half > 0 ? half : 1)) {
         vq_.disable_interrupts();
         return; // completed (or broke) meanwhile: nothing to wait for
     }
-    const uint32_t bits = mmio_->wait();
+    if (stats_ != nullptr) {
+        ++stats_->cedes;
+        stats_->in_flight_at_cede += vq_.in_flight();
+    }
+    uint32_t bits = 0;
+    {
+        const Span span(*this, BlkStats::sleep);
+        bits = mmio_->wait();
+    }
     vq_.disable_interrupts();
     if ((bits & kVirtioMmioIntConfigChange) != 0 && mmio_->check_device() != VirtioErr::none)
         vq_.mark_broken(VirtioErr::device_failed);
@@ -316,6 +370,7 @@ void VirtioBlk::idle() {
 }
 
 bool VirtioBlk::poll() {
+    const Span span(*this, BlkStats::reap);
     bool any = false;
     void* token = nullptr;
     uint32_t len = 0;
@@ -332,56 +387,73 @@ bool VirtioBlk::poll() {
     return any;
 }
 
-VirtioErr VirtioBlk::submit(BlkRequest* reqs, size_t count) {
+// Makes each request pick(i) available, then notifies once.
+template <typename Pick>
+VirtioErr VirtioBlk::submit_each(size_t count, Pick pick) {
+    const Span span(*this, BlkStats::submit);
     VirtioErr first = VirtioErr::none;
     for (size_t i = 0; i < count; ++i) {
-        BlkRequest& r = reqs[i];
-        r.done = false;
-        r.result = VirtioErr::none;
-        r.data_segments_ = 0;
-        VirtioErr err = check(r);
-        if (err == VirtioErr::none && r.op == BlkOp::flush && !has_flush_) {
-            r.done = true; // write-through device: nothing to flush
-            continue;
-        }
-        while (err == VirtioErr::none) {
-            err = start(r);
-            if ((err != VirtioErr::queue_full && err != VirtioErr::dma_pool_full) ||
-                vq_.in_flight() == 0)
-                break;
-            // Wait for room: earlier requests complete and give back
-            // descriptors and bounce slots.
-            kick();
-            if (!poll())
-                idle();
-            err = VirtioErr::none;
-        }
-        if ((err == VirtioErr::dma_pool_full || err == VirtioErr::dma_error) &&
-            report_ != nullptr) {
-            // Nothing of ours is in flight: no room will come. Say why, with
-            // the numbers that size the pool (svmkit.swiotlb=<bytes> on the command
-            // line).
-            char line[120];
-            describe_dma_error(dma_->last_error(), line, sizeof(line));
-            report_->begin(err, mmio_->name())
-                .str("request of ")
-                .dec(r.bytes)
-                .str(" bytes cannot be mapped: ")
-                .str(line)
-                .end();
-        }
-        if (err != VirtioErr::none) {
-            r.result = err;
-            r.done = true;
-            if (first == VirtioErr::none)
-                first = err;
-        }
+        const VirtioErr err = make_available(pick(i));
+        if (err != VirtioErr::none && first == VirtioErr::none)
+            first = err;
     }
     kick();
     return first;
 }
 
+VirtioErr VirtioBlk::submit(BlkRequest* reqs, size_t count) {
+    return submit_each(count, [reqs](size_t i) -> BlkRequest& { return reqs[i]; });
+}
+
+VirtioErr VirtioBlk::submit(BlkRequest* const* reqs, size_t count) {
+    return submit_each(count, [reqs](size_t i) -> BlkRequest& { return *reqs[i]; });
+}
+
+// One request of a submit(): checked, started (waiting for room when the
+// queue or the pool is full), or done at once with its error.
+VirtioErr VirtioBlk::make_available(BlkRequest& r) {
+    r.done = false;
+    r.result = VirtioErr::none;
+    r.data_segments_ = 0;
+    VirtioErr err = check(r);
+    if (err == VirtioErr::none && r.op == BlkOp::flush && !has_flush_) {
+        r.done = true; // write-through device: nothing to flush
+        return VirtioErr::none;
+    }
+    while (err == VirtioErr::none) {
+        err = start(r);
+        if ((err != VirtioErr::queue_full && err != VirtioErr::dma_pool_full) ||
+            vq_.in_flight() == 0)
+            break;
+        // Wait for room: earlier requests complete and give back
+        // descriptors and bounce slots.
+        kick();
+        if (!poll())
+            idle();
+        err = VirtioErr::none;
+    }
+    if ((err == VirtioErr::dma_pool_full || err == VirtioErr::dma_error) && report_ != nullptr) {
+        // Nothing of ours is in flight: no room will come. Say why, with
+        // the numbers that size the pool (svmkit.swiotlb=<bytes> on the command
+        // line).
+        char line[120];
+        describe_dma_error(dma_->last_error(), line, sizeof(line));
+        report_->begin(err, mmio_->name())
+            .str("request of ")
+            .dec(r.bytes)
+            .str(" bytes cannot be mapped: ")
+            .str(line)
+            .end();
+    }
+    if (err != VirtioErr::none) {
+        r.result = err;
+        r.done = true;
+    }
+    return err;
+}
+
 VirtioErr VirtioBlk::wait(BlkRequest& r) {
+    const Span span(*this, BlkStats::reap);
     while (!r.done) {
         if (vq_.in_flight() == 0 && !poll())
             return VirtioErr::bad_argument; // never submitted
@@ -392,6 +464,7 @@ VirtioErr VirtioBlk::wait(BlkRequest& r) {
 }
 
 void VirtioBlk::wait_all() {
+    const Span span(*this, BlkStats::reap);
     while (vq_.in_flight() > 0)
         if (!poll())
             idle();

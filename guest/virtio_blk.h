@@ -11,7 +11,10 @@
 // data is the caller's buffer, mapped in its own direction, so a write's data
 // is never copied back from the device. Several requests are in flight at
 // once: the caller owns BlkRequest objects, submit() makes them available
-// (one notification for the batch), poll()/wait() complete them.
+// (one notification for the batch), poll()/wait() complete them. With
+// VIRTIO_F_EVENT_IDX the driver sleeps until half of what is in flight has
+// completed, so a caller resubmitting what it found done does so in
+// batches while the device works on the rest.
 //
 // What the device can do to a request, and what the driver does about it:
 //   - break the ring (see virtqueue.h): the queue is marked broken, the
@@ -80,6 +83,27 @@ struct BlkSlot {
 };
 static_assert(sizeof(BlkSlot) == 32);
 
+// Where a driver's time goes, for benchmarks: read_cycles() ticks
+// (guest/cycles.h) spent in each stage, exclusive (a stage entered inside
+// another counts only for itself), and how often the driver notified and
+// slept; accumulated while set_stats() points at one. Costs two counter
+// reads per stage entered, nothing when off.
+struct BlkStats {
+    enum Stage : uint8_t {
+        copy_in,  // mapping request data: the bounce copy into the pool
+        submit,   // the rest of submit(): header, descriptors, avail ring, kick
+        sleep,    // H_CEDE until the device signals, and the interrupt registers
+        copy_out, // unmapping request data: the bounce copy out of the pool
+        reap,     // the rest of poll()/wait(): used ring, status bytes, looping
+        kStages,
+    };
+    uint64_t ticks[kStages] = {};
+    uint64_t completed = 0;         // requests the device completed
+    uint64_t kicks = 0;             // QueueNotify writes
+    uint64_t cedes = 0;             // H_CEDE calls
+    uint64_t in_flight_at_cede = 0; // requests the device held at each H_CEDE, summed
+};
+
 class VirtioBlk {
   public:
     // `mmio`, `dma` and `report` must outlive the driver. `dma` is direct for
@@ -103,12 +127,18 @@ class VirtioBlk {
     uint32_t max_request_bytes() const { return max_request_bytes_; }
     const Virtqueue& queue() const { return vq_; }
     bool broken() const { return vq_.broken(); }
+    // Starts (or, with nullptr, stops) accumulating into `stats`, which must
+    // outlive the driver or the next call.
+    void set_stats(BlkStats* stats) { stats_ = stats; }
 
     // Makes requests available to the device with one notification; when the
     // queue or the bounce pool is full, completes earlier requests first.
     // A request that cannot start is done at once with its error. Returns
     // the first such error (none when all started).
     VirtioErr submit(BlkRequest* reqs, size_t count);
+    // The same for requests that are not next to each other (a caller
+    // resubmitting the slots that completed): one notification for all.
+    VirtioErr submit(BlkRequest* const* reqs, size_t count);
     // Completes what the device finished (and fails everything if the ring
     // broke). True when any request completed.
     bool poll();
@@ -130,7 +160,12 @@ class VirtioBlk {
     VirtioErr get_id(char out[kVirtioBlkIdBytes + 1]);
 
   private:
+    class Span;
+
     VirtioErr check(const BlkRequest& r) const;
+    template <typename Pick>
+    VirtioErr submit_each(size_t count, Pick pick);
+    VirtioErr make_available(BlkRequest& r);
     VirtioErr start(BlkRequest& r);
     void unmap(BlkRequest& r);
     void complete(BlkRequest& r, bool ok);
@@ -159,6 +194,8 @@ class VirtioBlk {
     bool has_flush_ = false;
     bool live_ = false;
     bool kick_pending_ = false;
+    BlkStats* stats_ = nullptr;
+    uint64_t span_children_ = 0; // ticks of the finished spans inside the open one
 };
 
 } // namespace svmkit::guest

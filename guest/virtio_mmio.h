@@ -61,9 +61,8 @@ inline constexpr uint64_t kVirtioRequiredFeatures =
     virtio_bit(kVirtioFVersion1) | virtio_bit(kVirtioFAccessPlatform);
 // Never accepted, whatever a driver asks for (see virtqueue.h).
 inline constexpr uint64_t kVirtioRefusedFeatures =
-    virtio_bit(kVirtioFIndirectDesc) | virtio_bit(kVirtioFEventIdx) |
-    virtio_bit(kVirtioFRingPacked) | virtio_bit(kVirtioFInOrder) |
-    virtio_bit(kVirtioFOrderPlatform) | virtio_bit(kVirtioFRingReset);
+    virtio_bit(kVirtioFIndirectDesc) | virtio_bit(kVirtioFRingPacked) |
+    virtio_bit(kVirtioFInOrder) | virtio_bit(kVirtioFOrderPlatform) | virtio_bit(kVirtioFRingReset);
 
 class VirtioMmio {
   public:

@@ -26,7 +26,7 @@ bool power_of_two(uint32_t v) {
 } // namespace
 
 VirtioErr Virtqueue::init(DmaDevice* dma, uint16_t index, uint16_t size, VirtioReport* report,
-                          const char* who) {
+                          const char* who, bool event_idx) {
     report_ = report;
     who_ = who != nullptr ? who : "virtio";
     index_ = index;
@@ -67,6 +67,11 @@ VirtioErr Virtqueue::init(DmaDevice* dma, uint16_t index, uint16_t size, VirtioR
     avail_ring_ = reinterpret_cast<uint16_t*>(rings_ + avail_offset_ + 4);
     used_ = reinterpret_cast<VirtqUsedHeader*>(rings_ + used_offset_);
     used_ring_ = reinterpret_cast<VirtqUsedElem*>(rings_ + used_offset_ + 4);
+    used_event_ = reinterpret_cast<uint16_t*>(rings_ + avail_offset_ + 4 + 2 * uint64_t{size});
+    avail_event_ =
+        reinterpret_cast<const uint16_t*>(rings_ + used_offset_ + 4 + 8 * uint64_t{size});
+    event_idx_ = event_idx;
+    bad_avail_events_ = 0;
     size_ = size;
     for (uint16_t i = 0; i < size; ++i) {
         desc_[i] = VirtqDesc{0, 0, 0, static_cast<uint16_t>(i + 1)};
@@ -97,6 +102,8 @@ void Virtqueue::destroy() {
     avail_ring_ = nullptr;
     used_ = nullptr;
     used_ring_ = nullptr;
+    used_event_ = nullptr;
+    avail_event_ = nullptr;
     size_ = 0;
     num_free_ = 0;
     in_flight_ = 0;
@@ -160,23 +167,52 @@ VirtioErr Virtqueue::add(const VirtqBuffer* bufs, uint16_t count, void* token) {
 bool Virtqueue::needs_notify() {
     if (rings_ == nullptr || broken() || unnotified_ == 0)
         return false;
+    const uint16_t published = unnotified_;
     unnotified_ = 0;
-    // The idx store must be visible before the flag is read, or a device
+    // The idx store must be visible before the hint is read, or a device
     // going to sleep between the two would never see the new chains.
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    const uint16_t flags = load_once(&used_->flags);
-    return (flags & kVirtqUsedFNoNotify) == 0;
+    if (!event_idx_) {
+        const uint16_t flags = load_once(&used_->flags);
+        return (flags & kVirtqUsedFNoNotify) == 0;
+    }
+    // The device asks for a kick once avail idx passes avail_event: notify
+    // when the chains published since the last decision,
+    // [avail_idx_ - published, avail_idx_), include that index. A device's
+    // next chain to take lies in [avail_idx_ - size_, avail_idx_]; any other
+    // value is a lie or garbage, and notifying is the safe answer.
+    const uint16_t event = load_once(avail_event_);
+    if (static_cast<uint16_t>(avail_idx_ - event) > size_) {
+        ++bad_avail_events_;
+        return true;
+    }
+    return static_cast<uint16_t>(avail_idx_ - event - 1) < published;
 }
 
+// With EVENT_IDX, "no interrupt" is a used_event the device cannot reach
+// before the driver writes it again: half the index space away.
 void Virtqueue::disable_interrupts() {
-    if (rings_ != nullptr)
+    if (rings_ == nullptr)
+        return;
+    if (event_idx_)
+        __atomic_store_n(used_event_, static_cast<uint16_t>(last_used_ + 0x8000), __ATOMIC_RELAXED);
+    else
         __atomic_store_n(&avail_->flags, kVirtqAvailFNoInterrupt, __ATOMIC_RELAXED);
 }
 
-bool Virtqueue::enable_interrupts() {
+bool Virtqueue::enable_interrupts(uint16_t after) {
     if (rings_ == nullptr || broken())
         return false;
-    __atomic_store_n(&avail_->flags, uint16_t{0}, __ATOMIC_RELAXED);
+    if (event_idx_) {
+        // The device notifies when it publishes used entry `used_event`: the
+        // `after`-th completion from now.
+        if (after == 0 || after > in_flight_)
+            after = 1;
+        __atomic_store_n(used_event_, static_cast<uint16_t>(last_used_ + after - 1),
+                         __ATOMIC_RELAXED);
+    } else {
+        __atomic_store_n(&avail_->flags, uint16_t{0}, __ATOMIC_RELAXED);
+    }
     // The flag store must be visible before used idx is read again: a device
     // publishing in between either sees the flag clear (and notifies) or is
     // seen here.

@@ -9,12 +9,19 @@
 //     free list live in private memory (desc_, free_head_); chains are freed
 //     by walking the private copy, so a device rewriting the shared table
 //     changes nothing the driver relies on.
-//   - The only field the driver writes for the device's benefit beyond the
-//     rings' contents is the avail flags' NO_INTERRUPT hint; it is never read
-//     back.
+//   - The only fields the driver writes for the device's benefit beyond the
+//     rings' contents are the interrupt hints: the avail flags'
+//     NO_INTERRUPT, or with VIRTIO_F_EVENT_IDX the avail ring's used_event;
+//     neither is ever read back.
 //   - No indirect descriptors (each table would be one more shared structure
 //     needing its own private shadow), no packed ring (its descriptors are
-//     rewritten by the device), no event index (fewer device-written fields).
+//     rewritten by the device).
+//   - With VIRTIO_F_EVENT_IDX the device also writes avail_event (where it
+//     wants the next kick). It is a hint like NO_NOTIFY: read once per
+//     decision and checked against the window a device can be in (its next
+//     chain to take lies at most `size` behind the published avail idx, and
+//     never ahead); a value outside it makes the driver notify, so a lying
+//     device gets more kicks, never fewer, and nothing indexes with it.
 //   - Every device-written field is loaded exactly once into a local, then
 //     validated before any use: used idx moves forward by at most the number
 //     of chains in flight (which is at most the queue size); each used id is
@@ -67,9 +74,11 @@ class Virtqueue {
     // Lays out the rings in one zeroed coherent allocation from `dma` (the
     // bounce pool for a restricted device: the only memory the device can
     // reach). `size` must be a power of two in [1, kVirtqMaxSize]. `who`
-    // names the device in messages and must outlive the queue.
+    // names the device in messages and must outlive the queue. `event_idx`:
+    // VIRTIO_F_EVENT_IDX was negotiated (the notification hints are the
+    // event indices, not the flags).
     VirtioErr init(DmaDevice* dma, uint16_t index, uint16_t size, VirtioReport* report,
-                   const char* who);
+                   const char* who, bool event_idx = false);
     // Frees the rings. Only once the device no longer uses them (after a
     // device reset).
     void destroy();
@@ -88,19 +97,30 @@ class Virtqueue {
     // again after completions), queue_broken, bad_argument.
     VirtioErr add(const VirtqBuffer* bufs, uint16_t count, void* token);
     // Whether the device wants a notification for chains added since the last
-    // call (reads the device's NO_NOTIFY hint once; a lying device only
-    // delays itself).
+    // call (reads the device's NO_NOTIFY hint, or its avail_event, once; a
+    // lying device only delays itself, and an impossible avail_event counts
+    // as "notify").
     bool needs_notify();
 
     // Used-buffer notifications (VIRTQ_AVAIL_F_NO_INTERRUPT in the
-    // driver-written avail flags: a hint the device may ignore, so a device
-    // only wakes the driver when it is about to sleep). Off from init().
-    // enable_interrupts() asks for them, then looks at used idx once more
-    // (after a full barrier, so a completion published before the device
-    // could see the request is not missed): true when the driver may sleep,
-    // false when completions arrived meanwhile (or the queue broke).
+    // driver-written avail flags, or with EVENT_IDX the used_event index:
+    // hints the device may ignore, so a device only wakes the driver when it
+    // is about to sleep). Off from init(). enable_interrupts() asks for one,
+    // then looks at used idx once more (after a full barrier, so a
+    // completion published before the device could see the request is not
+    // missed): true when the driver may sleep, false when completions
+    // arrived meanwhile (or the queue broke). With EVENT_IDX, `after` asks
+    // for the notification only once that many more chains have completed
+    // (1..in_flight(); other values count as 1), so a driver can sleep
+    // through several completions and handle them in one wake; without it,
+    // the first completion notifies.
     void disable_interrupts();
-    bool enable_interrupts();
+    bool enable_interrupts(uint16_t after = 1);
+    bool event_idx() const { return event_idx_; }
+    // avail_event values found outside the window [avail idx - size, avail
+    // idx] (a lie, or a busy device's value left more than a queue behind);
+    // each made the driver notify.
+    uint32_t bad_avail_events() const { return bad_avail_events_; }
 
     // The next completed chain: true with its token and the device-written
     // length (validated: at most the chain's writable bytes). False when
@@ -138,11 +158,13 @@ class Virtqueue {
     uint64_t rings_bytes_ = 0;
     uint64_t avail_offset_ = 0;
     uint64_t used_offset_ = 0;
-    VirtqDesc* table_ = nullptr;         // write-only
-    VirtqAvailHeader* avail_ = nullptr;  // write-only
-    uint16_t* avail_ring_ = nullptr;     // write-only
-    VirtqUsedHeader* used_ = nullptr;    // device-written: read once, validate
-    VirtqUsedElem* used_ring_ = nullptr; // device-written: read once, validate
+    VirtqDesc* table_ = nullptr;            // write-only
+    VirtqAvailHeader* avail_ = nullptr;     // write-only
+    uint16_t* avail_ring_ = nullptr;        // write-only
+    VirtqUsedHeader* used_ = nullptr;       // device-written: read once, validate
+    VirtqUsedElem* used_ring_ = nullptr;    // device-written: read once, validate
+    uint16_t* used_event_ = nullptr;        // EVENT_IDX, after the avail ring: write-only
+    const uint16_t* avail_event_ = nullptr; // EVENT_IDX, after the used ring: read once, check
 
     DmaDevice* dma_ = nullptr;
     VirtioReport* report_ = nullptr;
@@ -164,6 +186,8 @@ class Virtqueue {
     uint16_t last_used_ = 0;  // next used entry to consume
     uint16_t used_seen_ = 0;  // used idx as last read (validated)
     uint16_t unnotified_ = 0; // chains published since the last needs_notify()
+    bool event_idx_ = false;
+    uint32_t bad_avail_events_ = 0;
     VirtioErr broken_ = VirtioErr::none;
 };
 

@@ -96,21 +96,30 @@ Result<void> DeviceQueue::map(const MemoryTable& table) {
 }
 
 Result<std::optional<Chain>> DeviceQueue::pop(const MemoryTable& table) {
+    SVM_TRY(chain, peek(table, 0));
+    if (chain)
+        ++last_avail_;
+    return chain;
+}
+
+Result<std::optional<Chain>> DeviceQueue::peek(const MemoryTable& table,
+                                               std::uint16_t ahead) const {
     if (!running())
         return std::optional<Chain>{};
     const auto avail_idx =
         __atomic_load_n(reinterpret_cast<const std::uint16_t*>(avail_ + 2), __ATOMIC_ACQUIRE);
     const auto pending = static_cast<std::uint16_t>(avail_idx - last_avail_);
-    if (pending == 0)
-        return std::optional<Chain>{};
     if (pending > size_)
         return fail(ExitCode::malformed, "avail idx {} is {} entries ahead of {}, queue size {}",
                     avail_idx, pending, last_avail_, size_);
+    if (ahead >= pending)
+        return std::optional<Chain>{};
+    const auto entry = static_cast<std::uint16_t>(last_avail_ + ahead);
     const std::uint16_t head =
-        load_shared<std::uint16_t>(avail_ + 4 + std::size_t{2} * (last_avail_ % size_));
+        load_shared<std::uint16_t>(avail_ + 4 + std::size_t{2} * (entry % size_));
     if (head >= size_)
         return fail(ExitCode::malformed, "avail entry {} names descriptor {} >= queue size {}",
-                    last_avail_, head, size_);
+                    entry, head, size_);
     Chain chain;
     chain.head = head;
     std::uint16_t index = head;
@@ -144,14 +153,16 @@ Result<std::optional<Chain>> DeviceQueue::pop(const MemoryTable& table) {
                         next, size_);
         index = next;
     }
-    ++last_avail_;
     return std::optional<Chain>(std::move(chain));
 }
 
 void DeviceQueue::suppress_kicks(bool on) {
     if (used_ == nullptr)
         return;
-    store_shared<std::uint16_t>(used_, on ? kUsedFlagNoNotify : std::uint16_t{0});
+    if (!event_idx_)
+        store_shared<std::uint16_t>(used_, on ? kUsedFlagNoNotify : std::uint16_t{0});
+    else if (!on)
+        store_shared<std::uint16_t>(used_ + 4 + std::size_t{8} * size_, last_avail_);
     if (!on)
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
@@ -180,11 +191,24 @@ void DeviceQueue::publish_used() {
 void DeviceQueue::notify() {
     if (avail_ == nullptr)
         return;
-    // Order the used idx store before reading the driver's flags.
+    // Order the used idx store before reading the driver's hint.
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if ((load_shared<std::uint16_t>(avail_) & kAvailFlagNoInterrupt) != 0)
+    if (!event_idx_) {
+        if ((load_shared<std::uint16_t>(avail_) & kAvailFlagNoInterrupt) != 0)
+            return;
+        signal(call_.get());
         return;
-    signal(call_.get());
+    }
+    // Signal when the entries published since the last call, [old, new),
+    // include used_event (virtio 1.x, "vring_need_event").
+    const auto event = load_shared<std::uint16_t>(avail_ + 4 + std::size_t{2} * size_);
+    const std::uint16_t old = signalled_used_;
+    const bool valid = signalled_valid_;
+    signalled_used_ = used_idx_;
+    signalled_valid_ = true;
+    if (!valid || static_cast<std::uint16_t>(used_idx_ - event - 1) <
+                      static_cast<std::uint16_t>(used_idx_ - old))
+        signal(call_.get());
 }
 
 void DeviceQueue::force_notify() {

@@ -12,8 +12,11 @@
 //     has at most `size` descriptors (so a loop ends), no INDIRECT flag,
 //     device-readable descriptors come before device-writable ones, and
 //     every buffer lies inside one region of the memory table;
-//   - last_avail_ and used_idx_ are private counters; the shared used idx is
-//     only ever written (release), never read back;
+//   - last_avail_ and used_idx_ are private counters; the shared used idx
+//     and, with VIRTIO_F_EVENT_IDX, avail_event are only ever written, never
+//     read back; the driver's used_event is read once per notification
+//     decision and is only a hint (any value is safe: a lying driver gets
+//     fewer or more signals, nothing is indexed with it);
 //   - a queue that saw one invalid chain is broken: it processes nothing
 //     more until the front end stops and restarts it (GET_VRING_BASE, then
 //     SET_VRING_* again).
@@ -58,7 +61,13 @@ class DeviceQueue {
     void set_call(UniqueFd fd) { call_ = std::move(fd); }
     void set_err(UniqueFd fd) { err_ = std::move(fd); }
     void set_enabled(bool on) { enabled_ = on; }
-    void start() { started_ = true; }
+    // The ring starts; `event_idx`: VIRTIO_F_EVENT_IDX was negotiated (the
+    // notification hints are avail_event / used_event, not the flags).
+    void start(bool event_idx) {
+        started_ = true;
+        event_idx_ = event_idx;
+        signalled_valid_ = false;
+    }
     // GET_VRING_BASE: stops the ring, forgets the kick fd and the broken
     // state; returns the next avail index it would have processed.
     std::uint16_t stop();
@@ -86,7 +95,10 @@ class DeviceQueue {
     // turned off before the device goes back to sleep, followed by a full
     // barrier so that has_avail() afterwards sees every chain the driver
     // published without kicking (the driver reads the flag after a full
-    // barrier too, so one of the two sees the other's store).
+    // barrier too, so one of the two sees the other's store). With
+    // EVENT_IDX: "off" publishes avail_event = the next chain to take (a
+    // kick is wanted once the driver publishes it), "on" leaves avail_event
+    // behind, where the driver's later chains do not cross it.
     void suppress_kicks(bool on);
     // Whether the driver published chains not taken yet (reads avail idx once;
     // pop() validates it).
@@ -95,6 +107,10 @@ class DeviceQueue {
     // Takes the next available chain (nullopt: none). An invalid chain is an
     // error; the caller marks the queue broken.
     Result<std::optional<Chain>> pop(const MemoryTable& table);
+    // The chain `ahead` entries after the next one to take, read and
+    // validated like pop() but left in the ring (nullopt: not published).
+    [[nodiscard]] Result<std::optional<Chain>> peek(const MemoryTable& table,
+                                                    std::uint16_t ahead) const;
 
     // Writes used entry {id, len} at the private used index and advances it;
     // the driver sees it only after publish_used().
@@ -103,7 +119,9 @@ class DeviceQueue {
     void advance_used(std::uint16_t by) { used_idx_ = static_cast<std::uint16_t>(used_idx_ + by); }
     // Stores the used idx (release: entries are visible first).
     void publish_used();
-    // Signals the call eventfd unless the driver set VRING_AVAIL_F_NO_INTERRUPT.
+    // Signals the call eventfd unless the driver set VRING_AVAIL_F_NO_INTERRUPT,
+    // or with EVENT_IDX, unless the entries published since the last call
+    // miss the driver's used_event.
     void notify();
     // Signals the call eventfd unconditionally (hostile interrupt storm).
     void force_notify();
@@ -132,6 +150,9 @@ class DeviceQueue {
     std::uint16_t used_idx_ = 0;   // next used ring slot to fill
     bool started_ = false;
     bool enabled_ = false;
+    bool event_idx_ = false;
+    std::uint16_t signalled_used_ = 0; // used idx at the last notify() (EVENT_IDX)
+    bool signalled_valid_ = false;     // false until the first notify() after start
     std::optional<std::string> broken_;
     UniqueFd kick_;
     UniqueFd call_;

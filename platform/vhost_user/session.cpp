@@ -38,8 +38,8 @@ Session::Session(const BlockDisk& disk, BackendOptions options, std::FILE* log)
 }
 
 std::uint64_t Session::offered_features() const {
-    std::uint64_t f =
-        kVirtioVersion1 | kFeatureProtocolFeatures | kBlkSegMax | kBlkBlockSize | kBlkFlush;
+    std::uint64_t f = kVirtioVersion1 | kFeatureProtocolFeatures | kBlkSegMax | kBlkBlockSize |
+                      kBlkFlush | kVirtioEventIdx;
     if (options_.hostile != HostileMode::no_access_platform)
         f |= kVirtioAccessPlatform;
     if (disk_.read_only())
@@ -200,7 +200,7 @@ Result<std::optional<Reply>> Session::dispatch(const ParsedRequest& r, std::vect
             if (!features_set_)
                 return refuse("SET_FEATURES must come before a ring starts");
             q->set_kick(std::move(fd));
-            q->start();
+            q->start((features_ & kVirtioEventIdx) != 0);
             process_queue(f.index);
         } else if (r.request == Request::set_vring_call) {
             q->set_call(std::move(fd));
@@ -268,7 +268,7 @@ void Session::process_queue(std::size_t index) {
             // Hostile: the buffers of requests completed before this one
             // change under the driver now.
             if (active_hostile() == HostileMode::rewrite_bounce_after_completion)
-                rewrite_completed_buffers();
+                rewrite_completed_buffers(q, **chain);
             auto len = serve_blk_request(**chain, disk_);
             if (!len) {
                 q.mark_broken(len.error().message);
@@ -347,10 +347,32 @@ void Session::complete(DeviceQueue& q, const Chain& chain, std::uint32_t len) {
         write_outside_shared();
 }
 
-void Session::rewrite_completed_buffers() {
-    for (const auto& [gpa, len] : completed_buffers_)
-        if (auto p = memory_.guest_range(gpa, len))
+// The attack is on the driver's copy-out: buffers the driver got back, and
+// has copied out or should have, change afterwards. Memory the driver has
+// already handed out again, in the chain being served or one still waiting
+// in the ring (a bounce pool reuses its slots at once), is left alone:
+// overwriting a request in flight is a different attack (a device writing
+// wrong data to its own disk), which no driver can detect.
+void Session::rewrite_completed_buffers(const DeviceQueue& q, const Chain& current) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> live;
+    const auto note = [&live](const Chain& c) {
+        for (const Segment& s : c.segments)
+            live.emplace_back(s.gpa, s.len);
+    };
+    note(current);
+    for (std::uint16_t ahead = 0; ahead < q.size(); ++ahead) {
+        auto next = q.peek(memory_, ahead);
+        if (!next || !*next)
+            break; // the ring's end (an invalid chain breaks it when it is taken)
+        note(**next);
+    }
+    for (const auto& [gpa, len] : completed_buffers_) {
+        const bool in_use = std::any_of(live.begin(), live.end(), [&](const auto& l) {
+            return ranges_overlap(gpa, len, l.first, l.second);
+        });
+        if (auto p = memory_.guest_range(gpa, len); p && !in_use)
             std::memset(*p, kHostileRewriteByte, len);
+    }
     completed_buffers_.clear();
 }
 

@@ -76,7 +76,7 @@ class Session {
     Result<DeviceQueue*> ring(std::uint32_t index);
     Result<std::vector<std::byte>> config_bytes(std::uint32_t offset, std::size_t size) const;
     void complete(DeviceQueue& q, const Chain& chain, std::uint32_t len);
-    void rewrite_completed_buffers();
+    void rewrite_completed_buffers(const DeviceQueue& q, const Chain& current);
     void write_outside_shared();
     void logf(const std::string& message) const;
     // The hostile mode once hostile_after requests have completed, else none

@@ -543,16 +543,30 @@ TEST_CASE("swiotlb: map takes the slots at the search index when they fit, else 
     for (int i = 0; i < 3; ++i)
         live.push_back(map4k());
     CHECK(live == std::vector<dma_addr_t>{base, base + 2 * kSlot, base + 4 * kSlot});
-    // Not the area's latest allocation: the index stays at slot 6, and the
-    // next mapping goes there, not into the hole at slot 2.
+    // Not the area's latest allocation, but below the search index: the
+    // index moves back to it (lowest free slots first), and the next mapping
+    // fills the hole at slot 2, then goes on at slot 6.
     CHECK(t.tlb.unmap(live[1], 4096, DmaDirection::to_device));
+    CHECK(map4k() == base + 2 * kSlot);
     CHECK(map4k() == base + 6 * kSlot);
     t.check();
-    // Fill slots 8..511: the index wraps to slot 0, which is taken, so the
-    // full search finds the hole.
+    // Slot 2 again free, then slot 6 (the latest, above slot 2): the index
+    // stays on the lower hole.
+    CHECK(t.tlb.unmap(base + 2 * kSlot, 4096, DmaDirection::to_device));
+    CHECK(t.tlb.unmap(base + 6 * kSlot, 4096, DmaDirection::to_device));
+    CHECK(map4k() == base + 2 * kSlot);
+    // Its fast path missed nothing: slot 4 is taken, so the next mapping's
+    // full search goes on from slot 4 to the free slot 6.
+    CHECK(map4k() == base + 6 * kSlot);
+    t.check();
+    // Fill slots 8..511, then the index wraps to slot 0, which is taken, and
+    // the full search finds the hole left at slot 2.
     for (int i = 0; i < 252; ++i)
         REQUIRE(map4k() == base + (8 + 2 * static_cast<std::uint64_t>(i)) * kSlot);
+    CHECK(t.tlb.unmap(base + 2 * kSlot, 4096, DmaDirection::to_device));
+    CHECK(t.tlb.unmap(base + 8 * kSlot, 4096, DmaDirection::to_device)); // above: no move
     CHECK(map4k() == base + 2 * kSlot);
+    CHECK(map4k() == base + 8 * kSlot);
     CHECK(t.tlb.used_slots() == 512);
     // Full: the fast path's success must not survive the failed search.
     DmaError err = map_error(t.tlb, buf, 1);
@@ -577,6 +591,32 @@ TEST_CASE("swiotlb: map takes the slots at the search index when they fit, else 
     // The page is free again; the index (slot 4) is not page aligned, and the
     // search finds slot 64 again.
     CHECK(t.tlb.map(buf, 64 * KiB, DmaDirection::to_device, 0, 0, 0, nullptr) == base + 64 * kSlot);
+    t.check();
+}
+
+TEST_CASE("swiotlb: a queue of mappings freed in order keeps reusing the lowest slots") {
+    // A block device's pattern: N mappings in flight, the oldest unmapped
+    // and a new one mapped. Lowest free slots first keeps the working set to
+    // N allocations at the start of the area (cache-hot lines); next-fit
+    // would walk the whole pool.
+    TestPool t(4 * MiB); // 2048 slots, one area
+    std::uint8_t* buf = t.priv(0x20000);
+    constexpr std::size_t kBytes = 128 * KiB; // 64 slots, page aligned
+    constexpr int kInFlight = 8;
+    std::vector<dma_addr_t> ring;
+    for (int i = 0; i < kInFlight; ++i)
+        ring.push_back(t.tlb.map(buf, kBytes, DmaDirection::from_device, 0, 0, 0, nullptr));
+    dma_addr_t highest = 0;
+    for (int i = 0; i < 200; ++i) {
+        const std::size_t oldest = static_cast<std::size_t>(i) % kInFlight;
+        REQUIRE(t.tlb.unmap(ring[oldest], kBytes, DmaDirection::from_device));
+        ring[oldest] = t.tlb.map(buf, kBytes, DmaDirection::from_device, 0, 0, 0, nullptr);
+        REQUIRE(ring[oldest] != kDmaMappingError);
+        highest = std::max(highest, ring[oldest]);
+    }
+    CHECK(highest < t.range.base + kInFlight * kBytes);
+    for (dma_addr_t d : ring)
+        CHECK(t.tlb.unmap(d, kBytes, DmaDirection::from_device));
     t.check();
 }
 

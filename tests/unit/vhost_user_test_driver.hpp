@@ -133,6 +133,7 @@ class TestBlkDriver {
                        std::uint64_t required = kVirtioVersion1) {
         SVM_CHECK(frontend_.set_owner());
         SVM_CHECK(frontend_.negotiate(wanted, required));
+        event_idx_ = (frontend_.negotiated().features & kVirtioEventIdx) != 0;
         SVM_CHECK(frontend_.set_mem_table(table));
         return start_queue();
     }
@@ -176,6 +177,10 @@ class TestBlkDriver {
         writable_[head] = writable;
         in_flight_[head] = true;
         std::byte* avail = ram_.at(kAvailGpa);
+        // With EVENT_IDX: a signal for this completion (the next used entry)
+        // unless the test asked for another used_event.
+        if (event_idx_)
+            store16(avail + 4 + 2 * kQueueSize, used_event_.value_or(last_used_));
         store16(avail + 4 + 2 * (avail_idx_ % kQueueSize), head);
         ++avail_idx_;
         __atomic_store_n(reinterpret_cast<std::uint16_t*>(avail + 2), avail_idx_, __ATOMIC_RELEASE);
@@ -254,6 +259,19 @@ class TestBlkDriver {
         return true;
     }
 
+    // EVENT_IDX: the used_event written with each request (nullopt: the
+    // next completion); waiting by polling the used idx instead of the call
+    // eventfd (for completions the device must not signal).
+    void set_used_event(std::optional<std::uint16_t> v) { used_event_ = v; }
+    void wait_by_polling(bool on) { poll_used_ = on; }
+    // The device's avail_event (EVENT_IDX), read once.
+    [[nodiscard]] std::uint16_t avail_event() const {
+        return __atomic_load_n(
+            reinterpret_cast<const std::uint16_t*>(ram_.at(kUsedGpa + 4 + 8 * kQueueSize)),
+            __ATOMIC_ACQUIRE);
+    }
+    [[nodiscard]] std::uint16_t avail_idx() const { return avail_idx_; }
+
     [[nodiscard]] std::uint64_t spurious_interrupts() const { return spurious_; }
     [[nodiscard]] std::uint64_t interrupts() const { return interrupts_; }
     [[nodiscard]] const std::optional<std::string>& broken() const { return broken_; }
@@ -311,10 +329,18 @@ class TestBlkDriver {
     Result<Completion> wait_for(std::uint16_t head, int timeout_ms) {
         std::optional<Completion> mine;
         while (!mine) {
-            if (!wait_readable(call_.get(), timeout_ms))
-                return fail(ExitCode::io, "no completion within {} ms", timeout_ms);
-            drain_eventfd(call_.get());
-            ++interrupts_;
+            if (poll_used_) {
+                int waited = 0;
+                for (; shared_used_idx() == last_used_ && waited < timeout_ms; ++waited)
+                    ::usleep(1000);
+                if (waited >= timeout_ms)
+                    return fail(ExitCode::io, "no completion within {} ms", timeout_ms);
+            } else {
+                if (!wait_readable(call_.get(), timeout_ms))
+                    return fail(ExitCode::io, "no completion within {} ms", timeout_ms);
+                drain_eventfd(call_.get());
+                ++interrupts_;
+            }
             const std::uint16_t idx = shared_used_idx(); // read once
             const auto delta = static_cast<std::uint16_t>(idx - last_used_);
             if (delta == 0) {
@@ -362,6 +388,9 @@ class TestBlkDriver {
     std::uint16_t last_used_ = 0;
     std::uint64_t spurious_ = 0;
     std::uint64_t interrupts_ = 0;
+    bool event_idx_ = false;
+    std::optional<std::uint16_t> used_event_;
+    bool poll_used_ = false;
     std::optional<std::string> broken_;
 };
 

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -103,6 +104,16 @@ class VirtioBlkModel {
     // H_CEDEs during which the driver's avail flags asked for no interrupt
     // (VIRTQ_AVAIL_F_NO_INTERRUPT set while it sleeps: it could miss a wake).
     unsigned cedes_with_interrupts_off = 0;
+    // With VIRTIO_F_EVENT_IDX: at each H_CEDE, how many completions from now
+    // the driver's used_event asks to be woken at (1 = the next one), and
+    // the H_CEDEs where no completion still to come could reach it (the
+    // driver would sleep through all of them).
+    std::vector<std::uint16_t> used_event_at_cede;
+    unsigned cedes_unreachable_event = 0;
+    // What the device writes to avail_event after taking chains (EVENT_IDX):
+    // by default the next chain it will take (a sane device going to sleep);
+    // a test playing a lying device sets a value of its own.
+    std::optional<std::uint16_t> forced_avail_event;
     std::size_t max_outstanding = 0; // chains popped and not completed, at most
     std::vector<ModelChain> outstanding;
     std::string console;
@@ -176,7 +187,12 @@ class VirtioBlkModel {
             outstanding.push_back(std::move(c));
         }
         max_outstanding = std::max(max_outstanding, outstanding.size());
+        if (event_idx())
+            __atomic_store_n(at<std::uint16_t>(used_addr + 4 + 8 * queue_num),
+                             forced_avail_event.value_or(last_avail), __ATOMIC_RELEASE);
     }
+
+    bool event_idx() const { return (driver_features & virtio_bit(kVirtioFEventIdx)) != 0; }
 
     // Completes every collected chain (honestly, unless on_complete says
     // otherwise).
@@ -243,6 +259,21 @@ class VirtioBlkModel {
     }
 
   private:
+    // At an H_CEDE with EVENT_IDX: where the driver's used_event points,
+    // relative to the completions still to come (every chain made available
+    // and not completed, collected or not).
+    void note_used_event() {
+        const std::uint16_t event =
+            __atomic_load_n(at<std::uint16_t>(avail_addr + 4 + 2 * queue_num), __ATOMIC_ACQUIRE);
+        const std::uint16_t avail =
+            __atomic_load_n(&at<VirtqAvailHeader>(avail_addr, 4)->idx, __ATOMIC_ACQUIRE);
+        const auto pending = static_cast<std::uint16_t>(avail - used_idx);
+        const auto ahead = static_cast<std::uint16_t>(event - used_idx);
+        used_event_at_cede.push_back(static_cast<std::uint16_t>(ahead + 1));
+        if (ahead >= pending)
+            ++cedes_unreachable_event;
+    }
+
     static VirtioBlkModel*& active() {
         static VirtioBlkModel* model = nullptr;
         return model;
@@ -438,6 +469,8 @@ class VirtioBlkModel {
                 (__atomic_load_n(&at<VirtqAvailHeader>(avail_addr, 4)->flags, __ATOMIC_ACQUIRE) &
                  kVirtqAvailFNoInterrupt) != 0)
                 ++cedes_with_interrupts_off;
+            if (avail_addr != 0 && event_idx())
+                note_used_event();
             if (completion == Completion::on_cede) {
                 collect();
                 complete_all();

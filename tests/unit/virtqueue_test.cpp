@@ -37,15 +37,27 @@ struct QueueRig {
     std::uint16_t device_avail = 0; // the device's next avail entry
     std::uint16_t device_used = 0;  // the device's used idx
 
-    explicit QueueRig(std::uint16_t size, platform::GuestMemory m)
+    QueueRig(std::uint16_t size, platform::GuestMemory m, bool event_idx)
         : memory(std::move(m)), model(memory) {
-        REQUIRE(vq->init(&dma, 3, size, &report, "test-device") == VirtioErr::none);
+        REQUIRE(vq->init(&dma, 3, size, &report, "test-device", event_idx) == VirtioErr::none);
     }
 
-    static QueueRig make(std::uint16_t size) {
+    // `event_idx`: as if VIRTIO_F_EVENT_IDX was negotiated.
+    static QueueRig make(std::uint16_t size, bool event_idx = false) {
         auto m = platform::GuestMemory::create(kRam);
         REQUIRE_MESSAGE(m.has_value(), m.error().message);
-        return QueueRig(size, std::move(*m));
+        return QueueRig(size, std::move(*m), event_idx);
+    }
+
+    // EVENT_IDX fields: the driver's used_event (after the avail ring) and
+    // the device's avail_event (after the used ring).
+    std::uint16_t used_event() {
+        return __atomic_load_n(gpa_ptr<std::uint16_t>(vq->avail_addr() + 4 + 2 * vq->size()),
+                               __ATOMIC_ACQUIRE);
+    }
+    void set_avail_event(std::uint16_t v) {
+        __atomic_store_n(gpa_ptr<std::uint16_t>(vq->used_addr() + 4 + 8 * vq->size()), v,
+                         __ATOMIC_RELEASE);
     }
 
     VirtqDesc* table() { return gpa_ptr<VirtqDesc>(vq->desc_addr()); }
@@ -92,6 +104,16 @@ VirtioErr add2(Virtqueue& vq, std::uintptr_t token, std::uint32_t wlen = 512) {
     const VirtqBuffer bufs[2] = {{0x300000 + token * 0x1000, 16, false},
                                  {0x380000 + token * 0x1000, wlen, true}};
     return vq.add(bufs, 2, reinterpret_cast<void*>(token));
+}
+
+// The device completes the next chain it pops, and the driver takes it back.
+void round_trip(QueueRig& rig) {
+    const int head = rig.pop();
+    REQUIRE(head >= 0);
+    rig.complete(static_cast<std::uint32_t>(head), 512);
+    void* token = nullptr;
+    std::uint32_t len = 0;
+    REQUIRE(rig.vq->get_used(&token, &len));
 }
 
 // Checks the queue broke for `why` with a message naming it on the console.
@@ -228,6 +250,98 @@ TEST_CASE("virtqueue: the device's NO_NOTIFY hint is honoured") {
     rig.used()->flags = 0;
     REQUIRE(add2(*rig.vq, 2) == VirtioErr::none);
     CHECK(rig.vq->needs_notify());
+}
+
+TEST_CASE("virtqueue: EVENT_IDX: kicks exactly when the device's avail_event is crossed") {
+    auto rig = QueueRig::make(16, true);
+    CHECK(rig.vq->event_idx());
+    // A sleeping device wants a kick for its next chain (avail_event 0).
+    rig.set_avail_event(0);
+    REQUIRE(add2(*rig.vq, 1) == VirtioErr::none);
+    CHECK(rig.vq->needs_notify());
+    // A busy device leaves avail_event behind: chains 1 and 2 do not cross it.
+    REQUIRE(add2(*rig.vq, 2) == VirtioErr::none);
+    REQUIRE(add2(*rig.vq, 3) == VirtioErr::none);
+    CHECK_FALSE(rig.vq->needs_notify());
+    // Going to sleep, it asks for chain 3: the next batch (3, 4) crosses it.
+    rig.set_avail_event(3);
+    REQUIRE(add2(*rig.vq, 4) == VirtioErr::none);
+    REQUIRE(add2(*rig.vq, 5) == VirtioErr::none);
+    CHECK(rig.vq->needs_notify());
+    // ...and one event is one kick: the chain after it does not kick again.
+    REQUIRE(add2(*rig.vq, 6) == VirtioErr::none);
+    CHECK_FALSE(rig.vq->needs_notify());
+    // The NO_NOTIFY flag means nothing with EVENT_IDX.
+    rig.used()->flags = kVirtqUsedFNoNotify;
+    rig.set_avail_event(6);
+    REQUIRE(add2(*rig.vq, 7) == VirtioErr::none);
+    CHECK(rig.vq->needs_notify());
+    CHECK(rig.vq->bad_avail_events() == 0);
+    CHECK_FALSE(rig.vq->broken());
+}
+
+TEST_CASE("virtqueue hostile: EVENT_IDX avail_event outside the possible window means notify") {
+    auto rig = QueueRig::make(8, true);
+    // avail_event ahead of every chain published (the device cannot wait
+    // for a chain that does not exist yet), or more than the queue size
+    // behind: each is a lie, and the answer is a kick, never silence.
+    const std::uint16_t lies[] = {5, 100, 0x8000, 0xffff - 20};
+    std::uintptr_t token = 1;
+    for (std::uint16_t lie : lies) {
+        rig.set_avail_event(lie);
+        REQUIRE(add2(*rig.vq, token++) == VirtioErr::none);
+        CHECK_MESSAGE(rig.vq->needs_notify(), "avail_event ", lie);
+        round_trip(rig); // so the queue never fills
+    }
+    CHECK(rig.vq->bad_avail_events() == 4);
+    CHECK_FALSE(rig.vq->broken()); // a hint, not a ring index: nothing to break
+    // Past the wrap of the 16-bit index, a truthful value still works.
+    for (int i = 0; i < 70000; ++i) {
+        rig.set_avail_event(static_cast<std::uint16_t>(token - 1));
+        REQUIRE(add2(*rig.vq, token++) == VirtioErr::none);
+        REQUIRE(rig.vq->needs_notify());
+        round_trip(rig);
+    }
+    CHECK(rig.vq->bad_avail_events() == 4);
+}
+
+TEST_CASE("virtqueue: EVENT_IDX: used_event asks for the n-th completion, flags stay 0") {
+    auto rig = QueueRig::make(16, true);
+    const auto avail_flags = [&] {
+        return __atomic_load_n(&gpa_ptr<VirtqAvailHeader>(rig.vq->avail_addr())->flags,
+                               __ATOMIC_ACQUIRE);
+    };
+    // Off from init: used_event half the index space away, flags 0 (the
+    // specification's rule for EVENT_IDX).
+    CHECK(avail_flags() == 0);
+    CHECK(rig.used_event() == 0x8000);
+    for (std::uintptr_t t = 1; t <= 6; ++t)
+        REQUIRE(add2(*rig.vq, t) == VirtioErr::none);
+    // Wake after the 3rd completion: used entry 2.
+    CHECK(rig.vq->enable_interrupts(3));
+    CHECK(rig.used_event() == 2);
+    CHECK(avail_flags() == 0);
+    // More than is in flight (or 0) would never come: it asks for the next one.
+    CHECK(rig.vq->enable_interrupts(7));
+    CHECK(rig.used_event() == 0);
+    CHECK(rig.vq->enable_interrupts(0));
+    CHECK(rig.used_event() == 0);
+    // Two completions, consumed; then asking for 2 more means entry 3.
+    for (int i = 0; i < 2; ++i) {
+        const int head = rig.pop();
+        REQUIRE(head >= 0);
+        rig.complete(static_cast<std::uint32_t>(head), 512);
+    }
+    CHECK_FALSE(rig.vq->enable_interrupts(2)); // completions are waiting: no sleep
+    void* t = nullptr;
+    std::uint32_t len = 0;
+    REQUIRE(rig.vq->get_used(&t, &len));
+    REQUIRE(rig.vq->get_used(&t, &len));
+    CHECK(rig.vq->enable_interrupts(2));
+    CHECK(rig.used_event() == 3);
+    rig.vq->disable_interrupts();
+    CHECK(rig.used_event() == static_cast<std::uint16_t>(2 + 0x8000));
+    CHECK(avail_flags() == 0);
 }
 
 TEST_CASE("virtqueue: used-buffer notifications are asked for only before sleeping") {
