@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <span>
 #include <vector>
 
 namespace svmkit::platform {
@@ -29,12 +30,16 @@ long futex(std::atomic<std::uint32_t>* word, int op, std::uint32_t value) {
     return ::syscall(SYS_futex, word, op, value, nullptr, nullptr, 0);
 }
 
-// The sandbox's namespaces, most to least: all of them in a user namespace
-// of its own (works unprivileged where the kernel allows user namespaces),
-// the same without the user namespace (root), none.
+// The sandbox's namespaces. Unprivileged: all of them inside a user
+// namespace of its own (where the kernel allows user namespaces). As root:
+// the same without a user namespace first, so that the vCPU, which then sees
+// itself as root, becomes nobody for real (vcpu_main.cpp drops its identity;
+// inside a user namespace it would keep root's user id outside it). Last,
+// none: the seccomp filter and the limits hold without them.
 constexpr unsigned long kNamespaces =
     CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
-constexpr unsigned long kCloneAttempts[] = {CLONE_NEWUSER | kNamespaces, kNamespaces, 0};
+constexpr unsigned long kUnprivilegedAttempts[] = {CLONE_NEWUSER | kNamespaces, 0};
+constexpr unsigned long kRootAttempts[] = {kNamespaces, CLONE_NEWUSER | kNamespaces, 0};
 
 // fork(), or clone() into new namespaces: the child returns 0 on a copy of
 // this stack, as after fork.
@@ -92,7 +97,10 @@ Result<std::unique_ptr<VcpuProcess>> VcpuProcess::spawn(const VcpuConfig& config
                                        {config.secure_memory_fd, vcpu::kSecureMemoryFd}};
     int moved[std::size(fds)];
     pid_t pid = -1;
-    for (unsigned long flags : kCloneAttempts) {
+    const std::span<const unsigned long> attempts =
+        ::geteuid() == 0 ? std::span<const unsigned long>(kRootAttempts)
+                         : std::span<const unsigned long>(kUnprivilegedAttempts);
+    for (unsigned long flags : attempts) {
         pid = clone_process(flags);
         if (pid >= 0) {
             p->namespaces_ = flags != 0;
