@@ -480,7 +480,14 @@ std::optional<vcpu::Reply> Machine::serve(VcpuProcess& vcpu, const vcpu::Request
     std::copy(std::begin(request.r), std::end(request.r), regs.r);
     vcpu::Reply reply;
     reply.action = static_cast<std::uint32_t>(vcpu::ReplyAction::resume);
-    switch (static_cast<vcpu::RequestKind>(request.kind)) {
+    const std::optional<vcpu::RequestKind> kind = vcpu::request_kind(request);
+    if (!kind || *kind == vcpu::RequestKind::ready) {
+        illegal_gate_ =
+            kind ? std::string("illegal gate use: the vCPU said it was ready a second time")
+                 : fmt::format("illegal gate use: a gate request of unknown kind {}", request.kind);
+        return std::nullopt;
+    }
+    switch (*kind) {
     case vcpu::RequestKind::ucall:
         // As on POWER, the vCPU is in the ultravisor during an ultracall: no
         // guest instruction runs while the ultravisor reads guest memory
@@ -499,9 +506,7 @@ std::optional<vcpu::Reply> Machine::serve(VcpuProcess& vcpu, const vcpu::Request
     case vcpu::RequestKind::returned:
         returned_ = true;
         return std::nullopt;
-    default:
-        illegal_gate_ =
-            fmt::format("illegal gate use: a gate request of unknown kind {}", request.kind);
+    case vcpu::RequestKind::ready: // refused above
         return std::nullopt;
     }
     if (stop_ == Stop::esm_resume) {

@@ -11,13 +11,13 @@
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
+#include <span>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <span>
 #include <vector>
 
 namespace svmkit::platform {
@@ -145,14 +145,9 @@ Result<std::unique_ptr<VcpuProcess>> VcpuProcess::spawn(const VcpuConfig& config
 // The vCPU's one startup message: ok with the seccomp listener, or why it
 // could not set up (then it exits 1).
 Result<void> VcpuProcess::await_startup(int setup_socket) {
-    vcpu::StartupMessage m;
-    iovec iov{&m, sizeof m};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    vcpu::StartupEnvelope envelope;
+    vcpu::StartupMessage& m = envelope.message;
+    msghdr& msg = envelope.header;
     ssize_t n = -1;
     do {
         n = ::recvmsg(setup_socket, &msg, MSG_CMSG_CLOEXEC);

@@ -17,6 +17,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <sys/socket.h>
 
 namespace svmkit::platform::vcpu {
 
@@ -49,6 +51,20 @@ struct Request {
     std::uint32_t pad = 0;
     std::uint64_t r[13] = {};
 };
+
+// The kind of a request as the machine reads it: nullopt for a kind the
+// protocol does not have (an illegal gate use).
+constexpr std::optional<RequestKind> request_kind(const Request& request) {
+    switch (static_cast<RequestKind>(request.kind)) {
+    case RequestKind::ready:
+    case RequestKind::ucall:
+    case RequestKind::hcall:
+    case RequestKind::mfmsr:
+    case RequestKind::returned:
+        return static_cast<RequestKind>(request.kind);
+    }
+    return std::nullopt;
+}
 
 struct Reply {
     std::uint32_t action = 0;
@@ -112,6 +128,24 @@ inline constexpr int kFirstFreeFd = 7;
 struct StartupMessage {
     std::int32_t ok = 0;
     char error[252] = {};
+};
+
+// The startup message as one sendmsg/recvmsg: the message and room for one
+// SCM_RIGHTS descriptor. Points into itself: neither copied nor moved.
+struct StartupEnvelope {
+    StartupMessage message;
+    iovec iov{&message, sizeof message};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr header{};
+
+    StartupEnvelope() {
+        header.msg_iov = &iov;
+        header.msg_iovlen = 1;
+        header.msg_control = control;
+        header.msg_controllen = sizeof control;
+    }
+    StartupEnvelope(const StartupEnvelope&) = delete;
+    StartupEnvelope& operator=(const StartupEnvelope&) = delete;
 };
 
 } // namespace svmkit::platform::vcpu

@@ -230,21 +230,15 @@ int lock_down() {
 
 // The startup message with the listener attached; then neither is kept.
 void hand_over_listener(int listener) {
-    StartupMessage m;
-    m.ok = 1;
-    iovec iov{&m, sizeof m};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    StartupEnvelope envelope;
+    envelope.message.ok = 1;
+    msghdr& msg = envelope.header;
     cmsghdr* c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(c), &listener, sizeof listener);
-    if (::sendmsg(kSetupSocketFd, &msg, MSG_NOSIGNAL) != sizeof m)
+    if (::sendmsg(kSetupSocketFd, &msg, MSG_NOSIGNAL) != sizeof envelope.message)
         ::_exit(1); // the machine sees the socket close without a message
     ::close(listener);
     ::close(kSetupSocketFd);
