@@ -54,10 +54,9 @@ int main() {
         state->store(kRequest, std::memory_order_release);
         wake(state);
         wait_for(state, kReply);
-        ns[static_cast<std::size_t>(i)] =
-            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                                 t0)
-                .count();
+        ns[static_cast<std::size_t>(i)] = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                              std::chrono::steady_clock::now() - t0)
+                                              .count();
     }
     state->store(kQuit, std::memory_order_release);
     wake(state);
