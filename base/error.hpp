@@ -28,7 +28,7 @@ enum class ExitCode : int {
     // them (it is in the report and its JSON).
     refused = 5,            // the ultravisor, stub or loader refused the image
     guest_failed = 6,       // the guest faulted, returned from its entry or terminated
-    guest_violation = 7,    // the guest broke the sandbox's rules (reserved)
+    guest_violation = 7,    // the guest broke the sandbox's rules
     qemu_failed = 8,        // QEMU failed or could not start (reserved)
     timeout = 9,            // the guest ran past --timeout
     guest_exit_status = 10, // the guest exited with a non-zero status

@@ -28,7 +28,7 @@ install(CODE [[
 ]])
 
 install(TARGETS svmkit RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(TARGETS svmkit-hypervisor svmkit-vhost-blk RUNTIME DESTINATION ${SVMKIT_HELPER_INSTALL_DIR})
+install(TARGETS svmkit-hypervisor svmkit-vcpu svmkit-vhost-blk RUNTIME DESTINATION ${SVMKIT_HELPER_INSTALL_DIR})
 # Guest programs for the simulated machine (not host executables): the boot
 # loader `svmkit boot --disk/--kexec` runs, and the sample guest kernel users
 # build a first image from.

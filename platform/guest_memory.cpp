@@ -80,7 +80,8 @@ Result<GuestMemory> GuestMemory::create(std::uint64_t size) {
 
 GuestMemory::GuestMemory(GuestMemory&& o) noexcept
     : hv_fd_(std::move(o.hv_fd_)), secure_fd_(std::move(o.secure_fd_)), base_(o.base_),
-      size_(o.size_), pages_(std::move(o.pages_)) {
+      size_(o.size_), pages_(std::move(o.pages_)), remapped_first_(o.remapped_first_),
+      remapped_end_(o.remapped_end_) {
     o.base_ = nullptr;
     o.size_ = 0;
 }
@@ -175,7 +176,20 @@ Result<void> GuestMemory::map_page_range(std::uint64_t pfn, std::uint64_t n, int
     if (::mmap(at, len, kGuestProt, MAP_SHARED | MAP_FIXED, fd, static_cast<off_t>(off)) != at)
         return fail(ExitCode::io, "remapping guest pages {:#x}+{}: {}", pfn, n,
                     std::strerror(errno));
+    if (remapped_first_ == remapped_end_) {
+        remapped_first_ = pfn;
+        remapped_end_ = pfn + n;
+    } else {
+        remapped_first_ = std::min(remapped_first_, pfn);
+        remapped_end_ = std::max(remapped_end_, pfn + n);
+    }
     return {};
+}
+
+std::pair<std::uint64_t, std::uint64_t> GuestMemory::take_remapped() {
+    const std::pair range{remapped_first_, remapped_end_};
+    remapped_first_ = remapped_end_ = 0;
+    return range;
 }
 
 Result<std::uint64_t> GuestMemory::secure_all() {

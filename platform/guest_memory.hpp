@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace svmkit::platform {
@@ -75,6 +76,11 @@ class GuestMemory {
 
     // The hypervisor-visible backing, for handing to the hypervisor process.
     [[nodiscard]] int hypervisor_fd() const { return hv_fd_.get(); }
+    // The secure backing, for the vCPU process (which mirrors this view).
+    [[nodiscard]] int secure_fd() const { return secure_fd_.get(); }
+    // The pages whose backing changed since the last call, [first, end)
+    // (first == end: none), for the vCPU to remap its view the same way.
+    std::pair<std::uint64_t, std::uint64_t> take_remapped();
 
   private:
     GuestMemory() = default;
@@ -86,6 +92,7 @@ class GuestMemory {
     std::byte* base_ = nullptr;
     std::uint64_t size_ = 0;
     std::vector<PageState> pages_;
+    std::uint64_t remapped_first_ = 0, remapped_end_ = 0; // since take_remapped()
 };
 
 } // namespace svmkit::platform

@@ -2,37 +2,24 @@
 
 #include "guest/layout.h"
 #include "guest/uv_abi.h"
-#include "platform/gates.hpp"
 #include "platform/hv_hooks.hpp"
 #include "platform/normal_boot.hpp"
 #include "platform/platform_fdt.hpp"
+#include "platform/vcpu_process.hpp"
 
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 namespace svmkit::platform {
 
 namespace {
-
-// The running machine, for the gate and signal handlers. One at a time: guest
-// RAM sits at a fixed address.
-Machine* g_machine = nullptr;
-
-// What guest code calls (guest/gates.h): the trampolines of gates_x86_64.S.
-const svmkit_gates kGates = {svmkit_gate_ucall, svmkit_gate_hcall, svmkit_gate_mfmsr};
-
-constexpr std::size_t kGateStackSize = 1u << 20;
-constexpr std::size_t kSignalStackSize = 256u << 10;
-constexpr int kFaultSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP};
 
 std::uint64_t since(std::chrono::steady_clock::time_point origin,
                     std::chrono::steady_clock::time_point t) {
@@ -41,158 +28,6 @@ std::uint64_t since(std::chrono::steady_clock::time_point origin,
     return static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(t - origin).count());
 }
-
-// An anonymous mapping with a PROT_NONE guard page below it (stacks grow down).
-class StackMapping {
-  public:
-    static Result<StackMapping> create(std::size_t size) {
-        const std::size_t guard = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-        void* p = ::mmap(nullptr, size + guard, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-        if (p == MAP_FAILED)
-            return fail(ExitCode::io, "cannot allocate a stack: {}", std::strerror(errno));
-        ::mprotect(p, guard, PROT_NONE);
-        StackMapping m;
-        m.base_ = static_cast<std::byte*>(p);
-        m.size_ = size + guard;
-        m.guard_ = guard;
-        return m;
-    }
-    StackMapping(StackMapping&& o) noexcept
-        : base_(std::exchange(o.base_, nullptr)), size_(o.size_), guard_(o.guard_) {}
-    StackMapping& operator=(StackMapping&&) = delete;
-    ~StackMapping() {
-        if (base_ != nullptr)
-            ::munmap(base_, size_);
-    }
-    [[nodiscard]] std::byte* bottom() const { return base_ + guard_; }
-    [[nodiscard]] std::size_t usable() const { return size_ - guard_; }
-    // 16-byte aligned, as the SysV ABI wants before a call.
-    [[nodiscard]] std::uint64_t top() const {
-        return reinterpret_cast<std::uint64_t>(base_ + size_) & ~std::uint64_t{15};
-    }
-
-  private:
-    StackMapping() = default;
-    std::byte* base_ = nullptr;
-    std::size_t size_ = 0;
-    std::size_t guard_ = 0;
-};
-
-std::uint64_t pc_of(void* context) {
-    return static_cast<std::uint64_t>(
-        static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RIP]);
-}
-
-void set_pc(void* context, void (*to)()) {
-    static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RIP] =
-        static_cast<greg_t>(reinterpret_cast<std::uintptr_t>(to));
-}
-
-// A fault in guest code leaves guest code (svmkit_gate_fault_exit) instead of
-// killing the process; a fault anywhere else is svmkit's own and goes to
-// whoever handled the signal before (the default action, or a sanitizer).
-struct sigaction g_previous[NSIG];
-
-std::uint64_t sp_of(void* context) {
-    return static_cast<std::uint64_t>(
-        static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RSP]);
-}
-
-void on_fault(int sig, siginfo_t* info, void* context) {
-    const std::uint64_t pc = pc_of(context);
-    // Guest code runs on its stack in guest RAM, svmkit's own code never does
-    // (gate handlers run on the gate stack): a guest that jumped out of guest
-    // RAM (a tampered stub can) faults with its stack still in guest RAM.
-    if (g_machine != nullptr &&
-        (g_machine->in_guest_code(pc) || g_machine->in_guest_code(sp_of(context)))) {
-        // si_addr is the faulting address only for these codes (a privileged
-        // instruction, for one, raises SIGSEGV with SI_KERNEL and no address).
-        const bool has_address =
-            (sig == SIGSEGV && (info->si_code == SEGV_MAPERR || info->si_code == SEGV_ACCERR)) ||
-            (sig == SIGBUS && info->si_code > 0);
-        g_machine->note_fault(sig, pc,
-                              has_address ? reinterpret_cast<std::uint64_t>(info->si_addr) : 0);
-        set_pc(context, svmkit_gate_fault_exit);
-        return;
-    }
-    // Returning re-runs the faulting instruction under the previous handler.
-    ::sigaction(sig, &g_previous[sig], nullptr);
-}
-
-void on_timeout(int, siginfo_t*, void* context) {
-    if (g_machine == nullptr)
-        return;
-    const std::uint64_t pc = pc_of(context);
-    g_machine->note_fault(0, pc, 0);
-    if (g_machine->in_guest_code(pc)) {
-        set_pc(context, svmkit_gate_fault_exit);
-        return;
-    }
-    // In the platform (a gate handler): leave when the handler returns.
-    svmkit_gate_ctx.leave = 1;
-}
-
-// Installs the fault and timeout handlers on an alternate stack for the
-// duration of a run, and restores what was there before.
-class SignalScope {
-  public:
-    static Result<std::unique_ptr<SignalScope>> install(std::chrono::milliseconds timeout) {
-        auto scope = std::unique_ptr<SignalScope>(new SignalScope());
-        SVM_TRY(stack, StackMapping::create(kSignalStackSize));
-        scope->stack_.emplace(std::move(stack));
-        stack_t ss{};
-        ss.ss_sp = scope->stack_->bottom();
-        ss.ss_size = scope->stack_->usable();
-        if (::sigaltstack(&ss, &scope->old_stack_) != 0)
-            return fail(ExitCode::io, "sigaltstack: {}", std::strerror(errno));
-        scope->stack_set_ = true;
-        struct sigaction sa {};
-        sa.sa_sigaction = on_fault;
-        sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-        sigemptyset(&sa.sa_mask);
-        for (int sig : kFaultSignals)
-            if (::sigaction(sig, &sa, &g_previous[sig]) == 0)
-                scope->installed_.push_back(sig);
-        if (timeout.count() > 0) {
-            sa.sa_sigaction = on_timeout;
-            sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
-            if (::sigaction(SIGALRM, &sa, &g_previous[SIGALRM]) == 0)
-                scope->installed_.push_back(SIGALRM);
-            sigevent ev{};
-            ev.sigev_notify = SIGEV_THREAD_ID;
-            ev.sigev_signo = SIGALRM;
-            ev._sigev_un._tid = static_cast<pid_t>(::syscall(SYS_gettid));
-            if (::timer_create(CLOCK_MONOTONIC, &ev, &scope->timer_) != 0)
-                return fail(ExitCode::io, "timer_create: {}", std::strerror(errno));
-            scope->timer_set_ = true;
-            itimerspec its{};
-            its.it_value.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-            its.it_value.tv_nsec = static_cast<long>((timeout.count() % 1000) * 1000000);
-            ::timer_settime(scope->timer_, 0, &its, nullptr);
-        }
-        return scope;
-    }
-    ~SignalScope() {
-        if (timer_set_)
-            ::timer_delete(timer_);
-        for (int sig : installed_)
-            ::sigaction(sig, &g_previous[sig], nullptr);
-        if (stack_set_)
-            ::sigaltstack(&old_stack_, nullptr);
-    }
-    SignalScope(const SignalScope&) = delete;
-    SignalScope& operator=(const SignalScope&) = delete;
-
-  private:
-    SignalScope() = default;
-    std::optional<StackMapping> stack_;
-    stack_t old_stack_{};
-    bool stack_set_ = false;
-    std::vector<int> installed_;
-    timer_t timer_{};
-    bool timer_set_ = false;
-};
 
 const char* signal_name(int sig) {
     switch (sig) {
@@ -206,9 +41,24 @@ const char* signal_name(int sig) {
         return "SIGFPE (arithmetic fault)";
     case SIGTRAP:
         return "SIGTRAP (breakpoint)";
+    case SIGKILL:
+        return "SIGKILL (killed)";
     default:
-        return "signal";
+        return "a signal";
     }
+}
+
+// A machine-built reply that enters guest code at host address `pc`.
+vcpu::Reply enter_at(std::uint64_t pc, std::uint64_t r3, std::uint64_t r4,
+                     std::uint64_t stack_top) {
+    vcpu::Reply reply;
+    reply.action = static_cast<std::uint32_t>(vcpu::ReplyAction::enter);
+    reply.pc = pc;
+    reply.r[3] = r3;
+    reply.r[4] = r4;
+    reply.r[5] = 0; // kexec-style: there is no Open Firmware (docs/platform.md)
+    reply.stack_top = stack_top;
+    return reply;
 }
 
 } // namespace
@@ -227,6 +77,8 @@ std::string_view boot_outcome_name(BootOutcome o) {
         return "returned";
     case BootOutcome::timed_out:
         return "timed-out";
+    case BootOutcome::guest_violation:
+        return "guest-violation";
     }
     return "?";
 }
@@ -274,10 +126,7 @@ Result<void> Machine::start_hypervisor() {
     return {};
 }
 
-Machine::~Machine() {
-    if (g_machine == this)
-        g_machine = nullptr;
-}
+Machine::~Machine() = default;
 
 Result<std::unique_ptr<Machine>> Machine::create(MachineConfig config) {
     if (config.memory_size < kGuestStackTop + kGuestPageSize)
@@ -375,19 +224,8 @@ bool Machine::in_guest_code(std::uint64_t pc) const {
     return pc >= base && pc - base < memory_.size();
 }
 
-void Machine::note_fault(int signal, std::uint64_t pc, std::uint64_t address) noexcept {
-    if (signal == 0) {
-        timed_out_ = true;
-        return;
-    }
-    fault_signal_ = signal;
-    fault_pc_ = pc;
-    fault_address_ = address;
-}
-
 void Machine::leave_guest(Stop why) noexcept {
     stop_ = why;
-    svmkit_gate_ctx.leave = 1;
 }
 
 long Machine::on_ucall(svmkit_regs& regs) noexcept {
@@ -611,47 +449,124 @@ std::uint64_t Machine::on_mfmsr() noexcept {
     return SVMKIT_MSR_SF | SVMKIT_MSR_LE | (uv_->secure() ? SVMKIT_MSR_S : 0);
 }
 
+Result<std::string> Machine::vcpu_path() const {
+    if (!config_.vcpu_path.empty())
+        return config_.vcpu_path;
+    // Helpers sit together: beside a hypervisor chosen by path, so is the vCPU.
+    if (!config_.hypervisor_path.empty())
+        return (std::filesystem::path(config_.hypervisor_path).parent_path() / "svmkit-vcpu")
+            .string();
+    return default_vcpu_path();
+}
+
+// Pages [first, end) into the vCPU's page table, and the reply tells it to
+// remap them: its view of guest RAM follows the ultravisor's.
+void Machine::attach_remaps(VcpuProcess& vcpu, vcpu::Reply& reply, std::uint64_t first,
+                            std::uint64_t end) {
+    std::uint8_t* table = vcpu.page_table();
+    for (std::uint64_t p = first; p < end; ++p)
+        table[p] = static_cast<std::uint8_t>(memory_.state(p) == PageState::secure
+                                                 ? vcpu::Backing::secure
+                                                 : vcpu::Backing::hypervisor);
+    reply.remap_first = first;
+    reply.remap_end = end;
+}
+
+// One gate request from the vCPU (a copy, every word the guest's): its
+// reply, or nullopt when the guest stops here.
+std::optional<vcpu::Reply> Machine::serve(VcpuProcess& vcpu, const vcpu::Request& request,
+                                          std::uint64_t stack_top) {
+    svmkit_regs regs{};
+    std::copy(std::begin(request.r), std::end(request.r), regs.r);
+    vcpu::Reply reply;
+    reply.action = static_cast<std::uint32_t>(vcpu::ReplyAction::resume);
+    const std::optional<vcpu::RequestKind> kind = vcpu::request_kind(request);
+    if (!kind || *kind == vcpu::RequestKind::ready) {
+        illegal_gate_ =
+            kind ? std::string("illegal gate use: the vCPU said it was ready a second time")
+                 : fmt::format("illegal gate use: a gate request of unknown kind {}", request.kind);
+        return std::nullopt;
+    }
+    switch (*kind) {
+    case vcpu::RequestKind::ucall:
+        // As on POWER, the vCPU is in the ultravisor during an ultracall: no
+        // guest instruction runs while the ultravisor reads guest memory
+        // (UV_ESM verifies what will run, not what a racing guest rewrote).
+        if (!vcpu.freeze())
+            return std::nullopt;
+        reply.value = on_ucall(regs);
+        vcpu.thaw();
+        break;
+    case vcpu::RequestKind::hcall:
+        reply.value = on_hcall(regs);
+        break;
+    case vcpu::RequestKind::mfmsr:
+        reply.value = static_cast<std::int64_t>(on_mfmsr());
+        break;
+    case vcpu::RequestKind::returned:
+        returned_ = true;
+        return std::nullopt;
+    case vcpu::RequestKind::ready: // refused above
+        return std::nullopt;
+    }
+    if (stop_ == Stop::esm_resume) {
+        // Secure now: the guest resumes at the stub on a fresh stack.
+        stop_ = Stop::none;
+        const EsmResume& resume = *uv_->resume();
+        auto pc = memory_.host_address(resume.pc);
+        if (!pc) {
+            platform_error_ = pc.error();
+            return std::nullopt;
+        }
+        reply = enter_at(*pc, resume.r3, resume.r4, stack_top);
+    } else if (stop_ != Stop::none) {
+        return std::nullopt;
+    } else {
+        std::copy(std::begin(regs.r), std::end(regs.r), reply.r);
+    }
+    const auto [first, end] = memory_.take_remapped();
+    if (first != end)
+        attach_remaps(vcpu, reply, first, end);
+    return reply;
+}
+
 Result<void> Machine::run() {
     if (!loaded_)
         return fail(ExitCode::usage, "nothing is loaded");
-    if (g_machine != nullptr)
-        return fail(ExitCode::usage, "another machine is running");
-    SVM_TRY(gate_stack, StackMapping::create(kGateStackSize));
+    if (ran_)
+        return fail(ExitCode::usage, "the machine has run already");
+    ran_ = true;
+    SVM_TRY(path, vcpu_path());
+    SVM_TRY(entry, memory_.host_address(report_.placed.entry));
     // The guest stack grows down from the image base; host_address() takes an
     // address inside RAM, so translate the last 16 bytes below the top.
     SVM_TRY(below_stack_top, memory_.host_address(kGuestStackTop - 16));
     const std::uint64_t stack_top = below_stack_top + 16; // 64 KiB aligned, so 16-byte aligned
-    SVM_TRY(signals, SignalScope::install(config_.timeout));
-    g_machine = this;
-    svmkit_gate_ctx.gate_stack_top = gate_stack.top();
+    SVM_TRY(vcpu, VcpuProcess::spawn(VcpuConfig{path, memory_.hypervisor_fd(), memory_.secure_fd(),
+                                                memory_.size(), config_.timeout}));
 
     const auto entered = std::chrono::steady_clock::now();
-    std::uint64_t pc = report_.placed.entry;
-    std::uint64_t r3 = report_.fdt;
-    std::uint64_t r4 = report_.placed.kbase;
-    long how = SVMKIT_GUEST_RETURNED;
-    for (;;) {
-        stop_ = Stop::none;
-        auto pc_va = memory_.host_address(pc);
-        if (!pc_va) {
-            platform_error_ = pc_va.error();
+    // The first entry maps every page as the page table says.
+    (void)memory_.take_remapped();
+    vcpu::Reply first = enter_at(entry, report_.fdt, report_.placed.kbase, stack_top);
+    attach_remaps(*vcpu, first, 0, memory_.page_count());
+    bool ready = false;
+    while (const auto request = vcpu->next_request()) {
+        std::optional<vcpu::Reply> reply;
+        if (ready) {
+            reply = serve(*vcpu, *request, stack_top);
+        } else if (request->kind == static_cast<std::uint32_t>(vcpu::RequestKind::ready)) {
+            ready = true;
+            reply = first;
+        } else {
+            illegal_gate_ = "illegal gate use: a gate request before the vCPU was ready";
+        }
+        if (!reply)
             break;
-        }
-        // r5 = 0: kexec-style, there is no Open Firmware (docs/platform.md).
-        // A fresh stack at each entry (the ESM resume included).
-        how = svmkit_guest_enter(*pc_va, r3, r4, 0, &kGates, stack_top);
-        if (how == SVMKIT_GUEST_LEFT && !timed_out_ && stop_ == Stop::esm_resume) {
-            const EsmResume& resume = *uv_->resume();
-            pc = resume.pc;
-            r3 = resume.r3;
-            r4 = resume.r4;
-            continue;
-        }
-        break;
+        vcpu->reply(*reply);
     }
+    vcpu->stop();
     const auto stopped = std::chrono::steady_clock::now();
-    g_machine = nullptr;
-    signals.reset();
 
     if (platform_error_)
         return svmkit::unexpected(*platform_error_);
@@ -660,41 +575,74 @@ Result<void> Machine::run() {
     SVM_CHECK(hv_->notify(HvEvent::exit, report_.exit_status.value_or(0)));
     SVM_CHECK(collect_disk_reports());
     SVM_CHECK(hv_->stop());
-    if (timed_out_) {
-        report_.outcome = BootOutcome::timed_out;
-        report_.message =
-            fmt::format("the guest did not finish within {} ms; stopped", config_.timeout.count());
-    } else if (how == SVMKIT_GUEST_FAULTED) {
-        report_.outcome = BootOutcome::faulted;
-        const std::uint64_t base = SVMKIT_SIM_GUEST_VA_BASE;
-        // A tampered stub can jump out of guest RAM: then the pc is no guest address.
-        const bool jumped_out = !in_guest_code(fault_pc_);
-        report_.message =
-            jumped_out
-                ? fmt::format("guest code faulted: {}: it jumped to {:#x}, outside guest RAM",
-                              signal_name(fault_signal_), fault_pc_)
-                : fmt::format("guest code faulted: {} at guest address {:#x}",
-                              signal_name(fault_signal_), fault_pc_ - base);
-        const bool said = fault_address_ == 0 || (jumped_out && fault_address_ == fault_pc_);
-        if (!said && in_guest_code(fault_address_))
-            report_.message += fmt::format(" accessing guest address {:#x}", fault_address_ - base);
-        else if (!said)
-            report_.message += fmt::format(" accessing {:#x}, outside guest RAM", fault_address_);
-    } else if (how == SVMKIT_GUEST_RETURNED) {
-        report_.outcome = BootOutcome::returned;
-        report_.message = "guest code returned from its entry point";
-    } else if (uv_->esm() && !uv_->esm()->ok()) {
-        report_.outcome = BootOutcome::refused;
-        report_.message = fmt::format("the ultravisor refused the image: {}: {}",
-                                      esm_failure_name(uv_->esm()->failure), uv_->esm()->message);
-    } else if (stop_ == Stop::exited) {
-        report_.outcome = BootOutcome::exited;
-    } else {
-        report_.outcome = BootOutcome::terminated;
-        report_.message = "the guest terminated the VM (UV_SVM_TERMINATE)";
-    }
+    decide_outcome(vcpu->end(), vcpu->fault_report());
     finish_report(entered, stopped);
     return {};
+}
+
+// How the guest ended. What the guest did wrong comes from the kernel (the
+// vCPU's wait status, the seccomp notification) and from the machine's own
+// reading of the channel, never from the vCPU's word: its fault report only
+// adds the address to a fault the kernel confirmed.
+void Machine::decide_outcome(const VcpuEnd& end, const vcpu::FaultReport& fault) {
+    BootReport& r = report_;
+    if (end.timed_out) {
+        r.outcome = BootOutcome::timed_out;
+        r.message =
+            fmt::format("the guest did not finish within {} ms; stopped", config_.timeout.count());
+    } else if (end.forbidden) {
+        const std::string_view name = syscall_name(end.forbidden->number);
+        r.outcome = BootOutcome::guest_violation;
+        r.message = fmt::format("the guest made a forbidden system call: {}{}(number {}); its "
+                                "vCPU was stopped",
+                                name, name.empty() ? "" : " ", end.forbidden->number);
+    } else if (illegal_gate_) {
+        r.outcome = BootOutcome::guest_violation;
+        r.message = *illegal_gate_;
+    } else if (!end.stopped_by_machine || end.signal != SIGKILL) {
+        // It ended before the machine stopped it.
+        if (end.signal == SIGSYS) {
+            r.outcome = BootOutcome::guest_violation;
+            r.message = "the guest made a system call of another ABI (x32 or i386); the kernel "
+                        "killed its vCPU";
+        } else if (end.signal != 0) {
+            r.outcome = BootOutcome::faulted;
+            r.message = fault_message(end.signal, fault);
+        } else {
+            r.outcome = BootOutcome::guest_violation;
+            r.message = fmt::format("the vCPU exited by itself (status {})", end.exit_status);
+        }
+    } else if (returned_) {
+        r.outcome = BootOutcome::returned;
+        r.message = "guest code returned from its entry point";
+    } else if (uv_->esm() && !uv_->esm()->ok()) {
+        r.outcome = BootOutcome::refused;
+        r.message = fmt::format("the ultravisor refused the image: {}: {}",
+                                esm_failure_name(uv_->esm()->failure), uv_->esm()->message);
+    } else if (stop_ == Stop::exited) {
+        r.outcome = BootOutcome::exited;
+    } else {
+        r.outcome = BootOutcome::terminated;
+        r.message = "the guest terminated the VM (UV_SVM_TERMINATE)";
+    }
+}
+
+std::string Machine::fault_message(int signal, const vcpu::FaultReport& fault) const {
+    std::string message = fmt::format("guest code faulted: {}", signal_name(signal));
+    if (fault.signal != static_cast<std::uint32_t>(signal))
+        return message; // no report, or one the kernel does not confirm
+    const std::uint64_t base = SVMKIT_SIM_GUEST_VA_BASE;
+    const std::uint64_t address = fault.has_address != 0 ? fault.address : 0;
+    // A tampered stub can jump out of guest RAM: then the pc is no guest address.
+    const bool jumped_out = !in_guest_code(fault.pc);
+    message += jumped_out ? fmt::format(": it jumped to {:#x}, outside guest RAM", fault.pc)
+                          : fmt::format(" at guest address {:#x}", fault.pc - base);
+    const bool said = address == 0 || (jumped_out && address == fault.pc);
+    if (!said && in_guest_code(address))
+        message += fmt::format(" accessing guest address {:#x}", address - base);
+    else if (!said)
+        message += fmt::format(" accessing {:#x}, outside guest RAM", address);
+    return message;
 }
 
 Result<void> Machine::collect_disk_reports() {
@@ -795,15 +743,3 @@ void Machine::finish_report(std::chrono::steady_clock::time_point entered,
 }
 
 } // namespace svmkit::platform
-
-extern "C" long svmkit_ucall_handler(svmkit_regs* regs) {
-    return svmkit::platform::g_machine->on_ucall(*regs);
-}
-
-extern "C" long svmkit_hcall_handler(svmkit_regs* regs) {
-    return svmkit::platform::g_machine->on_hcall(*regs);
-}
-
-extern "C" std::uint64_t svmkit_mfmsr_handler() {
-    return svmkit::platform::g_machine->on_mfmsr();
-}

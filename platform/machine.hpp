@@ -1,6 +1,8 @@
 // The simulated machine: guest RAM, firmware-style loading of a secure image,
-// and running its guest code natively with the ultravisor and the hypervisor
-// behind the gates (guest/gates.h, platform/gates_x86_64.S).
+// and running its guest code natively in a sandboxed vCPU process
+// (svmkit-vcpu, platform/vcpu/) with the ultravisor (here, in the svmkit
+// process) and the hypervisor (a process of its own) behind the gates
+// (guest/gates.h) and the gate channel (platform/vcpu/channel.hpp).
 //
 // Boot sequence (docs/platform.md):
 //   1. firmware: the image's loaded sections at SVMKIT_IMAGE_BASE (as QEMU's
@@ -10,8 +12,9 @@
 //      no Open Firmware on this platform);
 //   3. ultracalls and hypercalls are served until the guest exits
 //      (H_SVMKIT_EXIT), the VM is terminated (UV_SVM_TERMINATE), or guest
-//      code faults; a successful UV_ESM re-enters the guest at the stub on a
-//      fresh stack (r3 = FDT, r4 = kbase, r5 = 0), now secure.
+//      code faults or breaks the sandbox's rules; a successful UV_ESM
+//      re-enters the guest at the stub on a fresh stack (r3 = FDT, r4 =
+//      kbase, r5 = 0), now secure.
 #pragma once
 
 #include "base/error.hpp"
@@ -25,6 +28,8 @@
 #include "platform/image_loader.hpp"
 #include "platform/ultracalls.hpp"
 #include "platform/ultravisor.hpp"
+#include "platform/vcpu/channel.hpp"
+#include "platform/vcpu_process.hpp"
 
 #include <array>
 #include <chrono>
@@ -63,6 +68,9 @@ struct MachineConfig {
     // qemu-storage-daemon). They take the first virtio-mmio windows.
     std::vector<BlockBackendSpec> disks;
     std::string vhost_blk_path;
+    // svmkit-vcpu, the process guest code runs in. Empty: beside
+    // hypervisor_path when that is set, else default_vcpu_path().
+    std::string vcpu_path;
 };
 
 enum class BootOutcome {
@@ -72,6 +80,9 @@ enum class BootOutcome {
     faulted,    // guest code crashed (a trap, a bad access)
     returned,   // guest code returned from its entry point
     timed_out,  // the guest ran longer than MachineConfig::timeout
+    // The guest broke the sandbox's rules: a forbidden system call (the
+    // kernel's report), a call of another ABI, an illegal gate request.
+    guest_violation,
 };
 std::string_view boot_outcome_name(BootOutcome o);
 
@@ -210,18 +221,21 @@ class Machine {
     [[nodiscard]] const BootReport& report() const { return report_; }
     GuestMemory& memory() { return memory_; }
 
-    // Gate handlers (called from platform/gates_x86_64.S via the extern "C"
-    // handlers, on the gate stack).
-    long on_ucall(svmkit_regs& regs) noexcept;
-    long on_hcall(svmkit_regs& regs) noexcept;
-    std::uint64_t on_mfmsr() noexcept;
-    // From the signal handlers: a fault or the timeout in guest code.
-    [[nodiscard]] bool in_guest_code(std::uint64_t pc) const;
-    void note_fault(int signal, std::uint64_t pc, std::uint64_t address) noexcept;
-
   private:
     Machine(MachineConfig config, GuestMemory memory);
     Result<void> start_hypervisor();
+    Result<std::string> vcpu_path() const;
+    std::optional<vcpu::Reply> serve(VcpuProcess& vcpu, const vcpu::Request& request,
+                                     std::uint64_t stack_top);
+    void attach_remaps(VcpuProcess& vcpu, vcpu::Reply& reply, std::uint64_t first,
+                       std::uint64_t end);
+    void decide_outcome(const VcpuEnd& end, const vcpu::FaultReport& fault);
+    std::string fault_message(int signal, const vcpu::FaultReport& fault) const;
+    [[nodiscard]] bool in_guest_code(std::uint64_t host_address) const;
+    // Gate handlers, on the machine's thread, with a copy of the guest's registers.
+    long on_ucall(svmkit_regs& regs) noexcept;
+    long on_hcall(svmkit_regs& regs) noexcept;
+    std::uint64_t on_mfmsr() noexcept;
     bool notify_queue(const svmkit_regs& regs);
     bool read_interrupt_status(svmkit_regs& regs);
     long disk_register(std::uint64_t addr, std::uint64_t width, std::uint64_t reg) const;
@@ -256,9 +270,9 @@ class Machine {
     std::vector<QueueFds> queues_;
     Stop stop_ = Stop::none;
     std::optional<Error> platform_error_;
-    int fault_signal_ = 0;
-    std::uint64_t fault_pc_ = 0, fault_address_ = 0;
-    bool timed_out_ = false;
+    bool ran_ = false;
+    bool returned_ = false;                   // the vCPU said guest code returned
+    std::optional<std::string> illegal_gate_; // what the machine read that broke the protocol
     BootReport report_;
 };
 

@@ -578,6 +578,9 @@ int boot_exit_code(const BootReport& r) {
     case BootOutcome::timed_out:
         code = ExitCode::timeout;
         break;
+    case BootOutcome::guest_violation:
+        code = ExitCode::guest_violation;
+        break;
     case BootOutcome::faulted:
     case BootOutcome::returned:
         break;

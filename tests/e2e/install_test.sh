@@ -24,8 +24,8 @@ expect_cmake_error() {
 expect_exit 0 cmake --install "$SVMKIT_BUILD_DIR" --prefix "$WORK/first/prefix"
 mv "$WORK/first/prefix" "$WORK/moved"
 P=$WORK/moved
-for f in bin/svmkit libexec/svmkit/svmkit-hypervisor libexec/svmkit/svmkit-vhost-blk \
-         libexec/svmkit/svmkit-boot-loader.elf libexec/svmkit/sample-kernel.elf \
+for f in bin/svmkit libexec/svmkit/svmkit-hypervisor libexec/svmkit/svmkit-vcpu \
+         libexec/svmkit/svmkit-vhost-blk libexec/svmkit/svmkit-boot-loader.elf libexec/svmkit/sample-kernel.elf \
          share/doc/svmkit/README.md share/doc/svmkit/platform.md share/man/man1/svmkit.1 \
          share/man/man1/svmkit-build.1 share/man/man1/svmkit-esm-make.1 \
          share/bash-completion/completions/svmkit; do
@@ -34,6 +34,8 @@ for f in bin/svmkit libexec/svmkit/svmkit-hypervisor libexec/svmkit/svmkit-vhost
 done
 CHECKS=$((CHECKS + 1))
 [ -x "$P/libexec/svmkit/svmkit-hypervisor" ] || fail "svmkit-hypervisor is not executable"
+CHECKS=$((CHECKS + 1))
+[ -x "$P/libexec/svmkit/svmkit-vcpu" ] || fail "svmkit-vcpu is not executable"
 CHECKS=$((CHECKS + 1))
 [ "$(ls "$P")" = "$(printf 'bin\nlibexec\nshare')" ] || fail "unexpected top level: $(ls "$P")"
 
@@ -86,6 +88,10 @@ mv "$H/svmkit-hypervisor" "$WORK/aside"
 expect_error 4 "helper program svmkit-hypervisor is missing: $H/svmkit-hypervisor does not exist; reinstall svmkit.*SVMKIT_HYPERVISOR" \
   "${boot[@]}"
 mv "$WORK/aside" "$H/svmkit-hypervisor"
+mv "$H/svmkit-vcpu" "$WORK/aside"
+expect_error 4 "helper program svmkit-vcpu is missing: $H/svmkit-vcpu does not exist; reinstall svmkit.*SVMKIT_VCPU" \
+  "${boot[@]}"
+mv "$WORK/aside" "$H/svmkit-vcpu"
 mv "$H/svmkit-vhost-blk" "$WORK/aside"
 # The hypervisor (in libexec/svmkit) looks for it beside itself; svmkit says
 # which disk's back end is missing.

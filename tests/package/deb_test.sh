@@ -85,7 +85,8 @@ check "dpkg-buildpackage made $deb" test -s "$deb"
 grep -q "Unix Makefiles\|/usr/bin/make" "$work/build.log" ||
   { failed=$((failed + 1)); echo "FAIL: the package was not built with Makefiles" >&2; }
 contents=$(dpkg-deb -c "$deb")
-for f in usr/bin/svmkit usr/libexec/svmkit/svmkit-hypervisor usr/libexec/svmkit/svmkit-vhost-blk \
+for f in usr/bin/svmkit usr/libexec/svmkit/svmkit-hypervisor usr/libexec/svmkit/svmkit-vcpu \
+         usr/libexec/svmkit/svmkit-vhost-blk \
          usr/libexec/svmkit/svmkit-boot-loader.elf usr/libexec/svmkit/sample-kernel.elf \
          usr/share/doc/svmkit/copyright usr/share/doc/svmkit/platform.md \
          usr/share/man/man1/svmkit.1 usr/share/man/man1/svmkit-build.1 \

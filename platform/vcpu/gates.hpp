@@ -1,9 +1,10 @@
-// The host side of the gate ABI (guest/gates.h) on the simulated platform:
-// entering guest code and the trampolines of platform/gates_x86_64.S.
+// The vCPU's side of the gate ABI (guest/gates.h): entering guest code and
+// the trampolines of gates_x86_64.S, in svmkit-vcpu (vcpu_main.cpp).
 //
-// Guest code runs natively on the machine's thread. The gates it calls switch
-// to a host-allocated gate stack and call svmkit_{ucall,hcall,mfmsr}_handler
-// (platform/machine.cpp), which dispatch to the running machine.
+// Guest code runs natively on the vCPU's one thread. The gates it calls
+// switch to a gate stack of the vCPU's own and call
+// svmkit_{ucall,hcall,mfmsr}_handler (vcpu_main.cpp), which cross to the
+// machine in the svmkit process over the gate channel.
 #pragma once
 
 #include "guest/gates.h"
@@ -27,7 +28,6 @@ __attribute__((visibility("hidden"))) extern svmkit_gate_context svmkit_gate_ctx
 enum svmkit_guest_leave : long {
     SVMKIT_GUEST_RETURNED = 0, // the entry function returned
     SVMKIT_GUEST_LEFT = 1,     // a gate handler set `leave`
-    SVMKIT_GUEST_FAULTED = 2,  // the fault handler redirected the guest
 };
 
 __attribute__((visibility("hidden"))) long
@@ -38,10 +38,8 @@ svmkit_guest_enter(std::uint64_t entry_va, std::uint64_t r3, std::uint64_t r4, s
 __attribute__((visibility("hidden"))) long svmkit_gate_ucall(svmkit_regs* regs);
 __attribute__((visibility("hidden"))) long svmkit_gate_hcall(svmkit_regs* regs);
 __attribute__((visibility("hidden"))) std::uint64_t svmkit_gate_mfmsr();
-// Where a faulting guest is sent to leave guest code.
-__attribute__((visibility("hidden"))) void svmkit_gate_fault_exit();
 
-// Implemented by the machine; run on the gate stack.
+// Implemented by the vCPU; run on the gate stack.
 long svmkit_ucall_handler(svmkit_regs* regs);
 long svmkit_hcall_handler(svmkit_regs* regs);
 std::uint64_t svmkit_mfmsr_handler();

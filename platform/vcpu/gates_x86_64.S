@@ -1,30 +1,22 @@
-/* The simulated platform's gates on x86-64: entering guest code, and the
- * trampolines through which guest code reaches the ultravisor and the
- * hypervisor (guest/gates.h).
+/* The vCPU's gates on x86-64 (svmkit-vcpu): entering guest code, and the
+ * trampolines through which guest code reaches the machine (guest/gates.h).
  *
  * Why trampolines: a gate handler must not run on the guest's stack. That
  * stack lies in guest RAM, and UV_ESM remaps all of guest RAM while its
- * handler runs (GuestMemory::secure_all copies every page to secure backing,
- * then MAP_FIXED-remaps the guest's view onto the copy): whatever a handler
- * wrote to its own frames between the copy and the remap would be lost. So
- * each gate switches to a stack the host allocated, calls the C++ handler,
- * switches back and returns to the guest.
+ * handler waits for the machine: the machine copies every page to secure
+ * backing and wipes the hypervisor-visible copy, which this process still
+ * maps until the reply tells it to remap. So each gate switches to a stack
+ * of the vCPU's own, calls the C++ handler, switches back and returns.
  *
- * Leaving guest code (the guest exits, the VM is terminated, UV_ESM succeeds
- * and the guest must resume elsewhere, the guest faults): the handler sets
- * svmkit_gate_ctx.leave and returns normally; the trampoline then restores the
- * host stack and callee-saved registers that svmkit_guest_enter saved and
- * returns from svmkit_guest_enter. This is a longjmp done by hand, chosen over
- * setjmp/longjmp from the handler because (1) the handler's C++ frames unwind
- * normally, destructors included, (2) AddressSanitizer's longjmp interceptor
- * calls __asan_handle_no_return, which cannot tell the gate stack's bounds
- * and leaves stale poisoned frames there, and (3) glibc's fortified
- * __longjmp_chk refuses jumps between stacks it does not know.
+ * Leaving guest code (a successful UV_ESM: the guest resumes elsewhere): the
+ * handler sets svmkit_gate_ctx.leave and returns normally; the trampoline
+ * then restores the stack and callee-saved registers that svmkit_guest_enter
+ * saved and returns from svmkit_guest_enter, a longjmp done by hand so the
+ * handler's frames unwind normally.
  *
- * struct svmkit_gate_context (platform/gates.hpp), one per process: the
- * guest RAM's fixed address allows one machine at a time anyway.
+ * struct svmkit_gate_context (platform/vcpu/gates.hpp):
  *   0  host_rsp        saved by svmkit_guest_enter
- *   8  gate_stack_top  16-byte aligned; set by the machine before entering
+ *   8  gate_stack_top  16-byte aligned; set by the vCPU before entering
  *   16 leave           non-zero: leave guest code after this gate
  */
     .set CTX_HOST_RSP, 0
@@ -46,8 +38,7 @@ svmkit_gate_ctx:
  *                         uint64_t r5, const struct svmkit_gates* gates,
  *                         uint64_t stack_top_va)
  * Calls entry(r3, r4, r5, gates) on the guest stack. Returns 0 if the guest
- * returned from its entry, 1 if a gate handler asked to leave, 2 if the
- * machine's fault handler redirected a faulting guest here. */
+ * returned from its entry, 1 if a gate handler asked to leave. */
     .globl svmkit_guest_enter
     .hidden svmkit_guest_enter
     .type svmkit_guest_enter, @function
@@ -69,9 +60,8 @@ svmkit_guest_enter:
     mov %r8, %rcx                /* gates */
     mov %r9, %rsp                /* the guest's stack */
     xor %ebp, %ebp               /* ends frame-pointer backtraces here */
-    /* Nothing of the host's in the other registers: guest code runs in this
-     * process, and a stale host pointer (a callee-saved register) is all a
-     * tampered stub needs to write over the host's stack by accident. */
+    /* Nothing of the vCPU's in the other registers: guest code starts from
+     * the same clean state at every entry. */
     xor %ebx, %ebx
     xor %r8d, %r8d
     xor %r9d, %r9d
@@ -102,15 +92,6 @@ svmkit_gate_return_to_host:
     ret
     .size svmkit_gate_return_to_host, .-svmkit_gate_return_to_host
 
-/* Where the fault handler sends a faulting guest (platform/machine.cpp). */
-    .globl svmkit_gate_fault_exit
-    .hidden svmkit_gate_fault_exit
-    .type svmkit_gate_fault_exit, @function
-svmkit_gate_fault_exit:
-    mov $2, %eax
-    jmp svmkit_gate_return_to_host
-    .size svmkit_gate_fault_exit, .-svmkit_gate_fault_exit
-
 /* GATE name, handler: long name(struct svmkit_regs*) for guest code; calls
  * long handler(struct svmkit_regs*) on the gate stack. The guest's %rsp is
  * kept in %rbx, which the handler preserves (SysV ABI); the guest's %rbx is
@@ -126,7 +107,7 @@ svmkit_gate_fault_exit:
     call \handler
     cmpq $0, svmkit_gate_ctx+CTX_LEAVE(%rip)
     jne 1f
-    /* The handler's scratch registers may hold host pointers: clear them
+    /* The handler's scratch registers hold the vCPU's pointers: clear them
      * (the guest expects them clobbered anyway; %rax is the result). */
     xor %ecx, %ecx
     xor %edx, %edx
