@@ -26,7 +26,7 @@ gcc -nostdlib -static -fPIC -fno-stack-protector -ffreestanding -O2 -I "$root" \
     -T "$root/tests/data/hostile_guest/hostile_guest.lds" -Wl,-e,bench_entry -Wl,--build-id=none \
     -o bench.elf "$root/tests/bench/gate_bench_guest.c"
 "$svmkit" keygen --algo ed25519 -o k.key --public-output k.pub >/dev/null
-"$svmkit" build --kernel bench.elf --cmdline "console=hvc0 swiotlb=4M" --key k.key -o bench.img \
+"$svmkit" build --kernel bench.elf --cmdline "console=hvc0 svmkit.swiotlb=4M" --key k.key -o bench.img \
   >/dev/null
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"

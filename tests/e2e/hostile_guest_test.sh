@@ -18,7 +18,7 @@ SRC=${SVMKIT_SOURCE_DIR:?SVMKIT_SOURCE_DIR must point at the source tree}
 DATA=$SRC/tests/data/hostile_guest
 MEMORY=128M
 MEMORY_BYTES=$((128 << 20))
-CMDLINE="console=hvc0 svm=on swiotlb=4M" # a bounce pool that fits 128 MiB
+CMDLINE="console=hvc0 svm=on svmkit.swiotlb=4M" # a bounce pool that fits 128 MiB
 "$SVMKIT" keygen --algo ed25519 -o k.key --public-output k.pub >/dev/null
 
 # The machine key, and 32 of its private bytes (from the middle of its DER
