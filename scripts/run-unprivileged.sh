@@ -26,10 +26,11 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
-# The tests' scripts and data, readable by nobody.
+# The tests' scripts and data, readable by nobody (and guest/'s headers, which
+# the hostile-guest suite compiles its attacks against).
 mkdir -p "$work/src/tests"
 cp -r "$root/tests/e2e" "$root/tests/data" "$work/src/tests/"
-cp -r "$root/samples" "$work/src/"
+cp -r "$root/samples" "$root/guest" "$work/src/"
 chmod -R a+rX "$work"
 
 user=nobody group=$(id -gn nobody)
