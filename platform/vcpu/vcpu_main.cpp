@@ -70,7 +70,8 @@ void remap(std::uint64_t first, std::uint64_t end) {
             ++n;
         const int fd = backing == static_cast<std::uint8_t>(Backing::secure) ? kSecureMemoryFd
                                                                              : kHypervisorMemoryFd;
-        void* at = reinterpret_cast<void*>(g_base + first * kPageSize);
+        void* at = reinterpret_cast<void*>( // NOLINT(performance-no-int-to-ptr)
+            g_base + first * kPageSize);    // guest RAM's fixed address
         if (::mmap(at, n * kPageSize, kGuestProt, MAP_SHARED | MAP_FIXED, fd,
                    static_cast<off_t>(first * kPageSize)) != at)
             __builtin_trap();
@@ -87,8 +88,9 @@ Reply exchange(RequestKind kind, const std::uint64_t* regs) {
         request.r[i] = regs != nullptr ? regs[i] : 0;
     g_channel->state.store(static_cast<std::uint32_t>(State::request), std::memory_order_release);
     futex(FUTEX_WAKE, 1);
-    for (std::uint32_t s; (s = g_channel->state.load(std::memory_order_acquire)) !=
-                          static_cast<std::uint32_t>(State::reply);)
+    for (std::uint32_t s = g_channel->state.load(std::memory_order_acquire);
+         s != static_cast<std::uint32_t>(State::reply);
+         s = g_channel->state.load(std::memory_order_acquire))
         futex(FUTEX_WAIT, s);
     Reply reply;
     std::memcpy(&reply, &g_channel->reply, sizeof reply);
@@ -151,7 +153,7 @@ void map_channel_and_memory() {
         setup_failed("mapping the gate channel", errno);
     g_channel = static_cast<Header*>(whole);
     g_page_table = static_cast<const std::uint8_t*>(whole) + kPageTableOffset;
-    void* want = reinterpret_cast<void*>(g_base);
+    void* want = reinterpret_cast<void*>(g_base); // NOLINT(performance-no-int-to-ptr): fixed
     if (::mmap(want, setup.memory_size, kGuestProt, MAP_SHARED | MAP_FIXED_NOREPLACE,
                kHypervisorMemoryFd, 0) != want)
         setup_failed("mapping guest RAM at its fixed address", errno);

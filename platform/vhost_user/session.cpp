@@ -360,13 +360,14 @@ void Session::rewrite_completed_buffers(const DeviceQueue& q, const Chain& curre
             live.emplace_back(s.gpa, s.len);
     };
     note(current);
-    for (std::uint16_t ahead = 0; ahead < q.size(); ++ahead) {
-        auto next = q.peek(memory_, ahead);
+    for (std::uint32_t ahead = 0; ahead < q.size(); ++ahead) {
+        auto next = q.peek(memory_, static_cast<std::uint16_t>(ahead));
         if (!next || !*next)
             break; // the ring's end (an invalid chain breaks it when it is taken)
         note(**next);
     }
-    for (const auto& [gpa, len] : completed_buffers_) {
+    for (const auto& buffer : completed_buffers_) {
+        const std::uint64_t gpa = buffer.first, len = buffer.second;
         const bool in_use = std::any_of(live.begin(), live.end(), [&](const auto& l) {
             return ranges_overlap(gpa, len, l.first, l.second);
         });
