@@ -17,7 +17,7 @@ EsmCheck refuse(EsmFailure f, std::string message) {
     return c;
 }
 
-std::span<std::byte> component_bytes(GuestMemory& memory, std::uint64_t kbase,
+std::span<std::byte> component_bytes(GuestRam& memory, std::uint64_t kbase,
                                      const format::Manifest& m, const format::Component& c) {
     // In range: enter_secure_mode checked every component before.
     return *memory.range(kbase + (c.address - m.image_base), c.size);
@@ -25,7 +25,7 @@ std::span<std::byte> component_bytes(GuestMemory& memory, std::uint64_t kbase,
 
 // SHA-512 and size of the kernel's loadable image, as stored or inflated.
 Result<std::pair<std::vector<std::byte>, std::uint64_t>>
-loadable_image_digest(GuestMemory& memory, std::uint64_t kbase, const format::Manifest& m,
+loadable_image_digest(GuestRam& memory, std::uint64_t kbase, const format::Manifest& m,
                       const format::Component& kernel) {
     const std::span<std::byte> stored = component_bytes(memory, kbase, m, kernel);
     if (kernel.compression == format::Compression::none)
@@ -43,7 +43,7 @@ loadable_image_digest(GuestMemory& memory, std::uint64_t kbase, const format::Ma
 
 } // namespace
 
-EsmCheck check_esm_nodes(GuestMemory& memory, std::uint64_t kbase, const format::Manifest& m,
+EsmCheck check_esm_nodes(GuestRam& memory, std::uint64_t kbase, const format::Manifest& m,
                          const format::EsmBlob& blob, std::uint64_t initrd_skip,
                          const std::string& bootargs, const format::EsmKey* machine_key) {
     if (machine_key == nullptr)

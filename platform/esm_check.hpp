@@ -20,7 +20,7 @@
 
 #include "format/esm_crypto.hpp"
 #include "format/manifest.hpp"
-#include "platform/guest_memory.hpp"
+#include "platform/guest_ram.hpp"
 #include "platform/ultravisor.hpp"
 
 #include <string>
@@ -40,7 +40,7 @@ struct EsmCheck {
 // nodes, or the blob found in its initrd's leading cpio (platform/
 // esm_initrd.hpp), in which case the sealed initrd digest covers the initrd
 // from `initrd_skip` on; `bootargs` is /chosen's.
-EsmCheck check_esm_nodes(GuestMemory& memory, std::uint64_t kbase, const format::Manifest& m,
+EsmCheck check_esm_nodes(GuestRam& memory, std::uint64_t kbase, const format::Manifest& m,
                          const format::EsmBlob& blob, std::uint64_t initrd_skip,
                          const std::string& bootargs, const format::EsmKey* machine_key);
 

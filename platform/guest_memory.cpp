@@ -52,10 +52,8 @@ Result<void> copy_out(int fd, const std::byte* view, std::uint64_t offset, std::
 } // namespace
 
 Result<GuestMemory> GuestMemory::create(std::uint64_t size) {
-    if (size == 0 || size % kGuestPageSize != 0)
-        return fail(ExitCode::usage, "guest memory size {} must be a non-zero multiple of 64 KiB",
-                    size);
-    GuestMemory m;
+    SVM_CHECK(check_size(size));
+    GuestMemory m(size);
     SVM_TRY(hv, make_memfd("svmkit-guest-ram", size));
     SVM_TRY(sec, make_memfd("svmkit-secure-ram", size));
     // The fixed guest base is an address by definition, not a pointer we derived.
@@ -73,47 +71,18 @@ Result<GuestMemory> GuestMemory::create(std::uint64_t size) {
     m.hv_fd_ = std::move(hv);
     m.secure_fd_ = std::move(sec);
     m.base_ = static_cast<std::byte*>(got);
-    m.size_ = size;
-    m.pages_.assign(size / kGuestPageSize, PageState::normal);
     return m;
 }
 
 GuestMemory::GuestMemory(GuestMemory&& o) noexcept
-    : hv_fd_(std::move(o.hv_fd_)), secure_fd_(std::move(o.secure_fd_)), base_(o.base_),
-      size_(o.size_), pages_(std::move(o.pages_)), remapped_first_(o.remapped_first_),
-      remapped_end_(o.remapped_end_) {
+    : GuestRam(std::move(o)), hv_fd_(std::move(o.hv_fd_)), secure_fd_(std::move(o.secure_fd_)),
+      base_(o.base_), remapped_first_(o.remapped_first_), remapped_end_(o.remapped_end_) {
     o.base_ = nullptr;
-    o.size_ = 0;
 }
 
 GuestMemory::~GuestMemory() {
     if (base_ != nullptr)
-        ::munmap(base_, size_);
-}
-
-std::uint64_t GuestMemory::count(PageState s) const {
-    return static_cast<std::uint64_t>(std::count(pages_.begin(), pages_.end(), s));
-}
-
-Result<std::span<std::byte>> GuestMemory::range(std::uint64_t gpa, std::uint64_t len) {
-    auto end = checked_add(gpa, len);
-    if (!end || *end > size_)
-        return fail(ExitCode::malformed,
-                    "guest range [{:#x}, +{:#x}) is outside guest RAM ({:#x} bytes)", gpa, len,
-                    size_);
-    return std::span<std::byte>(base_ + gpa, len);
-}
-
-Result<void> GuestMemory::write(std::uint64_t gpa, std::span<const std::byte> data) {
-    SVM_TRY(dst, range(gpa, data.size()));
-    std::copy(data.begin(), data.end(), dst.begin());
-    return {};
-}
-
-Result<void> GuestMemory::read(std::uint64_t gpa, std::span<std::byte> out) {
-    SVM_TRY(src, range(gpa, out.size()));
-    std::copy(src.begin(), src.end(), out.begin());
-    return {};
+        ::munmap(base_, size());
 }
 
 namespace {
@@ -151,22 +120,15 @@ Result<void> GuestMemory::write_from_file(std::uint64_t gpa, int fd, std::uint64
                                           std::uint64_t len) {
     SVM_CHECK(range(gpa, len));
     for (std::uint64_t p = gpa / kGuestPageSize; p * kGuestPageSize < gpa + len; ++p)
-        if (pages_[p] != PageState::normal)
+        if (state(p) != PageState::normal)
             return fail(ExitCode::usage, "page {:#x} is not a normal page", p);
     return copy_between(fd, offset, hv_fd_.get(), gpa, len);
 }
 
 Result<std::uintptr_t> GuestMemory::host_address(std::uint64_t gpa) const {
-    if (gpa >= size_)
+    if (gpa >= size())
         return fail(ExitCode::malformed, "guest address {:#x} is outside guest RAM", gpa);
     return reinterpret_cast<std::uintptr_t>(base_) + gpa;
-}
-
-Result<void> GuestMemory::check_pages(std::uint64_t pfn, std::uint64_t n) const {
-    auto end = checked_add(pfn, n);
-    if (n == 0 || !end || *end > pages_.size())
-        return fail(ExitCode::malformed, "page range {:#x}+{} is outside guest RAM", pfn, n);
-    return {};
 }
 
 Result<void> GuestMemory::map_page_range(std::uint64_t pfn, std::uint64_t n, int fd) {
@@ -192,14 +154,11 @@ std::pair<std::uint64_t, std::uint64_t> GuestMemory::take_remapped() {
     return range;
 }
 
-Result<std::uint64_t> GuestMemory::secure_all() {
-    for (PageState s : pages_)
-        if (s != PageState::normal)
-            return fail(ExitCode::usage, "guest memory is already secure");
+Result<void> GuestMemory::move_all_to_secure() {
     // Copy only what holds data: untouched memory is a hole in both backings.
     const int hv = hv_fd_.get();
     off_t pos = 0;
-    const auto end = static_cast<off_t>(size_);
+    const auto end = static_cast<off_t>(size());
     while (pos < end) {
         off_t data = ::lseek(hv, pos, SEEK_DATA);
         if (data < 0)
@@ -212,36 +171,22 @@ Result<std::uint64_t> GuestMemory::secure_all() {
                                static_cast<std::uint64_t>(hole - data)));
         pos = hole;
     }
-    SVM_CHECK(map_page_range(0, pages_.size(), secure_fd_.get()));
-    SVM_CHECK(punch(hv, 0, size_, "hypervisor-visible"));
-    std::fill(pages_.begin(), pages_.end(), PageState::secure);
-    return pages_.size();
+    SVM_CHECK(map_page_range(0, page_count(), secure_fd_.get()));
+    return punch(hv, 0, size(), "hypervisor-visible");
 }
 
-Result<void> GuestMemory::share(std::uint64_t pfn, std::uint64_t n) {
-    SVM_CHECK(check_pages(pfn, n));
-    for (std::uint64_t p = pfn; p < pfn + n; ++p)
-        if (pages_[p] != PageState::secure)
-            return fail(ExitCode::usage, "page {:#x} is not secure", p);
+Result<void> GuestMemory::move_to_shared(std::uint64_t pfn, std::uint64_t n) {
     // The hypervisor-visible range of a secure page is a hole: it reads as zero.
     SVM_CHECK(map_page_range(pfn, n, hv_fd_.get()));
-    SVM_CHECK(punch(secure_fd_.get(), pfn * kGuestPageSize, n * kGuestPageSize, "secure"));
-    std::fill_n(pages_.begin() + static_cast<std::ptrdiff_t>(pfn), n, PageState::shared);
-    return {};
+    return punch(secure_fd_.get(), pfn * kGuestPageSize, n * kGuestPageSize, "secure");
 }
 
-Result<void> GuestMemory::unshare(std::uint64_t pfn, std::uint64_t n) {
-    SVM_CHECK(check_pages(pfn, n));
-    for (std::uint64_t p = pfn; p < pfn + n; ++p)
-        if (pages_[p] != PageState::shared)
-            return fail(ExitCode::usage, "page {:#x} is not shared", p);
+Result<void> GuestMemory::move_to_secure(std::uint64_t pfn, std::uint64_t n) {
     const std::uint64_t off = pfn * kGuestPageSize;
     const std::uint64_t len = n * kGuestPageSize;
     SVM_CHECK(copy_out(secure_fd_.get(), base_, off, len));
     SVM_CHECK(map_page_range(pfn, n, secure_fd_.get()));
-    SVM_CHECK(punch(hv_fd_.get(), off, len, "hypervisor-visible"));
-    std::fill_n(pages_.begin() + static_cast<std::ptrdiff_t>(pfn), n, PageState::secure);
-    return {};
+    return punch(hv_fd_.get(), off, len, "hypervisor-visible");
 }
 
 } // namespace svmkit::platform

@@ -22,7 +22,7 @@
 
 #include "base/error.hpp"
 #include "guest/gates.h"
-#include "platform/guest_memory.hpp"
+#include "platform/guest_ram.hpp"
 #include "platform/hv_protocol.hpp"
 #include "platform/ultravisor.hpp"
 
@@ -57,7 +57,7 @@ struct UcallResult {
 // without running); after a refused UV_ESM only UV_SVM_TERMINATE is served.
 class Ultravisor {
   public:
-    Ultravisor(GuestMemory& memory, EsmPolicy policy)
+    Ultravisor(GuestRam& memory, EsmPolicy policy)
         : memory_(memory), policy_(std::move(policy)) {}
     Ultravisor(const Ultravisor&) = delete;
     Ultravisor& operator=(const Ultravisor&) = delete;
@@ -91,7 +91,7 @@ class Ultravisor {
         return listener_ ? listener_(e, a0, a1) : Result<void>{};
     }
 
-    GuestMemory& memory_;
+    GuestRam& memory_;
     EsmPolicy policy_;
     bool secure_ = false;
     bool terminated_ = false;

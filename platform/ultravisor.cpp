@@ -134,7 +134,7 @@ std::uint64_t be_u64(const void* p, int len) {
 
 } // namespace
 
-Result<EsmResult> enter_secure_mode(GuestMemory& memory, std::uint64_t kbase, std::uint64_t fdt_gpa,
+Result<EsmResult> enter_secure_mode(GuestRam& memory, std::uint64_t kbase, std::uint64_t fdt_gpa,
                                     const EsmPolicy& policy) {
     EsmResult r;
     auto refuse = [&](EsmFailure f, std::string msg) -> Result<EsmResult> {

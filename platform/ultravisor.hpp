@@ -10,7 +10,7 @@
 #include "format/esm_crypto.hpp"
 #include "format/manifest.hpp"
 #include "format/verify.hpp"
-#include "platform/guest_memory.hpp"
+#include "platform/guest_ram.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -95,7 +95,7 @@ struct EsmPolicy {
 
 // UV_ESM(kbase, fdt). Errors are platform faults (I/O); verification
 // failures are in the result.
-Result<EsmResult> enter_secure_mode(GuestMemory& memory, std::uint64_t kbase, std::uint64_t fdt,
+Result<EsmResult> enter_secure_mode(GuestRam& memory, std::uint64_t kbase, std::uint64_t fdt,
                                     const EsmPolicy& policy);
 
 } // namespace svmkit::platform

@@ -1,6 +1,7 @@
 // Fuzz target: the simulated ultravisor's UV_ESM on guest memory the
 // hypervisor and guest control before ESM: the FDT passed in r5 and the ESM
 // blob it points at. Input layout: [u32 fdt size][fdt bytes][blob bytes].
+#include "platform/guest_memory.hpp"
 #include "platform/ultravisor.hpp"
 
 #include <cstring>

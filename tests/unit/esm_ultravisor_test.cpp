@@ -10,6 +10,7 @@
 #include "format/image_writer.hpp"
 #include "format/stub_image.hpp"
 #include "guest/uv_abi.h"
+#include "platform/guest_memory.hpp"
 #include "platform/esm_initrd.hpp"
 #include "platform/image_loader.hpp"
 #include "platform/ultracalls.hpp"

@@ -1,6 +1,7 @@
 // Inputs the fuzzers once crashed on (tests/fuzz/regressions/): each must now
 // be refused cleanly. Runs in the normal suite, and under ASan in CI.
 #include "format/manifest_fdt.hpp"
+#include "platform/guest_memory.hpp"
 #include "platform/ultravisor.hpp"
 #include "test_support.hpp"
 

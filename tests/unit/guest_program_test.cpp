@@ -3,6 +3,7 @@
 // running the real boot loader (samples/boot_loader) on a secure image passed
 // kexec-style, including the purgatory catching a hypervisor's write.
 #include "base/output_file.hpp"
+#include "platform/guest_memory.hpp"
 #include "platform/guest_program.hpp"
 
 #include "guest/layout.h"

@@ -1,5 +1,6 @@
 // The simulated ultravisor's ultracall dispatch (platform/ultracalls.*):
 // numbers and return codes as on POWER; share calls only from a secure guest.
+#include "platform/guest_memory.hpp"
 #include "platform/ultracalls.hpp"
 
 #include "guest/uv_abi.h"

@@ -1,5 +1,6 @@
 // The simulated ultravisor's UV_ESM: secure first, then verify the image in
 // guest memory against the platform policy, with one distinct failure per cause.
+#include "platform/guest_memory.hpp"
 #include "platform/ultravisor.hpp"
 
 #include "format/image_reader.hpp"

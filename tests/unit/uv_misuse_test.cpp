@@ -6,6 +6,7 @@
 // guest against the real ultravisor is tests/e2e/hostile_hypervisor_test.sh.
 #include "samples/kernel/uv_misuse.cpp" // NOLINT(bugprone-suspicious-include)
 
+#include "platform/guest_memory.hpp"
 #include "platform/ultracalls.hpp"
 
 #include <doctest/doctest.h>
