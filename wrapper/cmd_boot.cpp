@@ -17,6 +17,8 @@
 #include "platform/block_backend.hpp"
 #include "platform/machine.hpp"
 #include "platform/platform_fdt.hpp"
+#include "platform/qemu/first_stage.hpp"
+#include "platform/qemu/qemu_boot.hpp"
 #include "wrapper/hex_text.hpp"
 #include "wrapper/json.hpp"
 #include "wrapper/load_constraints.hpp"
@@ -589,6 +591,58 @@ int boot_exit_code(const BootReport& r) {
     return static_cast<int>(code);
 }
 
+// The image's ELF machine says which machine boots it; --kexec's image is
+// read for that alone (the ultravisor checks it in guest memory).
+Result<format::Arch> image_arch(const BootOptions& o) {
+    SVM_TRY(image, format::open_image(o.image.empty() ? o.kexec_image : o.image));
+    return image.arch;
+}
+
+void print_report(const BootOptions& o, const BootReport& r, const std::vector<DiskReport>& disks) {
+    if (o.json)
+        report_json(r, disks);
+    else
+        report_text(r, disks);
+    std::fflush(stdout);
+}
+
+// A ppc64le image: QEMU pseries with the ultravisor attached
+// (platform/qemu/qemu_boot.hpp).
+Result<int> run_boot_on_qemu(const BootOptions& o, platform::EsmPolicy policy, std::uint64_t memory,
+                             std::chrono::steady_clock::time_point start) {
+    const bool kexec = !o.kexec_image.empty();
+    if (!o.disks.empty() || !o.hv_hooks.empty() || !o.hostile.empty() || !o.boot_entry.empty() ||
+        !o.cmdline_extra.empty())
+        return fail(ExitCode::usage, "--disk, --hv-hook, --hostile, --entry and --cmdline-extra "
+                                     "are the simulated machine's; a ppc64le image boots on QEMU");
+    if (kexec != !o.first_stage_kernel.empty() || kexec != !o.first_stage_initrd.empty())
+        return fail(ExitCode::usage,
+                    "--kexec with a ppc64le image needs --first-stage-kernel and "
+                    "--first-stage-initrd (a normal guest whose /init kexecs /{}), and they "
+                    "need --kexec",
+                    platform::qemu::kKexecImageName);
+    if (memory % (256u << 20) != 0)
+        return fail(ExitCode::usage, "--memory {}: QEMU pseries takes a multiple of 256M",
+                    o.memory);
+    if (o.cpus == 0 || o.cpus > 8)
+        return fail(ExitCode::usage, "--cpus {}: 1 to 8", o.cpus);
+    platform::qemu::QemuConfig config;
+    config.memory_size = memory;
+    config.cpus = o.cpus;
+    config.policy = std::move(policy);
+    config.console_echo = o.quiet ? nullptr : (o.json ? stderr : stdout);
+    config.timeout = std::chrono::seconds(o.timeout_seconds);
+    config.origin = start;
+    platform::qemu::QemuBootSpec spec;
+    spec.image = kexec ? o.kexec_image : o.image;
+    spec.first_stage_kernel = o.first_stage_kernel;
+    spec.first_stage_initrd = o.first_stage_initrd;
+    spec.first_stage_cmdline = o.first_stage_cmdline;
+    SVM_TRY(report, platform::qemu::boot_on_qemu(std::move(config), spec));
+    print_report(o, report, {});
+    return boot_exit_code(report);
+}
+
 } // namespace
 
 Result<int> run_boot(const BootOptions& o) {
@@ -614,6 +668,22 @@ Result<int> run_boot(const BootOptions& o) {
         return fail(ExitCode::usage, "--entry picks from a disk's boot menu; --kexec has none");
     if (normal && o.boot_entry.find_first_of(" \t\n") != std::string::npos)
         return fail(ExitCode::usage, "--entry {}: a boot entry name has no blanks", o.boot_entry);
+    platform::EsmPolicy esm_policy;
+    esm_policy.verify = std::move(policy);
+    if (o.machine_key) { // the machine's TPM key for ibm,esm lockboxes (docs/esm.md)
+        SVM_TRY(machine_key, format::load_esm_private_key(*o.machine_key, {}));
+        esm_policy.machine_key = std::make_shared<format::EsmKey>(std::move(machine_key));
+    }
+    if (!o.image.empty() || !o.kexec_image.empty()) {
+        SVM_TRY(arch, image_arch(o));
+        if (arch == format::Arch::ppc64le) {
+            esm_policy.machine_arch = arch;
+            return run_boot_on_qemu(o, std::move(esm_policy), memory, start);
+        }
+    }
+    if (!o.first_stage_kernel.empty() || !o.first_stage_initrd.empty())
+        return fail(ExitCode::usage, "--first-stage-kernel and --first-stage-initrd are for "
+                                     "ppc64le images (QEMU); this image is x86_64");
     std::optional<format::SecureImage> image;
     if (!normal) {
         SVM_TRY(opened, format::open_image(o.image));
@@ -632,11 +702,7 @@ Result<int> run_boot(const BootOptions& o) {
 
     platform::MachineConfig config;
     config.memory_size = memory;
-    config.policy.verify = std::move(policy);
-    if (o.machine_key) { // the machine's TPM key for ibm,esm lockboxes (docs/esm.md)
-        SVM_TRY(machine_key, format::load_esm_private_key(*o.machine_key, {}));
-        config.policy.machine_key = std::make_shared<format::EsmKey>(std::move(machine_key));
-    }
+    config.policy = std::move(esm_policy);
     // With --json the console streams to stderr, so stdout stays one JSON document.
     config.console_echo = o.quiet ? nullptr : (o.json ? stderr : stdout);
     config.timeout = std::chrono::seconds(o.timeout_seconds);
@@ -665,11 +731,7 @@ Result<int> run_boot(const BootOptions& o) {
     if (hook_log)
         SVM_CHECK(hook_log->commit());
     const BootReport& r = machine->report();
-    if (o.json)
-        report_json(r, disks);
-    else
-        report_text(r, disks);
-    std::fflush(stdout);
+    print_report(o, r, disks);
     warn_disk_failures(r);
     return boot_exit_code(r);
 }
@@ -718,6 +780,17 @@ Command add_boot_command(CLI::App& app) {
         ->capture_default_str();
     add_json_flag(bt, o->json, "The boot report (svmkit-boot-v1; the console goes to stderr)");
     bt->add_flag("--quiet", o->quiet, "Do not stream the guest console");
+    bt->add_option("--first-stage-kernel", o->first_stage_kernel,
+                   "ppc64le --kexec: the kernel of the normal guest that kexecs the image "
+                   "(docs/ppc64le.md)");
+    bt->add_option("--first-stage-initrd", o->first_stage_initrd,
+                   "ppc64le --kexec: that guest's initramfs; its /init kexecs "
+                   "/svmkit-kexec.img, which svmkit appends");
+    bt->add_option("--first-stage-cmdline", o->first_stage_cmdline,
+                   "ppc64le --kexec: that kernel's command line")
+        ->capture_default_str();
+    bt->add_option("--cpus", o->cpus, "ppc64le: virtual CPUs of the QEMU guest (1 to 8)")
+        ->capture_default_str();
     bt->add_option("--machine-key", o->machine_key,
                    "The machine's RSA private key (stands in for its TPM): opens the image's "
                    "ibm,esm lockbox for this machine");

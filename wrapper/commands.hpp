@@ -144,6 +144,12 @@ struct BootOptions {
     std::string kexec_image;
     std::string boot_entry;    // svmkit.boot_entry=NAME on the platform command line
     std::string cmdline_extra; // appended to the platform command line
+    // ppc64le images boot on QEMU pseries with the ultravisor attached; with
+    // --kexec, a first-stage kernel and initramfs that kexec the image.
+    std::string first_stage_kernel;
+    std::string first_stage_initrd;
+    std::string first_stage_cmdline = "console=hvc0";
+    unsigned cpus = 1;
 };
 Result<int> run_boot(const BootOptions& o);
 

@@ -54,8 +54,9 @@ Result<Client> Client::connect(const std::string& socket_path, std::chrono::mill
                 SVM_CHECK(expect_ok(reply, "QStartNoAckMode"));
                 c.acks_ = false;
             }
-            SVM_TRY(xml, c.read_target_xml());
+            SVM_TRY(xml, c.read_feature("target.xml"));
             c.target_xml_ = std::move(xml);
+            SVM_CHECK(c.read_register_map());
             return c;
         }
         if (Clock::now() >= deadline)
@@ -121,21 +122,31 @@ Result<std::string> Client::request(std::string_view payload, std::chrono::milli
     return receive(Clock::now() + wait, payload.substr(0, payload.find_first_of(":,")));
 }
 
-Result<std::string> Client::read_target_xml() {
+Result<std::string> Client::read_feature(std::string_view annex) {
     std::string xml;
     for (;;) {
-        SVM_TRY(reply, request(fmt::format("qXfer:features:read:target.xml:{:x},{:x}", xml.size(),
+        SVM_TRY(reply, request(fmt::format("qXfer:features:read:{}:{:x},{:x}", annex, xml.size(),
                                            std::size_t{4000})));
-        SVM_TRY(chunk, parse_xfer_chunk(reply, "reading the target description"));
+        SVM_TRY(chunk,
+                parse_xfer_chunk(reply, fmt::format("reading the target description's {}", annex)));
         xml += chunk.data;
         if (xml.size() > kMaxTargetXml)
-            return fail(ExitCode::qemu_failed, "gdbstub: the target description exceeds {} bytes",
+            return fail(ExitCode::qemu_failed, "gdbstub: {} exceeds {} bytes", annex,
                         kMaxTargetXml);
         if (chunk.last)
             return xml;
         if (chunk.data.empty())
-            return fail(ExitCode::qemu_failed, "gdbstub: the target description stopped growing");
+            return fail(ExitCode::qemu_failed, "gdbstub: {} stopped growing", annex);
     }
+}
+
+Result<void> Client::read_register_map() {
+    SVM_TRY(includes, feature_includes(target_xml_));
+    for (const std::string& file : includes) {
+        SVM_TRY(xml, read_feature(file));
+        SVM_CHECK(registers_.add_feature(file, xml));
+    }
+    return {};
 }
 
 Result<std::vector<std::byte>> Client::read_register(unsigned number) {

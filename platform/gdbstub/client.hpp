@@ -4,12 +4,14 @@
 // talks nonsense is an error naming the request, never a hang.
 //
 // The connection switches to no-ack mode first where QEMU can
-// (QStartNoAckMode: the socket is reliable), then reads the target description, without which QEMU's
-// ppc gdbstub answers register requests with empty replies.
+// (QStartNoAckMode: the socket is reliable), then reads the target
+// description, without which QEMU's ppc gdbstub answers register requests
+// with empty replies, and the feature files it includes (register numbers).
 #pragma once
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "platform/gdbstub/registers.hpp"
 #include "platform/gdbstub/rsp.hpp"
 
 #include <chrono>
@@ -34,6 +36,8 @@ class Client {
 
     // The target description (qXfer:features:read:target.xml), whole.
     [[nodiscard]] const std::string& target_xml() const { return target_xml_; }
+    // Register numbers by name, from the feature files it includes.
+    [[nodiscard]] const RegisterMap& registers() const { return registers_; }
 
     // Register `number` in the numbering of the target description (ppc64:
     // GPRs 0-31, PC 64, MSR 65), raw as QEMU sends it.
@@ -60,7 +64,9 @@ class Client {
     Result<void> send(std::string_view payload);
     Result<void> send_ack();
     Result<std::string> receive(Clock::time_point deadline, std::string_view what);
-    Result<std::string> read_target_xml();
+    // One file of the target description (qXfer:features:read:ANNEX), whole.
+    Result<std::string> read_feature(std::string_view annex);
+    Result<void> read_register_map();
 
     UniqueFd fd_;
     PacketReader reader_;
@@ -68,6 +74,7 @@ class Client {
     bool running_ = false; // a resume's stop reply has not arrived yet
     std::chrono::milliseconds default_timeout_{10000};
     std::string target_xml_;
+    RegisterMap registers_;
 };
 
 } // namespace svmkit::platform::gdb
