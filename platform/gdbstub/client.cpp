@@ -86,8 +86,14 @@ Result<std::string> Client::receive(Clock::time_point deadline, std::string_view
         if (const PacketReader::Acks a = reader_.take_acks(); a.bad != 0)
             return fail(ExitCode::qemu_failed, "gdbstub: {}: QEMU asked for a resend", what);
         if (auto packet = reader_.next_packet()) {
-            if (acks_)
-                SVM_CHECK(send_ack());
+            // QEMU sends "W"/"X" as it exits: the socket may be closed
+            // before the acknowledgement reaches it, and that is no error.
+            const bool last = !packet->empty() && ((*packet)[0] == 'W' || (*packet)[0] == 'X');
+            if (acks_) {
+                auto acked = send_ack();
+                if (!acked && !last)
+                    return svmkit::unexpected(acked.error());
+            }
             return std::move(*packet);
         }
         const auto left =

@@ -10,6 +10,7 @@ namespace svmkit::platform::qemu {
 namespace {
 
 constexpr std::uint64_t kMsrLe = 1;
+constexpr unsigned kSigTrap = 5; // GDB's signal numbers are the classic Unix ones
 
 std::uint32_t load32(const std::byte* p, bool little) {
     std::uint32_t v = 0;
@@ -50,9 +51,12 @@ Result<AttachedEnd> AttachedUltravisor::run(std::chrono::steady_clock::time_poin
         }
         if (!stop)
             return svmkit::unexpected(stop.error());
-        if (stop->kind != gdb::StopReply::Kind::signal) {
-            end_.kind = AttachedEnd::Kind::qemu_exited;
-            end_.qemu_status = stop->value;
+        // A breakpoint stops the guest with SIGTRAP. QEMU reports its own
+        // stops with other signals (the guest shutting down: SIGQUIT) or
+        // ends (W, X): either way the VM is over, and QEMU's exit status
+        // says how (the driver waits for it).
+        if (stop->kind != gdb::StopReply::Kind::signal || stop->value != kSigTrap) {
+            end_.kind = AttachedEnd::Kind::qemu_ended;
             return end_;
         }
         SVM_TRY(next, on_stop());

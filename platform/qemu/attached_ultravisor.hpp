@@ -44,8 +44,7 @@ std::optional<unsigned> mfmsr_target(std::uint32_t instruction);
 
 // How the attached run ended.
 struct AttachedEnd {
-    enum class Kind { qemu_exited, terminated, timed_out } kind = Kind::qemu_exited;
-    unsigned qemu_status = 0; // qemu_exited: QEMU's exit status (gdbstub W packet)
+    enum class Kind { qemu_ended, terminated, timed_out } kind = Kind::qemu_ended;
     std::uint64_t ultracalls = 0;
     std::uint64_t mfmsr_presented = 0; // mfmsr results with MSR[S] or-ed in
 };

@@ -9,7 +9,9 @@
 #include "platform/ultracalls.hpp"
 #include "platform/vhost_user/daemon_process.hpp"
 
+#include <optional>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 namespace svmkit::platform::qemu {
@@ -35,6 +37,14 @@ std::string log_line(const std::string& log, std::string_view prefix) {
         at += prefix.size();
     }
     return found;
+}
+
+std::string describe_status(int status) {
+    if (WIFEXITED(status))
+        return fmt::format("exit status {}", WEXITSTATUS(status));
+    if (WIFSIGNALED(status))
+        return fmt::format("killed by signal {}", WTERMSIG(status));
+    return "status unknown";
 }
 
 std::string log_tail(const std::string& log) {
@@ -114,8 +124,22 @@ void record_esm(BootReport& r, const Ultravisor& uv, const Boot& b, Clock::time_
     r.shares = uv.shares();
 }
 
-void decide_outcome(BootReport& r, const AttachedEnd& end, const Ultravisor& uv,
-                    const std::string& log) {
+// QEMU's exit status once it ended by itself (it may take a moment after
+// its gdbstub said so), or nullopt when svmkit had to end it.
+std::optional<unsigned> wait_for_qemu(vhost_user::DaemonProcess& qemu) {
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    while (qemu.running() && Clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (qemu.running())
+        return std::nullopt;
+    const int status = qemu.wait_status().value_or(-1);
+    if (WIFEXITED(status))
+        return static_cast<unsigned>(WEXITSTATUS(status));
+    return std::nullopt;
+}
+
+void decide_outcome(BootReport& r, const AttachedEnd& end, std::optional<unsigned> qemu_status,
+                    const Ultravisor& uv, const std::string& log) {
     const bool refused = uv.esm() && !uv.esm()->ok();
     const std::string os_term = log_line(log, "OS terminated: ");
     if (refused) {
@@ -133,7 +157,7 @@ void decide_outcome(BootReport& r, const AttachedEnd& end, const Ultravisor& uv,
         r.outcome = BootOutcome::terminated;
         r.message = "the guest called UV_SVM_TERMINATE";
         return;
-    case AttachedEnd::Kind::qemu_exited:
+    case AttachedEnd::Kind::qemu_ended:
         break;
     }
     if (!os_term.empty()) { // RTAS ibm,os-term: the guest stopped itself
@@ -141,10 +165,15 @@ void decide_outcome(BootReport& r, const AttachedEnd& end, const Ultravisor& uv,
         r.message = "the guest stopped the VM: " + os_term;
         return;
     }
-    r.outcome = BootOutcome::exited; // powered off
-    r.exit_status = end.qemu_status;
-    if (end.qemu_status != 0)
-        r.message = fmt::format("QEMU exited with status {}: {}", end.qemu_status, log_tail(log));
+    if (qemu_status == 0u) {
+        r.outcome = BootOutcome::exited; // powered off
+        r.exit_status = 0;
+        return;
+    }
+    r.outcome = BootOutcome::faulted;
+    r.message = qemu_status
+                    ? fmt::format("QEMU exited with status {}: {}", *qemu_status, log_tail(log))
+                    : fmt::format("QEMU did not end by itself: {}", log_tail(log));
 }
 
 } // namespace
@@ -175,6 +204,51 @@ std::vector<std::string> qemu_command(const QemuConfig& config, const QemuPaths&
     return argv;
 }
 
+namespace {
+
+// From the halted QEMU to its end: attach, serve, report.
+Result<BootReport> run_attached(Boot& b, vhost_user::DaemonProcess& qemu, SharedGuestRam& ram,
+                                EsmPolicy policy, const QemuBootSpec& spec) {
+    SVM_TRY(client, attach(qemu, b.paths.gdb_socket));
+    SVM_TRY(console,
+            ConsoleStream::connect(b.paths.console_socket, b.config.console_echo, kAttachTimeout));
+    // Both ends hold what they opened: nothing of the VM needs a name any more.
+    for (const std::string* p : {&b.paths.ram, &b.paths.gdb_socket, &b.paths.console_socket,
+                                 &b.paths.kernel, &b.paths.initrd})
+        if (!p->empty())
+            ::unlink(p->c_str());
+    SVM_TRY(cpu, AttachedCpu::attach(client));
+    Ultravisor uv(ram, std::move(policy));
+    AttachedUltravisor attached(client, cpu, ram, uv);
+    SVM_CHECK(attached.arm());
+    const Clock::time_point attached_at = Clock::now();
+    const auto deadline =
+        b.config.timeout.count() > 0 ? attached_at + b.config.timeout : Clock::time_point::max();
+    auto end = attached.run(deadline);
+    const Clock::time_point ended = Clock::now();
+    std::optional<unsigned> qemu_status;
+    if (end && end->kind == AttachedEnd::Kind::qemu_ended)
+        qemu_status = wait_for_qemu(qemu);
+    else
+        client.kill();
+    qemu.stop(std::chrono::milliseconds(2000));
+    console->drain(std::chrono::milliseconds(2000));
+    if (!end)
+        return svmkit::unexpected(end.error());
+
+    BootReport r;
+    r.image = spec.image;
+    r.memory_size = b.config.memory_size;
+    record_esm(r, uv, b, attached_at, ended);
+    r.pages_shared_at_end = ram.count(PageState::shared);
+    decide_outcome(r, *end, qemu_status, uv, qemu.log());
+    r.console = console->text();
+    r.total_us = micros(b.config.origin, Clock::now());
+    return r;
+}
+
+} // namespace
+
 Result<BootReport> boot_on_qemu(QemuConfig config, const QemuBootSpec& spec) {
     SVM_TRY(dir, PrivateDirectory::create());
     Boot b{config, std::move(dir), {}, {}, {}};
@@ -187,39 +261,11 @@ Result<BootReport> boot_on_qemu(QemuConfig config, const QemuBootSpec& spec) {
     b.started = Clock::now();
     SVM_TRY(qemu, vhost_user::DaemonProcess::spawn(qemu_command(config, b.paths, b.append),
                                                    b.dir.entry("qemu.log")));
-    SVM_TRY(client, attach(qemu, b.paths.gdb_socket));
-    SVM_TRY(console,
-            ConsoleStream::connect(b.paths.console_socket, config.console_echo, kAttachTimeout));
-    // Both ends hold what they opened: nothing of the VM needs a name any more.
-    for (const std::string* p : {&b.paths.ram, &b.paths.gdb_socket, &b.paths.console_socket,
-                                 &b.paths.kernel, &b.paths.initrd})
-        if (!p->empty())
-            ::unlink(p->c_str());
-    SVM_TRY(cpu, AttachedCpu::attach(client));
-    Ultravisor uv(ram, std::move(config.policy));
-    AttachedUltravisor attached(client, cpu, ram, uv);
-    SVM_CHECK(attached.arm());
-    const Clock::time_point attached_at = Clock::now();
-    const auto deadline =
-        config.timeout.count() > 0 ? attached_at + config.timeout : Clock::time_point::max();
-    auto end = attached.run(deadline);
-    const Clock::time_point ended = Clock::now();
-    if (!end || end->kind != AttachedEnd::Kind::qemu_exited)
-        client.kill();
-    qemu.stop(std::chrono::milliseconds(2000));
-    console->drain(std::chrono::milliseconds(2000));
-    if (!end)
-        return svmkit::unexpected(end.error());
-
-    BootReport r;
-    r.image = spec.image;
-    r.memory_size = config.memory_size;
-    record_esm(r, uv, b, attached_at, ended);
-    r.pages_shared_at_end = ram.count(PageState::shared);
-    decide_outcome(r, *end, uv, qemu.log());
-    r.console = console->text();
-    r.total_us = micros(config.origin, Clock::now());
-    return r;
+    auto report = run_attached(b, qemu, ram, std::move(config.policy), spec);
+    if (!report && !qemu.running()) // QEMU's own words say more than a broken socket
+        return fail(ExitCode::qemu_failed, "{}; QEMU ended ({}): {}", report.error().message,
+                    describe_status(qemu.wait_status().value_or(-1)), log_tail(qemu.log()));
+    return report;
 }
 
 } // namespace svmkit::platform::qemu
