@@ -170,6 +170,9 @@ struct DiskIo {
 
 struct BootReport {
     std::string image;
+    // Which machine ran it: the simulated PEF machine, or QEMU pseries with
+    // the ultravisor attached (platform/qemu/qemu_boot.hpp).
+    std::string platform = "simulated PEF machine";
     std::uint64_t memory_size = 0;
     std::vector<BootStage> stages;
     // Load.

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian 12 machine: install dependencies, build
 # svmkit, fetch Debian's ppc64le kernel, then keygen + build + inspect +
-# verify a signed secure image of it; then build and boot the sample guest
-# kernel's image on the simulated machine, with a disk; then boot it the way
-# the mission does, loaded by a normal guest from a boot disk (grub-style).
+# verify a signed secure image of it and boot it secure on QEMU pseries with
+# svmkit's ultravisor attached (a first-stage Debian guest kexecs it); then
+# build and boot the sample guest kernel's image on the simulated machine,
+# with a disk; then boot it the way the mission does, loaded by a normal
+# guest from a boot disk (grub-style).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -14,14 +16,28 @@ work=$root/build/main-job
 rm -rf "$work" && mkdir -p "$work"
 cd "$work"
 "$root/samples/make-sample-initrd.sh" initrd.cpio.gz
+# Debian's busybox-static for ppc64el as the secure image's initramfs, and the
+# first stage (Debian's kernel and kexec-tools) that loads it.
+"$root/samples/ppc64le/prepare-boot.sh" ppc64le >/dev/null
+"$root/samples/ppc64le/prepare-first-stage.sh" first-stage >/dev/null
 
 set -x
 "$svmkit" keygen --algo ed25519 -o release.key --public-output release.pub
-"$svmkit" build --arch ppc64le --kernel "$kernel" --initrd initrd.cpio.gz \
-    --cmdline "console=hvc0 svm=on quiet" --compress gzip --security-version 1 \
+"$svmkit" build --arch ppc64le --kernel "$kernel" --initrd ppc64le/initramfs.cpio.gz \
+    --cmdline "console=hvc0 svm=on svmkit.swiotlb=8M quiet" --compress gzip --security-version 1 \
     --key release.key -o secure.img
 "$svmkit" inspect secure.img
 "$svmkit" verify secure.img --trusted-key release.pub --min-security-version 1
+
+# The mission's whole path on POWER's own kernel: QEMU pseries (POWER9, TCG)
+# with svmkit's ultravisor attached through QEMU's gdbstub. A normal Debian
+# guest kexecs the image with Debian's kexec-tools; the stub calls UV_ESM;
+# the ultravisor verifies the image in guest memory and resumes the stub
+# secure; it shares its bounce pool and Debian's kernel reaches /init with
+# the signed command line (docs/ppc64le.md).
+"$svmkit" boot --kexec secure.img --first-stage-kernel first-stage/vmlinux \
+    --first-stage-initrd first-stage/initramfs.cpio.gz --trusted-key release.pub \
+    --min-security-version 1 --timeout 300
 
 # The sample guest kernel, booted secure on the simulated PEF machine: the stub
 # calls UV_ESM, the ultravisor verifies the image, the kernel runs secure and

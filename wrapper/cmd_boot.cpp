@@ -260,8 +260,8 @@ std::vector<MapRow> report_map(const BootReport& r) {
 }
 
 void report_text(const BootReport& r, const std::vector<DiskReport>& disks) {
-    std::string out =
-        fmt::format("\nsvmkit boot report: {} (memory {} MiB)\n", r.image, r.memory_size >> 20);
+    std::string out = fmt::format("\nsvmkit boot report: {} (memory {} MiB, {})\n", r.image,
+                                  r.memory_size >> 20, r.platform);
     for (const platform::BootStage& s : r.stages) {
         out += fmt::format("  {:<12} at {:>12}  took {:>12}\n", s.name, millis(s.start_us),
                            millis(s.duration_us));
@@ -331,6 +331,7 @@ void report_json(const BootReport& r, const std::vector<DiskReport>& disks) {
     j.begin_object();
     j.value("schema", "svmkit-boot-v1");
     j.value("image", r.image);
+    j.value("platform", r.platform);
     j.value("memory_size", r.memory_size);
     j.begin_object("result");
     j.value("outcome", platform::boot_outcome_name(r.outcome));

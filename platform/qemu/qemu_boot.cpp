@@ -238,6 +238,9 @@ Result<BootReport> run_attached(Boot& b, vhost_user::DaemonProcess& qemu, Shared
 
     BootReport r;
     r.image = spec.image;
+    r.platform = fmt::format("QEMU pseries (POWER9, TCG, {} CPU{}) with svmkit's ultravisor "
+                             "attached",
+                             b.config.cpus, b.config.cpus == 1 ? "" : "s");
     r.memory_size = b.config.memory_size;
     record_esm(r, uv, b, attached_at, ended);
     r.pages_shared_at_end = ram.count(PageState::shared);
