@@ -7,7 +7,10 @@
 // Oracle, beyond no crash / no UB / no leak: no packet exceeds kMaxPacket; a
 // packet framed by frame_packet() decodes back to itself; a parsed register
 // round-trips through register_bytes(); hex that parses re-encodes to the
-// same bytes, lowercase.
+// same bytes, lowercase. Each packet is also read as a target description
+// (its includes) and as a feature file (its registers), as the client reads
+// qXfer replies: a name the map holds resolves to one number.
+#include "platform/gdbstub/registers.hpp"
 #include "platform/gdbstub/rsp.hpp"
 
 #include <cstdint>
@@ -39,6 +42,12 @@ void parse_every_way(const std::string& packet) {
             if (auto order = msr_byte_order(reg))
                 check(register_bytes(register_value(reg, *order), *order) == *hex);
         }
+    }
+    (void)feature_includes(packet);
+    RegisterMap map;
+    if (map.add_feature("fuzz.xml", packet)) {
+        if (auto n = map.number("r3"))
+            check(map.require("r3").value_or(~0u) == *n);
     }
     // Framing what came out and reading it back gives it again.
     PacketReader again;

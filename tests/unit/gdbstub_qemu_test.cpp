@@ -181,6 +181,20 @@ TEST_CASE("gdbstub qemu: registers, shared memory, a breakpoint, a deadline and 
     REQUIRE(stepped.has_value());
     CHECK(reg(c, kRegPc, order) == pc + 8);
 
+    // SRR0 by the number the target description gives it, proven by the
+    // CPU: set through the stub, read by the guest's own mfsrr0 r4.
+    const auto srr0 = c.registers().number("srr0");
+    REQUIRE(srr0.has_value());
+    CHECK(*srr0 == 178u); // QEMU 7.2, POWER9: after core, FPU, Altivec and VSX
+    put_be32(ram + 0x300000, 0x7c9a02a6); // mfsrr0 r4
+    put_be32(ram + 0x300004, 0x48000000); // b .
+    const std::uint64_t spin_pc = pc + 8;
+    REQUIRE(c.write_register(kRegPc, register_bytes(0x300000, order)).has_value());
+    REQUIRE(c.write_register(*srr0, register_bytes(0xc0ffee00ull, order)).has_value());
+    REQUIRE(c.step().has_value());
+    CHECK(reg(c, 4, order) == 0xc0ffee00ull);
+    REQUIRE(c.write_register(kRegPc, register_bytes(spin_pc, order)).has_value());
+
     // The guest now spins: a resume past its deadline is a timeout, not a hang.
     const auto t0 = std::chrono::steady_clock::now();
     auto spun = c.resume(std::chrono::milliseconds(300));

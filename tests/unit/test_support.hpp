@@ -40,6 +40,7 @@ class TempDir {
         std::filesystem::remove_all(path_, ec);
     }
     [[nodiscard]] std::string file(const std::string& name) const { return path_ + "/" + name; }
+    [[nodiscard]] const std::string& path() const { return path_; }
 
   private:
     std::string path_;
