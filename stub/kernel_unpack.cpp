@@ -52,8 +52,10 @@ int inflate_into(z_stream& z, Input& in, uint8_t* dst, uint64_t n, bool until_fu
     return rc;
 }
 
+// `held` leading bytes of what belongs at `out` go to `head` instead (see
+// Stub::head_held); the rest is written in place.
 void inflate_kernel(Stub& s, RegionAllocator& alloc, const Range& stored, uint8_t* out,
-                    uint64_t out_size) {
+                    uint64_t out_size, uint8_t* head, uint64_t held) {
     Range scratch;
     if (!alloc.allocate(kInflateScratch, kPageSize, &scratch))
         s.fatal("no room for inflate's scratch memory");
@@ -78,10 +80,12 @@ void inflate_kernel(Stub& s, RegionAllocator& alloc, const Range& stored, uint8_
             s.fatal("no room for inflate's scratch memory");
         const uint64_t n = out_size < kPageSize ? out_size : kPageSize;
         rc = inflate_into(z, in, gpa_ptr(page.base), n, true, &done);
+        const uint64_t kept = held < done ? held : done;
+        memcpy(head, gpa_ptr(page.base), kept);
         // Hidden from GCC, which would otherwise see a copy to null here.
         uint8_t* first = out;
         asm("" : "+r"(first));
-        memcpy(first, gpa_ptr(page.base), done);
+        memcpy(first + kept, gpa_ptr(page.base) + kept, done - kept);
     }
     if (rc == Z_OK) {
         uint64_t written = 0;
@@ -106,19 +110,32 @@ void unpack_kernel(Stub& s, RegionAllocator& alloc, uint64_t at) {
     if (size == 0 || size > k.memory_size)
         s.fatal("the kernel's image is larger than its memory size");
     uint8_t* load = gpa_ptr(at);
-    if (k.gzip)
-        inflate_kernel(s, alloc, stored, load, size);
-    else
-        memcpy(load, gpa_ptr(stored.base), size);
+    // Only a kernel loaded at 0 covers where parked CPUs spin.
+    const uint64_t wanted = at == 0 && s.head_held <= Stub::kMaxHeadHeld ? s.head_held : 0;
+    const uint64_t held = wanted < size ? wanted : 0;
+    if (k.gzip) {
+        inflate_kernel(s, alloc, stored, load, size, s.head, held);
+    } else {
+        memcpy(s.head, gpa_ptr(stored.base), held);
+        // Hidden from GCC, which would otherwise see a copy to null here.
+        uint8_t* to = load;
+        asm("" : "+r"(to));
+        memcpy(to + held, gpa_ptr(stored.base) + held, size - held);
+    }
+    s.head_size = held;
     // The rest of the kernel's memory (its bss) starts zeroed.
     memset(load + size, 0, k.memory_size - size);
     // Written as data, about to run as code.
     sync_icache(load, k.memory_size);
 
     // Check what will run, where it will run: the unpacked digest of a gzip
-    // kernel, or for a stored one the digest the ultravisor verified.
+    // kernel, or for a stored one the digest the ultravisor verified (the
+    // held head included: it is what enter_kernel() writes at `at`).
     uint8_t digest[kMaxDigestSize];
-    sha2(s.manifest.hash, load, size, digest);
+    Sha2 hash(s.manifest.hash);
+    hash.update(s.head, held);
+    hash.update(load + held, size - held);
+    hash.final(digest);
     const uint8_t* want = k.gzip ? k.unpacked_digest : k.digest;
     const size_t n = digest_size(s.manifest.hash);
     if (memcmp(digest, want, n) != 0) {

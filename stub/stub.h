@@ -77,6 +77,17 @@ struct Stub {
     // reserve (ppc64le kexec-style: taken from the device tree's free memory,
     // stub/ppc64le/main.cpp); placements avoid it.
     Range stack;
+    // The kernel's first bytes when other CPUs may be parked in them (ppc64le
+    // after a kexec: the secondaries spin at 0x60 until the kernel's own hold
+    // replaces the loop). unpack_kernel() keeps up to head_held bytes of a
+    // kernel loaded at 0 here, hashes them with the rest, and enter_kernel()
+    // writes them last: a secondary running the kernel's hold early would
+    // write the kernel's memory (its hold acknowledgement) while the stub
+    // still checks it.
+    static constexpr uint64_t kMaxHeadHeld = 0x100;
+    uint64_t head_held = 0; // set by the entry; at most kMaxHeadHeld
+    uint64_t head_size = 0; // bytes kept in head (0: none)
+    uint8_t head[kMaxHeadHeld] = {};
 
     explicit Stub(const Calls& c) : calls(c), con(calls) {}
     Stub(const Stub&) = delete; // con refers to calls

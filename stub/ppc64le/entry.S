@@ -22,9 +22,17 @@ svmkit_stub_entry:
 
     /* A kexec's secondary CPUs wait here, at physical 0x60 (see arch.h),
      * until the kernel the stub unpacks to 0 replaces this loop with its own
-     * secondary hold. */
+     * secondary hold. Linux's kexec sends them big-endian (kexec_wait clears
+     * MSR[LE]); a loop for either byte order, laid out like Linux's own hold
+     * so a CPU spinning in it runs into the right half of the kernel's
+     * FIXUP_ENDIAN when the kernel replaces it:
+     *   0x60  tdi 0,0,0x48 little-endian = b .+8 big-endian
+     *   0x64  b .-4          little-endian loop (0x60, 0x64)
+     *   0x68  b .            big-endian, stored byte-reversed */
     .org svmkit_stub_entry + SVMKIT_PPC64LE_SECONDARY_HOLD
-0:  b 0b
+0:  tdi 0, 0, 0x48
+    b 0b
+    .long 0x00000048
 
 1:  /* 64-bit mode, with floating point, VMX and VSX usable: SLOF enters in
      * 32-bit mode, and Debian's zlib is built for POWER8 (VSX). */

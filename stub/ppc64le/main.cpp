@@ -18,7 +18,15 @@
 
 namespace svmkit::stub {
 
-void enter_kernel(Stub&, uint64_t entry, uint64_t fdt, uint64_t kernel_base, uint64_t stack_top) {
+void enter_kernel(Stub& s, uint64_t entry, uint64_t fdt, uint64_t kernel_base, uint64_t stack_top) {
+    // The kernel's held first bytes (Stub::head_held), checked with the rest:
+    // the parked secondaries now run into the kernel's own hold.
+    if (s.head_size != 0) {
+        uint8_t* at = gpa_ptr<uint8_t>(kernel_base);
+        asm("" : "+r"(at)); // kernel_base is 0: hidden from GCC's null checks
+        memcpy(at, s.head, s.head_size);
+        sync_icache(at, s.head_size);
+    }
     svmkit_ppc64le_enter(entry, fdt, kernel_base, 0, stack_top);
 }
 
@@ -96,6 +104,9 @@ Range choose_stack(Stub& s, const void* fdt, uint64_t fdt_gpa) {
 
 [[noreturn]] void boot_kexec_style(uint64_t r3, uint64_t r4, uint64_t stack_top) {
     Stub s{Calls()};
+    // A kexec parks the secondary CPUs at 0x60, in the image's first 0x100
+    // bytes it copied to 0 (entry.S): the kernel's are written there last.
+    s.head_held = Stub::kMaxHeadHeld;
     s.stack = Range{stack_top - SVMKIT_PPC64LE_STACK_SIZE, SVMKIT_PPC64LE_STACK_SIZE};
     Rtas rtas;
     start_kexec_style(s, rtas, r3);

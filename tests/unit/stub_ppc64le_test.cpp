@@ -129,10 +129,15 @@ TEST_CASE("ppc64le stub: the first instructions switch a big-endian CPU to littl
 
 TEST_CASE("ppc64le stub: a kexec's secondary CPUs find a hold loop at 0x60") {
     // A kexec copies an image's first 0x100 bytes to address 0 and sends the
-    // secondary CPUs to 0x60; the kernel the stub unpacks there replaces the
-    // loop with its own secondary hold.
+    // secondary CPUs to 0x60, big-endian (Linux's kexec_wait clears MSR[LE]);
+    // the kernel the stub unpacks there replaces the loop with its own
+    // secondary hold. The loop holds a CPU in either byte order.
     const Bytes b = stub_elf();
-    CHECK(word(b, code_segment(b), 0x60) == 0x48000000u); // b .
+    const auto c = code_segment(b);
+    CHECK(word(b, c, 0x60) == 0x08000048u);                    // tdi 0,0,0x48 (LE)
+    CHECK(__builtin_bswap32(word(b, c, 0x60)) == 0x48000008u); // b .+8 (BE)
+    CHECK(word(b, c, 0x64) == 0x4bfffffcu);                    // b .-4 (LE)
+    CHECK(__builtin_bswap32(word(b, c, 0x68)) == 0x48000000u); // b . (BE)
 }
 
 TEST_CASE("ppc64le stub: kexec-tools' purgatory finds zero where it stores its run_at_load flag") {
