@@ -592,10 +592,15 @@ int boot_exit_code(const BootReport& r) {
     return static_cast<int>(code);
 }
 
-// The image's ELF machine says which machine boots it; --kexec's image is
-// read for that alone (the ultravisor checks it in guest memory).
+// Which machine boots it: a secure image's own ELF machine; with --kexec, a
+// first stage given (QEMU's normal guest kexecs it) or not (the simulated
+// machine's normal guest loader reads the image, and refuses one for
+// another machine itself, with its reason).
 Result<format::Arch> image_arch(const BootOptions& o) {
-    SVM_TRY(image, format::open_image(o.image.empty() ? o.kexec_image : o.image));
+    if (o.image.empty())
+        return o.first_stage_kernel.empty() && o.first_stage_initrd.empty() ? format::Arch::x86_64
+                                                                            : format::Arch::ppc64le;
+    SVM_TRY(image, format::open_image(o.image));
     return image.arch;
 }
 
@@ -683,8 +688,10 @@ Result<int> run_boot(const BootOptions& o) {
         }
     }
     if (!o.first_stage_kernel.empty() || !o.first_stage_initrd.empty())
-        return fail(ExitCode::usage, "--first-stage-kernel and --first-stage-initrd are for "
-                                     "ppc64le images (QEMU); this image is x86_64");
+        return fail(ExitCode::usage,
+                    "--first-stage-kernel and --first-stage-initrd boot a ppc64le image on QEMU "
+                    "with --kexec; {} is x86_64",
+                    o.image);
     std::optional<format::SecureImage> image;
     if (!normal) {
         SVM_TRY(opened, format::open_image(o.image));
@@ -782,8 +789,8 @@ Command add_boot_command(CLI::App& app) {
     add_json_flag(bt, o->json, "The boot report (svmkit-boot-v1; the console goes to stderr)");
     bt->add_flag("--quiet", o->quiet, "Do not stream the guest console");
     bt->add_option("--first-stage-kernel", o->first_stage_kernel,
-                   "ppc64le --kexec: the kernel of the normal guest that kexecs the image "
-                   "(docs/ppc64le.md)");
+                   "With --kexec: boot on QEMU pseries, this kernel's normal guest kexecs the "
+                   "ppc64le image (docs/ppc64le.md)");
     bt->add_option("--first-stage-initrd", o->first_stage_initrd,
                    "ppc64le --kexec: that guest's initramfs; its /init kexecs "
                    "/svmkit-kexec.img, which svmkit appends");
