@@ -93,9 +93,40 @@ DmaDevice DmaDevice::restricted(Swiotlb* pool, uint64_t min_align_mask) {
     return d;
 }
 
+DmaDevice& DmaDevice::operator=(DmaDevice&& other) noexcept {
+    if (this != &other) {
+        drain_cache();
+        take(other);
+    }
+    return *this;
+}
+
+void DmaDevice::take(DmaDevice& other) {
+    pool_ = other.pool_;
+    coherent_ = other.coherent_;
+    min_align_mask_ = other.min_align_mask_;
+    error_ = other.error_;
+    cache_ = other.cache_;
+    other.pool_ = nullptr;
+    other.coherent_ = nullptr;
+    other.cache_ = Swiotlb::SlotCache{};
+}
+
+void DmaDevice::drain_cache() {
+    if (pool_ != nullptr)
+        pool_->drain(&cache_);
+}
+
+uint64_t DmaDevice::cached_slots() const {
+    uint64_t slots = 0;
+    for (uint32_t i = 0; i < cache_.count; ++i)
+        slots += cache_.nslots[i];
+    return slots;
+}
+
 dma_addr_t DmaDevice::map_single(void* cpu, size_t size, DmaDirection dir, unsigned cpu_index) {
     if (pool_ != nullptr)
-        return pool_->map(cpu, size, dir, min_align_mask_, 0, cpu_index, &error_);
+        return pool_->map(&cache_, cpu, size, dir, min_align_mask_, cpu_index, &error_);
     if (cpu == nullptr || size == 0) {
         error_ = DmaError{DmaError::bad_argument, size, 0, 0};
         return kDmaMappingError;
@@ -105,7 +136,7 @@ dma_addr_t DmaDevice::map_single(void* cpu, size_t size, DmaDirection dir, unsig
 }
 
 bool DmaDevice::unmap_single(dma_addr_t dma, size_t size, DmaDirection dir) {
-    return pool_ == nullptr || pool_->unmap(dma, size, dir);
+    return pool_ == nullptr || pool_->unmap(&cache_, dma, size, dir);
 }
 
 bool DmaDevice::map_sg(DmaSegment* segs, size_t count, DmaDirection dir, unsigned cpu_index) {
@@ -113,11 +144,15 @@ bool DmaDevice::map_sg(DmaSegment* segs, size_t count, DmaDirection dir, unsigne
         segs[i].dma = map_single(segs[i].cpu, segs[i].size, dir, cpu_index);
         if (segs[i].dma != kDmaMappingError)
             continue;
-        // Undo the ones mapped; unmap leaves error_ alone.
+        // Undo the ones mapped; unmap leaves error_ alone. With the pool
+        // full their slots go back to it, not to our cache: a request that
+        // waits for room holds no part of the pool while it waits.
         for (size_t j = i; j > 0; --j) {
             unmap_single(segs[j - 1].dma, segs[j - 1].size, dir);
             segs[j - 1].dma = kDmaMappingError;
         }
+        if (error_.kind == DmaError::pool_full)
+            drain_cache();
         return false;
     }
     return true;

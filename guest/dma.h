@@ -17,57 +17,24 @@
 // No virtual functions: freestanding images must not carry vtables (they
 // would be data needing relocation); the mode is a field.
 //
-// A DmaDevice is a small value: a driver may keep one per queue or per vCPU
-// over the same Swiotlb (which is thread-safe); one DmaDevice is not (its
-// last_error). Direct devices check nothing: there is nothing recorded.
+// A driver may keep one DmaDevice per queue or per vCPU over the same
+// Swiotlb (which is thread-safe); one DmaDevice is not (its last_error and
+// its cache of freed bounce slots, Swiotlb::SlotCache, which lets a map reuse
+// the last unmapped slots without a lock). It can be moved, not copied (two
+// copies would own the same cached slots); destroying it gives its cached
+// slots back. Direct devices check nothing: there is nothing recorded.
 #pragma once
 
+#include "guest/dma_types.h"
 #include "guest/memory.h"
+#include "guest/swiotlb.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 namespace svmkit::guest {
 
-class Swiotlb;
 struct BumpArena;
-
-using dma_addr_t = uint64_t;
-inline constexpr dma_addr_t kDmaMappingError = ~dma_addr_t{0};
-
-enum class DmaDirection : uint8_t {
-    to_device,     // the device reads the buffer
-    from_device,   // the device writes the buffer
-    bidirectional, // both
-};
-
-// One element of a scatter-gather list: the CPU buffer in, the device
-// address out (set by map_sg).
-struct DmaSegment {
-    void* cpu = nullptr;
-    size_t size = 0;
-    dma_addr_t dma = kDmaMappingError;
-};
-
-// Why the last mapping failed, with the numbers a user needs to size the pool
-// (Linux prints the same three: "swiotlb buffer is full (sz: N bytes), total
-// T (slots), used U (slots)").
-//   pool_full:    no room now; room comes back as mappings are unmapped (a
-//                 block driver waits for its completions: map_sg_wait)
-//   too_large:    can never be mapped by this pool (larger than a segment,
-//                 or alignment that no segment can give)
-//   bad_argument: null buffer, size 0, malformed masks, no coherent arena
-struct DmaError {
-    enum Kind : uint8_t { none, pool_full, too_large, bad_argument } kind = none;
-    size_t size = 0; // bytes asked for
-    uint64_t total_slots = 0;
-    uint64_t used_slots = 0;
-};
-
-// Writes the error as one line, NUL-terminated, truncated to `cap` bytes, and
-// returns its length, e.g. "swiotlb buffer is full (sz: 65536 bytes), total
-// 32768 (slots), used 32760 (slots)".
-size_t describe_dma_error(const DmaError& e, char* out, size_t cap);
 
 // What the waiting map variants call when the pool is full: reap completed
 // requests (whose unmaps free slots), waiting for at least one if needed, and
@@ -83,6 +50,20 @@ class DmaDevice {
     // A device bound to a restricted pool; `min_align_mask` is the device's
     // (Linux's dma_get_min_align_mask; 0 for virtio).
     static DmaDevice restricted(Swiotlb* pool, uint64_t min_align_mask = 0);
+
+    DmaDevice() = default;
+    DmaDevice(const DmaDevice&) = delete;
+    DmaDevice& operator=(const DmaDevice&) = delete;
+    DmaDevice(DmaDevice&& other) noexcept { take(other); }
+    DmaDevice& operator=(DmaDevice&& other) noexcept;
+    ~DmaDevice() { drain_cache(); }
+
+    // Gives the slots this device keeps for reuse back to the pool (a driver
+    // going idle for long; teardown does it). Restricted devices only.
+    void drain_cache();
+    // Slots this device keeps for reuse (counted as used by the pool).
+    uint64_t cached_slots() const;
+    const Swiotlb::SlotCache& cache() const { return cache_; }
 
     bool is_restricted() const { return pool_ != nullptr; }
     Swiotlb* pool() const { return pool_; }
@@ -130,7 +111,12 @@ class DmaDevice {
     const DmaError& last_error() const { return error_; }
 
   private:
+    // Takes over `other`'s pool, arena and cache; `other` is left direct,
+    // without any.
+    void take(DmaDevice& other);
+
     Swiotlb* pool_ = nullptr;
+    Swiotlb::SlotCache cache_;
     BumpArena* coherent_ = nullptr;
     uint64_t min_align_mask_ = 0;
     DmaError error_;

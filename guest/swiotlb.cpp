@@ -107,6 +107,7 @@ Swiotlb::InitError Swiotlb::init(Range pool, unsigned nareas, void* metadata,
     nareas_ = areas;
     page_shift_ = page_shift;
     area_slots_ = static_cast<uint32_t>(full_segments / areas * kSegmentSlots);
+    page_slot_mask_ = (1u << (page_shift - kSlotShift)) - 1;
     areas_ = static_cast<Area*>(metadata);
     slots_ = reinterpret_cast<Slot*>(static_cast<uint8_t*>(metadata) + area_bytes);
 
@@ -428,19 +429,26 @@ uint32_t Swiotlb::lookup_streaming(dma_addr_t dma, size_t size, DmaDirection dir
     return head;
 }
 
-bool Swiotlb::unmap(dma_addr_t dma, size_t size, DmaDirection dir) {
-    // lookup_streaming's checks, narrowed to "exactly the mapping's start and
-    // size": the hot path of every request.
+// lookup_streaming's checks, narrowed to "exactly the mapping's start and
+// size": the hot path of every request.
+inline uint32_t Swiotlb::lookup_exact(dma_addr_t dma, size_t size, DmaDirection dir) const {
     const uint64_t rel = dma - pool_.base; // wraps when dma < base: then >= pool_.size
     if (rel >= pool_.size)
-        return false;
+        return kFree;
     const uint32_t head = slots_[rel >> kSlotShift].head;
     if (head == kFree)
-        return false;
+        return kFree;
     const Slot& h = slots_[head];
     const uint8_t kind = kind_of(dir);
     if (h.kind != kind || kind == kind_free || rel != (uint64_t{head} << kSlotShift) + h.offset ||
         size != h.size)
+        return kFree;
+    return head;
+}
+
+bool Swiotlb::unmap(dma_addr_t dma, size_t size, DmaDirection dir) {
+    const uint32_t head = lookup_exact(dma, size, dir);
+    if (head == kFree)
         return false;
     if (copies_out(dir))
         return copy_out_and_release(head, dma, size);
@@ -452,6 +460,140 @@ bool Swiotlb::copy_out_and_release(uint32_t head, dma_addr_t dma, size_t size) {
     memcpy(orig_buffer(slots_[head].orig), gpa_ptr(dma), size);
     release(head);
     return true;
+}
+
+inline dma_addr_t Swiotlb::reuse(uint32_t head, void* orig, size_t size, uint8_t kind,
+                                 DmaError* err) {
+    // The allocation keeps its slots, area and offset 0; only the mapping's
+    // part of the record is new.
+    Slot& h = slots_[head];
+    h.orig = reinterpret_cast<uintptr_t>(orig);
+    h.size = static_cast<uint32_t>(size);
+    h.kind = kind;
+    if (err != nullptr)
+        *err = DmaError{};
+    return copy_in(slot_addr(head), orig, size);
+}
+
+dma_addr_t Swiotlb::map(SlotCache* c, void* orig, size_t size, DmaDirection dir,
+                        uint64_t min_align_mask, unsigned cpu, DmaError* err) {
+    const uint8_t kind = kind_of(dir);
+    const uint32_t count = c->count;
+    if (min_align_mask == 0 && size - 1 < kCacheMaxBytes && orig != nullptr && kind != kind_free &&
+        count != 0 && c->epoch == epoch()) {
+        // The common case: the last allocation unmapped is just as large
+        // (a map/unmap loop, a queue reusing its buffers). From a page on
+        // the start must be page aligned (the pool's base is, so the slot
+        // index is what counts).
+        const uint32_t top = count - 1;
+        const uint32_t head = c->head[top];
+        const uint32_t align = size >= page_size() ? page_slot_mask_ : 0;
+        if (c->nslots[top] == ((size + kSlotSize - 1) >> kSlotShift) && (head & align) == 0) {
+            c->count = top;
+            return reuse(head, orig, size, kind, err);
+        }
+    }
+    return map_refilling(c, orig, size, dir, min_align_mask, cpu, err);
+}
+
+// The best fit in `c` for a mask-free request of `n` slots (page aligned
+// when `align` is not 0): the entry closest to the top that is just as
+// large, else the smallest larger one; its index, or kCacheEntries.
+uint32_t Swiotlb::best_fit(const SlotCache& c, uint32_t n, uint32_t align) {
+    uint32_t best = kCacheEntries;
+    for (uint32_t i = c.count; i-- > 0;) {
+        const uint32_t have = c.nslots[i];
+        if (have < n || (c.head[i] & align) != 0)
+            continue;
+        if (best == kCacheEntries || have < c.nslots[best])
+            best = i;
+        if (have == n)
+            break;
+    }
+    return best;
+}
+
+dma_addr_t Swiotlb::map_refilling(SlotCache* c, void* orig, size_t size, DmaDirection dir,
+                                  uint64_t min_align_mask, unsigned cpu, DmaError* err) {
+    if (c->epoch != epoch())
+        drain(c); // another map found the pool full: give the slots back first
+    const uint8_t kind = kind_of(dir);
+    if (min_align_mask == 0 && size - 1 < kCacheMaxBytes && orig != nullptr && kind != kind_free) {
+        const uint32_t n = static_cast<uint32_t>((size + kSlotSize - 1) >> kSlotShift);
+        const uint32_t best = best_fit(*c, n, size >= page_size() ? page_slot_mask_ : 0);
+        if (best != kCacheEntries) {
+            const uint32_t head = c->head[best];
+            const uint32_t last = c->count - 1;
+            c->head[best] = c->head[last];
+            c->nslots[best] = c->nslots[last];
+            c->count = last;
+            return reuse(head, orig, size, kind, err);
+        }
+    }
+    DmaError local{};
+    if (err == nullptr)
+        err = &local;
+    dma_addr_t dma = map(orig, size, dir, min_align_mask, 0, cpu, err);
+    if (dma != kDmaMappingError || err->kind != DmaError::pool_full)
+        return dma;
+    if (c->count != 0) { // our own cache first: it may be all that is missing
+        drain(c);
+        dma = map(orig, size, dir, min_align_mask, 0, cpu, err);
+        if (dma != kDmaMappingError || err->kind != DmaError::pool_full)
+            return dma;
+    }
+    // Still full: every other cache drains at its owner's next map or unmap
+    // (a block driver waiting here reaps its completions, whose unmaps then
+    // free instead of caching). Our cache is empty, so it is up to date.
+    c->epoch = __atomic_add_fetch(&drain_epoch_, 1, __ATOMIC_RELAXED);
+    return dma;
+}
+
+bool Swiotlb::unmap(SlotCache* c, dma_addr_t dma, size_t size, DmaDirection dir) {
+    const uint32_t head = lookup_exact(dma, size, dir);
+    if (head == kFree)
+        return false;
+    if (copies_out(dir))
+        return copy_out_and_keep(c, head, dma, size);
+    keep(c, head);
+    return true;
+}
+
+bool Swiotlb::copy_out_and_keep(SlotCache* c, uint32_t head, dma_addr_t dma, size_t size) {
+    memcpy(orig_buffer(slots_[head].orig), gpa_ptr(dma), size);
+    keep(c, head);
+    return true;
+}
+
+inline void Swiotlb::keep(SlotCache* c, uint32_t head) {
+    Slot& h = slots_[head];
+    const uint32_t count = c->count;
+    if (h.nslots <= kCacheMaxSlots && count < kCacheEntries && c->epoch == epoch()) {
+        h.orig = 0;
+        h.size = 0;
+        h.offset = 0; // a min_align_mask mapping's offset: the cached map starts at the slot
+        h.kind = kind_cached;
+        c->head[count] = head;
+        c->nslots[count] = h.nslots;
+        c->count = count + 1;
+        return;
+    }
+    release_uncached(c, head);
+}
+
+void Swiotlb::release_uncached(SlotCache* c, uint32_t head) {
+    release(head);
+    if (c->epoch != epoch())
+        drain(c);
+}
+
+void Swiotlb::drain(SlotCache* c) {
+    // Read the epoch first: a bump after this read is seen at the next check.
+    const uint32_t now = epoch();
+    for (uint32_t i = 0; i < c->count; ++i)
+        release(c->head[i]);
+    c->count = 0;
+    c->epoch = now;
 }
 
 bool Swiotlb::sync_for_cpu(dma_addr_t dma, size_t size, DmaDirection dir) {
@@ -566,10 +708,40 @@ const char* Swiotlb::check_invariants() const {
             return "allocation records another area than the one holding it";
         if (uint64_t{h.offset} + h.size > uint64_t{h.nslots} * kSlotSize)
             return "allocation record larger than its slots";
-        if ((h.kind == kind_coherent) != (h.orig == 0))
-            return "coherent allocation with an original buffer, or mapping without one";
+        if ((h.kind == kind_coherent || h.kind == kind_cached) != (h.orig == 0))
+            return "coherent or cached allocation with an original buffer, or mapping without one";
+        if (h.kind == kind_cached && (h.size != 0 || h.offset != 0))
+            return "cached allocation with a mapping's size or offset";
     }
     return nullptr;
+}
+
+const char* Swiotlb::check_cache(const SlotCache& c) const {
+    if (c.count > kCacheEntries)
+        return "cache holds more than kCacheEntries";
+    for (uint32_t i = 0; i < c.count; ++i) {
+        const uint32_t head = c.head[i];
+        if (head >= nslots_ || slots_[head].head != head)
+            return "cache entry is not the head of an allocation";
+        const Slot& h = slots_[head];
+        if (h.kind != kind_cached || h.orig != 0 || h.size != 0 || h.offset != 0)
+            return "cache entry's allocation is not marked cached";
+        if (c.nslots[i] != h.nslots || h.nslots > kCacheMaxSlots)
+            return "cache entry's size differs from its allocation or exceeds kCacheMaxSlots";
+        for (uint32_t j = 0; j < i; ++j)
+            if (c.head[j] == head)
+                return "cache holds an allocation twice";
+    }
+    return nullptr;
+}
+
+uint64_t Swiotlb::cached_slots() const {
+    uint64_t cached = 0;
+    for (uint32_t i = 0; i < nslots_; ++i) {
+        const uint32_t head = slots_[i].head;
+        cached += head != kFree && slots_[head].kind == kind_cached ? 1 : 0;
+    }
+    return cached;
 }
 
 } // namespace svmkit::guest

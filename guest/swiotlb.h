@@ -53,14 +53,23 @@
 //     record their kind, so unmap of a coherent buffer or free of a streaming
 //     one is refused.
 //
+// The per-owner cache (SlotCache, one in each DmaDevice): an unmap keeps the
+// freed allocation, still allocated, in its owner's cache, and the owner's
+// next map of the same or a smaller size takes it back, with no lock and no
+// locked instruction. A cached allocation is not free to anyone else; it
+// goes back to its area (under the area lock) when its owner drains the
+// cache: on teardown, when a map does not fit the pool (the owner's own
+// cache first, then every other cache is asked to drain at its owner's next
+// map or unmap: the pool's drain epoch), and when the cache is full.
+//
 // Concurrency: map, alloc and the frees take only the lock of the area they
-// search or free into. The record of a live mapping belongs to whoever holds
-// its dma address: a driver must not unmap or sync one mapping from two
-// threads at once (as in Linux); distinct mappings may be used from any
-// threads. init() and check_invariants() need the pool to be idle.
+// search or free into; the cached map and unmap take none. The record of a live mapping belongs to
+// whoever holds its dma address: a driver must not unmap or sync one mapping from two threads at
+// once (as in Linux); distinct mappings may be used from any threads. init() and check_invariants()
+// need the pool to be idle.
 #pragma once
 
-#include "guest/dma.h"
+#include "guest/dma_types.h"
 #include "guest/memory.h"
 
 #include <stddef.h>
@@ -79,6 +88,7 @@ struct SpinLock {
 
 class Swiotlb {
   public:
+    struct SlotCache; // below, with its invariants
     static constexpr uint64_t kSlotShift = 11;
     static constexpr uint64_t kSlotSize = uint64_t{1} << kSlotShift; // 2 KiB
     static constexpr uint32_t kSegmentSlots = 128;
@@ -128,6 +138,19 @@ class Swiotlb {
     // done) unless `dma` is the start of a live streaming mapping mapped with
     // exactly `size` and `dir`.
     bool unmap(dma_addr_t dma, size_t size, DmaDirection dir);
+    // map() and unmap() through the owner's cache `c` (see SlotCache): the
+    // same checks, copies and results. A mask-free map of at most
+    // kCacheMaxBytes takes the best-fitting cached allocation that holds it
+    // (page aligned from a page on); unmap keeps the allocation in `c` while
+    // it has room. A map that finds the pool full drains `c` and tries
+    // again, and on failure asks every other cache to drain.
+    dma_addr_t map(SlotCache* c, void* orig, size_t size, DmaDirection dir, uint64_t min_align_mask,
+                   unsigned cpu, DmaError* err);
+    bool unmap(SlotCache* c, dma_addr_t dma, size_t size, DmaDirection dir);
+    // Frees every allocation in `c` back to its area (teardown, pool
+    // pressure); `c` is empty afterwards.
+    void drain(SlotCache* c);
+
     // Ownership transfers on (part of) a live streaming mapping: [dma, dma +
     // size) must lie inside it and `dir` be the mapped direction; false
     // otherwise. sync_for_cpu copies out for from_device / bidirectional;
@@ -163,6 +186,12 @@ class Swiotlb {
     // Checks every invariant written below; nullptr when all hold, else a
     // description of the first one broken. The pool must be idle.
     const char* check_invariants() const;
+    // Checks the invariants of SlotCache for `c` (its owner's view: the
+    // owner must not be mapping); nullptr when all hold.
+    const char* check_cache(const SlotCache& c) const;
+    // Slots held by every cache (a scan of the records; the pool must be
+    // idle): with check_cache, what shows a cached allocation is in a cache.
+    uint64_t cached_slots() const;
 
     // Per-area state. Invariants (under `lock`):
     //   - the area owns slots [begin, end), end == begin + nslots; begin is a
@@ -207,7 +236,34 @@ class Swiotlb {
         kind_from_device,
         kind_bidirectional,
         kind_coherent,
+        kind_cached, // a freed streaming allocation kept by a SlotCache
     };
+
+    // A cache of freed streaming allocations, owned by one caller (a
+    // DmaDevice: by the DMA API's contract one thread at a time), which is
+    // the only one that reads or writes it and the records of the
+    // allocations in it; so it needs no lock. Invariants (checked by
+    // check_cache):
+    //   - count <= kCacheEntries; head[0..count) are distinct allocations:
+    //     slots_[head[i]].head == head[i], its kind is kind_cached and its
+    //     orig, size and offset are 0 (no mapping lives there: unmap, sync
+    //     and free of an address in it are refused);
+    //   - nslots[i] == slots_[head[i]].nslots <= kCacheMaxSlots, so an idle
+    //     owner holds at most kCacheEntries * kCacheMaxSlots slots;
+    //   - a kind_cached allocation is in exactly one cache, and its slots
+    //     count in its area's `used` (they are not free to others);
+    //   - epoch is the pool's drain epoch when the cache was last checked:
+    //     while they differ the cache neither gives nor takes (it drains).
+    static constexpr unsigned kCacheEntries = 8;
+    static constexpr uint32_t kCacheMaxSlots = 16;
+    static constexpr uint64_t kCacheMaxBytes = kCacheMaxSlots * kSlotSize; // 32 KiB
+    struct SlotCache {
+        uint32_t head[kCacheEntries] = {};
+        uint8_t nslots[kCacheEntries] = {};
+        uint32_t count = 0;
+        uint32_t epoch = 0;
+    };
+    static_assert(kCacheMaxSlots <= kSegmentSlots, "a cached allocation is one allocation");
 
   private:
     // What a search looks for: `nslots` free slots in one segment whose first
@@ -240,6 +296,29 @@ class Swiotlb {
     [[gnu::always_inline]] void claim(Area& ar, unsigned a, uint32_t s, uint32_t n,
                                       const Record& rec);
     [[gnu::always_inline]] void release(uint32_t head);
+    // unmap()'s checks: the head of the live streaming mapping that starts
+    // at `dma` with exactly `size` and `dir`, else kFree.
+    [[gnu::always_inline]] uint32_t lookup_exact(dma_addr_t dma, size_t size,
+                                                 DmaDirection dir) const;
+    // The cached map() beyond its fast path: a stale epoch, no fitting
+    // entry, masks, errors; drains and retries when the pool is full.
+    [[gnu::noinline]] dma_addr_t map_refilling(SlotCache* c, void* orig, size_t size,
+                                               DmaDirection dir, uint64_t min_align_mask,
+                                               unsigned cpu, DmaError* err);
+    // The cached map() taking allocation `head` out of a cache for a new
+    // mapping (slots and offset 0 kept, record rewritten, copied in).
+    [[gnu::always_inline]] dma_addr_t reuse(uint32_t head, void* orig, size_t size, uint8_t kind,
+                                            DmaError* err);
+    static uint32_t best_fit(const SlotCache& c, uint32_t n, uint32_t align);
+    // The cached unmap()'s last steps: the copy out for from_device /
+    // bidirectional, then keep: `head` into `c` if it has room (else
+    // release_uncached).
+    [[gnu::noinline]] bool copy_out_and_keep(SlotCache* c, uint32_t head, dma_addr_t dma,
+                                             size_t size);
+    [[gnu::always_inline]] void keep(SlotCache* c, uint32_t head);
+    // The cached unmap() when the allocation does not go into `c`.
+    [[gnu::noinline]] void release_uncached(SlotCache* c, uint32_t head);
+    uint32_t epoch() const { return __atomic_load_n(&drain_epoch_, __ATOMIC_RELAXED); }
     // The copy into the pool of a new mapping at `bounce`; returns `bounce`.
     [[gnu::noinline]] static dma_addr_t copy_in(dma_addr_t bounce, const void* orig, size_t size);
     // unmap's last steps for from_device / bidirectional.
@@ -273,7 +352,11 @@ class Swiotlb {
     uint32_t nslots_ = 0;
     unsigned nareas_ = 0;
     unsigned page_shift_ = kPageShift;
-    uint32_t area_slots_ = 0; // nslots of every area but the last
+    uint32_t area_slots_ = 0;     // nslots of every area but the last
+    uint32_t page_slot_mask_ = 0; // slots in a page, less 1: page-aligned slot numbers have none
+    // Bumped (atomically) by a map that found the pool full even after
+    // draining its own cache; every cache drains when it sees a new value.
+    uint32_t drain_epoch_ = 0;
 };
 
 } // namespace svmkit::guest

@@ -15,13 +15,7 @@
 
 namespace svmkit::signer {
 
-using detail::BioPtr;
-using detail::ErrorQueueGuard;
-using detail::is_rsa_algorithm;
-using detail::MdCtxPtr;
-using detail::openssl_reason;
 using detail::PkeyCtxPtr;
-using detail::uchar_data;
 
 Result<PrivateKey> PrivateKey::load(const std::string& path, const PassphraseSource& passphrase,
                                     const Pkcs11Options& pkcs11) {

@@ -14,13 +14,6 @@
 
 namespace svmkit::signer {
 
-using detail::BioPtr;
-using detail::ErrorQueueGuard;
-using detail::is_rsa_algorithm;
-using detail::MdCtxPtr;
-using detail::openssl_reason;
-using detail::uchar_data;
-
 Result<PublicKey> PublicKey::adopt(PkeyPtr key, const std::string& what) {
     SVM_TRY(algo, detail::classify(key.get(), what));
     PublicKey pub;

@@ -88,3 +88,16 @@ PkeyPtr parse_public_forms(std::span<const std::byte> data, bool pem);
 PkeyPtr parse_private_forms(std::span<const std::byte> data, bool pem, PassphraseState& state);
 
 } // namespace svmkit::signer::detail
+
+namespace svmkit::signer {
+
+// The helpers the key classes (public_key.cpp, private_key.cpp) use by their
+// short names.
+using detail::BioPtr;
+using detail::ErrorQueueGuard;
+using detail::is_rsa_algorithm;
+using detail::MdCtxPtr;
+using detail::openssl_reason;
+using detail::uchar_data;
+
+} // namespace svmkit::signer

@@ -18,6 +18,9 @@
 
 namespace svmkit::test {
 
+inline constexpr std::uint64_t KiB = 1024;
+inline constexpr std::uint64_t MiB = 1024 * KiB;
+
 class TestPool {
   public:
     static constexpr std::uint64_t kPrivateSize = 4u << 20;

@@ -101,14 +101,10 @@ TEST_CASE("vhost-blk: read-only disks offer VIRTIO_BLK_F_RO and refuse writes") 
 }
 
 TEST_CASE("vhost-blk: read, write, flush and get-id reach the disk file, and kicks stay enabled") {
-    BackendUnderTest b;
-    b.start_ours();
-    Frontend f = b.connect();
-    GuestRam ram;
-    TestBlkDriver d(f, ram);
-    MemoryRegion table[] = {ram.whole()};
-    auto started = d.start(table);
-    REQUIRE_MESSAGE(started.has_value(), error_of(started));
+    StartedBackend s;
+    BackendUnderTest& b = s.backend;
+    GuestRam& ram = s.ram;
+    TestBlkDriver& d = s.driver;
 
     auto r = d.read(3, 8192);
     REQUIRE_MESSAGE(r.has_value(), error_of(r) << "\n" << b.backend_log());
@@ -147,15 +143,11 @@ TEST_CASE("vhost-blk: read, write, flush and get-id reach the disk file, and kic
 }
 
 TEST_CASE("vhost-blk: EVENT_IDX: avail_event published before it sleeps, used_event honoured") {
-    BackendUnderTest b;
-    b.start_ours();
-    Frontend f = b.connect();
-    GuestRam ram;
-    TestBlkDriver d(f, ram);
-    MemoryRegion table[] = {ram.whole()};
-    auto started =
-        d.start(table, kVirtioVersion1 | kVirtioAccessPlatform | kBlkFlush | kVirtioEventIdx);
-    REQUIRE_MESSAGE(started.has_value(), error_of(started));
+    StartedBackend s(kVirtioVersion1 | kVirtioAccessPlatform | kBlkFlush | kVirtioEventIdx);
+    BackendUnderTest& b = s.backend;
+    Frontend& f = s.frontend;
+    GuestRam& ram = s.ram;
+    TestBlkDriver& d = s.driver;
     CHECK((f.negotiated().offered & kVirtioEventIdx) != 0);
     CHECK((f.negotiated().features & kVirtioEventIdx) != 0);
 

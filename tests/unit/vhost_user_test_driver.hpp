@@ -429,4 +429,28 @@ struct BackendUnderTest {
     [[nodiscard]] bool alive() { return process && process->running(); }
 };
 
+// The start-up most back-end tests share: our back end over its pattern
+// disk, a front end connected to it, and a driver started with `features`
+// on a memory table of the whole guest RAM.
+struct StartedBackend {
+    BackendUnderTest backend;
+    Frontend frontend;
+    GuestRam ram;
+    TestBlkDriver driver;
+
+    explicit StartedBackend(std::uint64_t features = kVirtioVersion1 | kVirtioAccessPlatform |
+                                                     kBlkFlush)
+        : frontend(start_and_connect(backend)), driver(frontend, ram) {
+        MemoryRegion table[] = {ram.whole()};
+        auto started = driver.start(table, features);
+        REQUIRE_MESSAGE(started.has_value(), error_of(started) << "\n" << backend.backend_log());
+    }
+
+  private:
+    static Frontend start_and_connect(BackendUnderTest& b) {
+        b.start_ours();
+        return b.connect();
+    }
+};
+
 } // namespace svmkit::test::vhost
