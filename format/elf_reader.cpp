@@ -147,6 +147,8 @@ ElfResult<ElfFile> ElfFile::parse(std::span<const std::byte> bytes, const ElfRul
 
 // Callers check the range first: reads are always inside [0, size_).
 ElfResult<void> ElfFile::read(std::uint64_t offset, std::span<std::byte> out) const {
+    if (out.empty()) // an empty table: nothing to read (and no buffer to copy to)
+        return {};
     if (file_ != nullptr) {
         auto r = file_->read_at(offset, out);
         if (!r)

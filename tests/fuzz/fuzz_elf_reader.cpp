@@ -55,6 +55,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                              .max_section_headers = 16,
                              .section_names = true,
                              .max_name_table_size = 4096});
-    exercise(bytes, ElfRules{.types = {ET_EXEC, ET_DYN}});
+    ElfRules kernel;
+    kernel.types = {ET_EXEC, ET_DYN};
+    exercise(bytes, kernel);
     return 0;
 }
