@@ -2,11 +2,11 @@
 
 #include "base/checked.hpp"
 #include "format/canonical_container.hpp"
+#include "format/elf_reader.hpp"
 #include "format/image_layout.hpp"
 #include "format/manifest_fdt.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <elf.h>
 #include <set>
 
@@ -34,6 +34,23 @@ bool is_known_loaded_section(std::string_view name) {
     return false;
 }
 
+// The ELF container's headers, checked by the one ELF reader (elf_reader.hpp)
+// against what a secure image may be: an executable for one of the two
+// platforms, with sections and a small section name table.
+Result<ElfFile> read_image_elf(const InputFile& file) {
+    const ElfRules rules{.types = {ET_EXEC},
+                         .machines = {EM_X86_64, EM_PPC64},
+                         .max_program_headers = kMaxImageSegments,
+                         .min_section_headers = 1,
+                         .max_section_headers = kMaxImageSections,
+                         .section_names = true,
+                         .max_name_table_size = 4096};
+    auto elf = ElfFile::open(file, rules);
+    if (!elf)
+        return svmkit::unexpected(elf_error(file.path(), elf.error()));
+    return std::move(*elf);
+}
+
 } // namespace
 
 Result<SecureImage> open_image(const std::string& path) {
@@ -41,54 +58,12 @@ Result<SecureImage> open_image(const std::string& path) {
     auto file = std::make_shared<const InputFile>(std::move(opened));
     SecureImage img;
     img.file = file;
-    const std::uint64_t fsize = file->size();
 
-    if (fsize < sizeof(Elf64_Ehdr))
-        return fail(ExitCode::malformed, "{}: truncated: {} bytes is smaller than an ELF header",
-                    path, fsize);
-    Elf64_Ehdr eh;
-    SVM_CHECK(file->read_at(0, std::as_writable_bytes(std::span(&eh, 1))));
-    if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0)
-        return fail(ExitCode::malformed, "{}: not an ELF file (bad magic)", path);
-    if (eh.e_ident[EI_CLASS] != ELFCLASS64)
-        return fail(ExitCode::malformed, "{}: not a 64-bit ELF file", path);
-    if (eh.e_ident[EI_DATA] != ELFDATA2LSB)
-        return fail(ExitCode::malformed, "{}: not a little-endian ELF file", path);
-    if (eh.e_ident[EI_VERSION] != EV_CURRENT || eh.e_version != EV_CURRENT)
-        return fail(ExitCode::malformed, "{}: unknown ELF version", path);
-    if (eh.e_type != ET_EXEC)
-        return fail(ExitCode::malformed, "{}: not an ELF executable", path);
-    if (eh.e_machine == EM_X86_64)
-        img.arch = Arch::x86_64;
-    else if (eh.e_machine == EM_PPC64)
-        img.arch = Arch::ppc64le;
-    else
-        return fail(ExitCode::malformed, "{}: unsupported ELF machine {}", path, eh.e_machine);
-    if (eh.e_ehsize != sizeof(Elf64_Ehdr) || eh.e_phentsize != sizeof(Elf64_Phdr) ||
-        eh.e_shentsize != sizeof(Elf64_Shdr))
-        return fail(ExitCode::malformed, "{}: unexpected ELF header or table entry sizes", path);
-    if (eh.e_phnum == 0 || eh.e_phnum > kMaxImageSegments)
-        return fail(ExitCode::malformed, "{}: {} program headers (expected 1..{})", path,
-                    eh.e_phnum, kMaxImageSegments);
-    if (eh.e_shnum == 0 || eh.e_shnum > kMaxImageSections)
-        return fail(ExitCode::malformed, "{}: {} section headers (expected 1..{})", path,
-                    eh.e_shnum, kMaxImageSections);
-    auto ph_end = checked_add(eh.e_phoff, std::uint64_t{eh.e_phnum} * sizeof(Elf64_Phdr));
-    if (!ph_end || *ph_end > fsize)
-        return fail(ExitCode::malformed,
-                    "{}: truncated: program headers run past the end of the file", path);
-    auto sh_end = checked_add(eh.e_shoff, std::uint64_t{eh.e_shnum} * sizeof(Elf64_Shdr));
-    if (!sh_end || *sh_end > fsize)
-        return fail(ExitCode::malformed,
-                    "{}: truncated: section headers run past the end of the file", path);
-    if (eh.e_shstrndx == SHN_UNDEF || eh.e_shstrndx >= eh.e_shnum)
-        return fail(ExitCode::malformed, "{}: bad section name table index {}", path,
-                    eh.e_shstrndx);
-
-    std::vector<Elf64_Phdr> phdrs(eh.e_phnum);
-    SVM_CHECK(file->read_at(eh.e_phoff, std::as_writable_bytes(std::span(phdrs))));
-    std::vector<Elf64_Shdr> shdrs(eh.e_shnum);
-    SVM_CHECK(file->read_at(eh.e_shoff, std::as_writable_bytes(std::span(shdrs))));
+    SVM_TRY(elf, read_image_elf(*file));
+    const Elf64_Ehdr& eh = elf.header();
+    img.arch = eh.e_machine == EM_X86_64 ? Arch::x86_64 : Arch::ppc64le;
+    const std::span<const Elf64_Phdr> phdrs = elf.program_headers();
+    const std::span<const Elf64_Shdr> shdrs = elf.section_headers();
 
     // ---- segments -------------------------------------------------------------
     const std::uint64_t va_base = arch_link_va_base(img.arch);
@@ -106,10 +81,8 @@ Result<SecureImage> open_image(const std::string& path) {
         if (p.p_filesz != p.p_memsz)
             return fail(ExitCode::malformed, "{}: segment {} has file size {} but memory size {}",
                         path, i, p.p_filesz, p.p_memsz);
-        auto fend = checked_add(p.p_offset, p.p_filesz);
-        if (!fend || *fend > fsize)
-            return fail(ExitCode::malformed,
-                        "{}: truncated: segment {} runs past the end of the file", path, i);
+        if (auto in_file = elf.segment_bytes(i); !in_file)
+            return svmkit::unexpected(elf_error(path, in_file.error()));
         if (!checked_add(p.p_paddr, p.p_memsz) || !checked_add(p.p_vaddr, p.p_memsz) ||
             p.p_vaddr - p.p_paddr != va_base)
             return fail(ExitCode::malformed, "{}: segment {} has inconsistent addresses", path, i);
@@ -128,18 +101,6 @@ Result<SecureImage> open_image(const std::string& path) {
     if (img.segments.empty())
         return fail(ExitCode::malformed, "{}: no loadable segment", path);
 
-    // ---- section names --------------------------------------------------------
-    const Elf64_Shdr& strsh = shdrs[eh.e_shstrndx];
-    auto str_end = checked_add(strsh.sh_offset, strsh.sh_size);
-    if (strsh.sh_type != SHT_STRTAB || !str_end || *str_end > fsize || strsh.sh_size > 4096 ||
-        strsh.sh_size == 0)
-        return fail(ExitCode::malformed,
-                    "{}: section name table lies outside the file or is invalid", path);
-    std::vector<char> names(strsh.sh_size);
-    SVM_CHECK(file->read_at(strsh.sh_offset, std::as_writable_bytes(std::span(names))));
-    if (names.back() != '\0')
-        return fail(ExitCode::malformed, "{}: section name table is not terminated", path);
-
     // ---- sections -------------------------------------------------------------
     std::set<std::string> seen;
     for (std::size_t i = 0; i < shdrs.size(); ++i) {
@@ -149,10 +110,7 @@ Result<SecureImage> open_image(const std::string& path) {
                 return fail(ExitCode::malformed, "{}: section 0 is not the null section", path);
             continue;
         }
-        if (s.sh_name >= names.size())
-            return fail(ExitCode::malformed, "{}: section {} name lies outside the name table",
-                        path, i);
-        std::string name(&names[s.sh_name]);
+        std::string name(elf.section_name(i));
         if (!seen.insert(name).second)
             return fail(ExitCode::malformed, "{}: duplicate section '{}'", path, name);
         if (i == eh.e_shstrndx)
@@ -163,10 +121,8 @@ Result<SecureImage> open_image(const std::string& path) {
             return fail(ExitCode::malformed, "{}: section '{}' is not loadable data", path, name);
         if (s.sh_flags & SHF_WRITE)
             return fail(ExitCode::malformed, "{}: section '{}' is writable", path, name);
-        auto end = checked_add(s.sh_offset, s.sh_size);
-        if (!end || *end > fsize)
-            return fail(ExitCode::malformed,
-                        "{}: truncated: section '{}' runs past the end of the file", path, name);
+        if (auto in_file = elf.section_bytes(i); !in_file)
+            return svmkit::unexpected(elf_error(path, in_file.error()));
         // Exactly one segment must carry this section at the same place.
         const ImageSegment* carrier = nullptr;
         for (const ImageSegment& seg : img.segments) {

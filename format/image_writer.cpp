@@ -17,6 +17,11 @@
 
 namespace svmkit::format {
 
+bool libelf_init() {
+    static const bool ok = elf_version(EV_CURRENT) != EV_NONE;
+    return ok;
+}
+
 namespace {
 
 struct PlacedComponent {

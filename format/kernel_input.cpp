@@ -1,6 +1,7 @@
 #include "format/kernel_input.hpp"
 
 #include "base/checked.hpp"
+#include "format/elf_reader.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -40,40 +41,71 @@ struct LoadSegment {
     std::uint64_t offset, filesz, memsz, paddr, vaddr;
 };
 
+// The kernel's words for the header refusals its users know; the rest in the
+// ELF reader's words (elf_reader.hpp).
+std::string kernel_refusal(const ElfFailure& f, Arch arch) {
+    switch (f.code) {
+    case ElfError::truncated_header:
+        return "truncated ELF header";
+    case ElfError::wrong_class:
+        return "32-bit ELF kernels are not supported";
+    case ElfError::wrong_endianness:
+        return "big-endian ELF kernel; svmkit wraps little-endian kernels";
+    case ElfError::wrong_machine:
+        return fmt::format("kernel is for {}, but the image is for {} (--arch)",
+                           machine_name(static_cast<std::uint16_t>(f.value)), arch_name(arch));
+    case ElfError::wrong_type:
+        return fmt::format("ELF kernel is not an executable (type {})", f.value);
+    case ElfError::bad_phentsize:
+        return fmt::format("unexpected program header size {}", f.value);
+    case ElfError::phdr_table_overflow:
+    case ElfError::phdr_table_outside_file:
+        return "truncated ELF: program headers run past the end";
+    case ElfError::shdr_table_overflow:
+    case ElfError::shdr_table_outside_file:
+        return "truncated ELF: section headers run past the end";
+    default:
+        return elf_failure_text(f);
+    }
+}
+
+Result<ElfFile> read_kernel_elf(const InputFile& file, Arch arch) {
+    const ElfRules rules{.types = {ET_EXEC, ET_DYN},
+                         .machines = {arch_elf_machine(arch)},
+                         .max_program_headers = kMaxKernelSegments,
+                         .min_section_headers = 0,
+                         .max_section_headers = kMaxKernelSections};
+    auto elf = ElfFile::open(file, rules);
+    if (!elf)
+        return svmkit::unexpected(
+            elf_error(file.path(), elf.error(), kernel_refusal(elf.error(), arch)));
+    return std::move(*elf);
+}
+
 // Extents of allocated, file-backed sections at their load addresses
 // (image_offset holds the absolute load address here), sorted and disjoint.
 // Falls back to the segments when the file has no section headers.
-Result<std::vector<Extent>> section_extents(const InputFile& file, const Elf64_Ehdr& eh,
+Result<std::vector<Extent>> section_extents(const ElfFile& elf, const std::string& path,
                                             const std::vector<LoadSegment>& loads) {
-    const std::string& path = file.path();
     std::vector<Extent> out;
-    if (eh.e_shnum == 0) {
+    const std::span<const Elf64_Shdr> shdrs = elf.section_headers();
+    if (shdrs.empty()) {
         for (const LoadSegment& s : loads)
             if (s.filesz > 0)
                 out.push_back(Extent{s.offset, s.filesz, s.paddr});
         return out;
     }
-    if (eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shnum > kMaxKernelSections)
-        return fail(ExitCode::malformed,
-                    "{}: unexpected section header table ({} entries of {} bytes)", path,
-                    eh.e_shnum, eh.e_shentsize);
-    auto sh_end = checked_add(eh.e_shoff, std::uint64_t{eh.e_shnum} * sizeof(Elf64_Shdr));
-    if (!sh_end || *sh_end > file.size())
-        return fail(ExitCode::malformed, "{}: truncated ELF: section headers run past the end",
-                    path);
-    std::vector<Elf64_Shdr> shdrs(eh.e_shnum);
-    SVM_CHECK(file.read_at(eh.e_shoff, std::as_writable_bytes(std::span(shdrs))));
     for (std::size_t i = 1; i < shdrs.size(); ++i) {
         const Elf64_Shdr& sh = shdrs[i];
         if (!(sh.sh_flags & SHF_ALLOC) || sh.sh_type == SHT_NOBITS || sh.sh_size == 0)
             continue;
-        auto end = checked_add(sh.sh_offset, sh.sh_size);
-        if (!end || *end > file.size())
+        if (!elf.section_bytes(i))
             return fail(ExitCode::malformed, "{}: truncated ELF: section {} runs past the end",
                         path, i);
+        const std::uint64_t end = sh.sh_offset + sh.sh_size;
         const LoadSegment* seg = nullptr;
         for (const LoadSegment& s : loads)
-            if (sh.sh_offset >= s.offset && *end <= s.offset + s.filesz)
+            if (sh.sh_offset >= s.offset && end <= s.offset + s.filesz)
                 seg = &s;
         if (seg == nullptr)
             return fail(ExitCode::malformed,
@@ -91,35 +123,9 @@ Result<std::vector<Extent>> section_extents(const InputFile& file, const Elf64_E
 
 Result<KernelInput> analyze_elf(const std::shared_ptr<const InputFile>& file, Arch arch) {
     const std::string& path = file->path();
-    unsigned char ident[EI_NIDENT];
-    SVM_CHECK(file->read_at(0, std::as_writable_bytes(std::span(ident))));
-    if (ident[EI_CLASS] != ELFCLASS64)
-        return fail(ExitCode::malformed, "{}: 32-bit ELF kernels are not supported", path);
-    if (ident[EI_DATA] != ELFDATA2LSB)
-        return fail(ExitCode::malformed,
-                    "{}: big-endian ELF kernel; svmkit wraps little-endian kernels", path);
-    if (file->size() < sizeof(Elf64_Ehdr))
-        return fail(ExitCode::malformed, "{}: truncated ELF header", path);
-    Elf64_Ehdr eh;
-    SVM_CHECK(file->read_at(0, std::as_writable_bytes(std::span(&eh, 1))));
-    if (eh.e_machine != arch_elf_machine(arch))
-        return fail(ExitCode::malformed, "{}: kernel is for {}, but the image is for {} (--arch)",
-                    path, machine_name(eh.e_machine), arch_name(arch));
-    if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN)
-        return fail(ExitCode::malformed, "{}: ELF kernel is not an executable (type {})", path,
-                    eh.e_type);
-    if (eh.e_phentsize != sizeof(Elf64_Phdr))
-        return fail(ExitCode::malformed, "{}: unexpected program header size {}", path,
-                    eh.e_phentsize);
-    if (eh.e_phnum == 0 || eh.e_phnum > kMaxKernelSegments)
-        return fail(ExitCode::malformed, "{}: {} program headers (expected 1..{})", path,
-                    eh.e_phnum, kMaxKernelSegments);
-    auto ph_end = checked_add(eh.e_phoff, std::uint64_t{eh.e_phnum} * sizeof(Elf64_Phdr));
-    if (!ph_end || *ph_end > file->size())
-        return fail(ExitCode::malformed, "{}: truncated ELF: program headers run past the end",
-                    path);
-    std::vector<Elf64_Phdr> phdrs(eh.e_phnum);
-    SVM_CHECK(file->read_at(eh.e_phoff, std::as_writable_bytes(std::span(phdrs))));
+    SVM_TRY(elf, read_kernel_elf(*file, arch));
+    const Elf64_Ehdr& eh = elf.header();
+    const std::span<const Elf64_Phdr> phdrs = elf.program_headers();
 
     std::vector<LoadSegment> loads;
     for (std::size_t i = 0; i < phdrs.size(); ++i) {
@@ -128,11 +134,12 @@ Result<KernelInput> analyze_elf(const std::shared_ptr<const InputFile>& file, Ar
             continue;
         if (p.p_filesz > p.p_memsz)
             return fail(ExitCode::malformed, "{}: segment {} has file size > memory size", path, i);
-        auto fend = checked_add(p.p_offset, p.p_filesz);
-        if (!fend || *fend > file->size())
+        if (auto in_file = elf.segment_bytes(i); !in_file) {
+            const bool wraps = in_file.error().code == ElfError::segment_offset_overflow;
             return fail(ExitCode::malformed,
                         "{}: truncated ELF: segment {} needs bytes up to {} but the file has {}",
-                        path, i, fend ? *fend : ~0ull, file->size());
+                        path, i, wraps ? ~0ull : p.p_offset + p.p_filesz, file->size());
+        }
         if (!checked_add(p.p_paddr, p.p_memsz) || !checked_add(p.p_vaddr, p.p_memsz))
             return fail(ExitCode::malformed, "{}: segment {} address range overflows", path, i);
         loads.push_back(LoadSegment{p.p_offset, p.p_filesz, p.p_memsz, p.p_paddr, p.p_vaddr});
@@ -151,7 +158,7 @@ Result<KernelInput> analyze_elf(const std::shared_ptr<const InputFile>& file, Ar
     // (physical) address, from the lowest such address to the end of the
     // highest, gaps zero-filled. Program headers may also map the ELF headers,
     // which are not part of it.
-    SVM_TRY(extents, section_extents(*file, eh, loads));
+    SVM_TRY(extents, section_extents(elf, path, loads));
     if (extents.empty())
         return fail(ExitCode::malformed, "{}: ELF kernel has no bytes to load", path);
     const std::uint64_t base = extents.front().image_offset; // absolute LMA until rebased
@@ -203,8 +210,6 @@ Result<KernelInput> analyze_kernel(const std::shared_ptr<const InputFile>& file,
         is_elf = std::memcmp(magic, ELFMAG, SELFMAG) == 0;
     }
     if (is_elf) {
-        if (file->size() < EI_NIDENT)
-            return fail(ExitCode::malformed, "{}: truncated ELF header", file->path());
         SVM_TRY(k, analyze_elf(file, arch));
         if (load_address && *load_address != k.placement.load_address)
             return fail(

@@ -1,10 +1,8 @@
 #include "format/stub_image.hpp"
 
 #include "base/checked.hpp"
-#include "format/elf_handle.hpp"
+#include "format/elf_reader.hpp"
 #include "guest/layout.h"
-
-#include <cstring>
 
 extern "C" {
 extern const char svmkit_stub_x86_64_start[], svmkit_stub_x86_64_end[];
@@ -12,11 +10,6 @@ extern const char svmkit_stub_ppc64le_start[], svmkit_stub_ppc64le_end[];
 }
 
 namespace svmkit::format {
-
-bool libelf_init() {
-    static const bool ok = elf_version(EV_CURRENT) != EV_NONE;
-    return ok;
-}
 
 std::span<const std::byte> embedded_stub_elf(Arch arch) {
     const char* begin = arch == Arch::x86_64 ? svmkit_stub_x86_64_start : svmkit_stub_ppc64le_start;
@@ -29,19 +22,43 @@ Result<StubImage> embedded_stub(Arch arch) {
                           fmt::format("embedded {} stub", arch_name(arch)));
 }
 
+namespace {
+
+// The stub's words for header refusals (what they said when libelf read the
+// stub); the rest in the ELF reader's words (elf_reader.hpp).
+std::string stub_refusal(const ElfFailure& f, Arch arch) {
+    switch (f.code) {
+    case ElfError::truncated_header:
+    case ElfError::bad_magic:
+    case ElfError::bad_version:
+        return "not an ELF file";
+    case ElfError::wrong_class:
+    case ElfError::wrong_endianness:
+    case ElfError::wrong_machine:
+    case ElfError::wrong_type:
+        return fmt::format("not a 64-bit {} executable", arch_name(arch));
+    case ElfError::phdr_table_overflow:
+    case ElfError::phdr_table_outside_file:
+        return "unreadable program headers";
+    case ElfError::shdr_table_overflow:
+    case ElfError::shdr_table_outside_file:
+        return "unreadable section header";
+    default:
+        return elf_failure_text(f);
+    }
+}
+
+} // namespace
+
 Result<StubImage> parse_stub_elf(std::span<const std::byte> bytes, Arch arch,
                                  const std::string& where) {
-    if (!libelf_init())
-        return fail(ExitCode::io, "libelf initialisation failed: {}", libelf_error());
-    std::vector<char> copy(reinterpret_cast<const char*>(bytes.data()),
-                           reinterpret_cast<const char*>(bytes.data()) + bytes.size());
-    ElfPtr elf(elf_memory(copy.data(), copy.size()));
-    GElf_Ehdr eh;
-    if (!elf || elf_kind(elf.get()) != ELF_K_ELF || gelf_getehdr(elf.get(), &eh) == nullptr)
-        return fail(ExitCode::malformed, "{}: not an ELF file", where);
-    if (gelf_getclass(elf.get()) != ELFCLASS64 || eh.e_machine != arch_elf_machine(arch) ||
-        eh.e_type != ET_EXEC)
-        return fail(ExitCode::malformed, "{}: not a 64-bit {} executable", where, arch_name(arch));
+    const ElfRules rules{.types = {ET_EXEC}, .machines = {arch_elf_machine(arch)}};
+    auto parsed = ElfFile::parse(bytes, rules);
+    if (!parsed)
+        return svmkit::unexpected(
+            elf_error(where, parsed.error(), stub_refusal(parsed.error(), arch)));
+    const ElfFile& elf = *parsed;
+    const Elf64_Ehdr& eh = elf.header();
 
     const std::uint64_t va_base = arch_link_va_base(arch);
     const std::uint64_t link_address = va_base + SVMKIT_IMAGE_BASE;
@@ -51,13 +68,9 @@ Result<StubImage> parse_stub_elf(std::span<const std::byte> bytes, Arch arch,
     bool have_text = false;
     std::uint64_t highest_end = 0;
 
-    std::size_t phnum = 0;
-    if (elf_getphdrnum(elf.get(), &phnum) != 0)
-        return fail(ExitCode::malformed, "{}: unreadable program headers", where);
-    for (std::size_t i = 0; i < phnum; ++i) {
-        GElf_Phdr ph;
-        if (gelf_getphdr(elf.get(), static_cast<int>(i), &ph) == nullptr)
-            return fail(ExitCode::malformed, "{}: unreadable program header {}", where, i);
+    const std::span<const Elf64_Phdr> phdrs = elf.program_headers();
+    for (std::size_t i = 0; i < phdrs.size(); ++i) {
+        const Elf64_Phdr& ph = phdrs[i];
         if (ph.p_type == PT_DYNAMIC || ph.p_type == PT_INTERP)
             return fail(ExitCode::malformed, "{}: the stub must not be dynamically linked", where);
         if (ph.p_type != PT_LOAD)
@@ -67,7 +80,7 @@ Result<StubImage> parse_stub_elf(std::span<const std::byte> bytes, Arch arch,
                         where, i);
         if (ph.p_filesz != ph.p_memsz)
             return fail(ExitCode::malformed, "{}: segment {} has zero-fill (bss)", where, i);
-        if (ph.p_offset > bytes.size() || ph.p_filesz > bytes.size() - ph.p_offset)
+        if (!elf.segment_bytes(i))
             return fail(ExitCode::malformed, "{}: segment {} lies outside the file", where, i);
         if (ph.p_vaddr < link_address)
             return fail(ExitCode::malformed, "{}: segment {} lies below the link address", where,
@@ -101,34 +114,19 @@ Result<StubImage> parse_stub_elf(std::span<const std::byte> bytes, Arch arch,
         return fail(ExitCode::malformed, "{}: entry point is not the first byte of the code",
                     where);
 
-    bool have_end = false;
-    for (Elf_Scn* scn = elf_nextscn(elf.get(), nullptr); scn != nullptr;
-         scn = elf_nextscn(elf.get(), scn)) {
-        GElf_Shdr sh;
-        if (gelf_getshdr(scn, &sh) == nullptr)
-            return fail(ExitCode::malformed, "{}: unreadable section header", where);
+    for (const Elf64_Shdr& sh : elf.section_headers()) {
         if (sh.sh_type == SHT_REL || sh.sh_type == SHT_RELA || sh.sh_type == SHT_DYNAMIC ||
             sh.sh_type == SHT_DYNSYM || sh.sh_type == SHT_RELR)
             return fail(ExitCode::malformed, "{}: has relocation or dynamic sections", where);
         if ((sh.sh_flags & SHF_ALLOC) && (sh.sh_flags & SHF_WRITE) && sh.sh_size != 0)
             return fail(ExitCode::malformed, "{}: has a writable section", where);
-        if (sh.sh_type != SHT_SYMTAB)
-            continue;
-        Elf_Data* data = elf_getdata(scn, nullptr);
-        const std::size_t count = sh.sh_entsize != 0 ? sh.sh_size / sh.sh_entsize : 0;
-        for (std::size_t i = 0; data != nullptr && i < count; ++i) {
-            GElf_Sym sym;
-            if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr)
-                continue;
-            const char* name = elf_strptr(elf.get(), sh.sh_link, sym.st_name);
-            if (name != nullptr && std::strcmp(name, "__stub_end") == 0) {
-                stub.end = sym.st_value - va_base;
-                have_end = true;
-            }
-        }
     }
-    if (!have_end)
+    auto stub_end = elf.symbol_value("__stub_end");
+    if (!stub_end)
+        return svmkit::unexpected(elf_error(where, stub_end.error()));
+    if (!stub_end->has_value())
         return fail(ExitCode::malformed, "{}: no __stub_end symbol", where);
+    stub.end = **stub_end - va_base;
     // Exactly the first 64 KiB boundary after the segments: the reader finds
     // the manifest there too (format/image_reader.cpp), from the manifest alone.
     const auto expected_end = checked_align_up(highest_end, SVMKIT_PAGE_SIZE);

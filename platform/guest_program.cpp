@@ -2,11 +2,11 @@
 
 #include "base/checked.hpp"
 #include "base/file.hpp"
+#include "format/elf_reader.hpp"
 #include "guest/layout.h"
 #include "platform/helper_program.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <elf.h>
 #include <vector>
 
@@ -25,6 +25,30 @@ struct ParsedProgram {
     std::vector<Elf64_Phdr> loads;
 };
 
+// Why the ELF reader refused a program, in this file's words for the header
+// checks it always made, else in the reader's (format/elf_reader.hpp).
+std::string program_refusal(const format::ElfFailure& f) {
+    using format::ElfError;
+    switch (f.code) {
+    case ElfError::truncated_header:
+        return "shorter than an ELF header";
+    case ElfError::bad_magic:
+    case ElfError::wrong_class:
+    case ElfError::wrong_endianness:
+    case ElfError::wrong_machine:
+    case ElfError::wrong_type:
+        return "not an x86-64 ELF64 executable";
+    case ElfError::bad_phentsize:
+    case ElfError::bad_program_header_count:
+        return "unexpected program headers";
+    case ElfError::phdr_table_overflow:
+    case ElfError::phdr_table_outside_file:
+        return "program headers outside the file";
+    default:
+        return format::elf_failure_text(f);
+    }
+}
+
 Result<ParsedProgram> parse_guest_program(std::uint64_t memory_size, const std::string& path,
                                           std::span<const AvoidRange> avoid) {
     constexpr std::uint64_t kMaxProgramSize = 64ull << 20;
@@ -34,31 +58,24 @@ Result<ParsedProgram> parse_guest_program(std::uint64_t memory_size, const std::
         return Error{ExitCode::malformed,
                      fmt::format("{}: not a usable guest program: {}", path, why)};
     };
-    Elf64_Ehdr eh{};
-    if (bytes.size() < sizeof eh)
-        return svmkit::unexpected(bad("shorter than an ELF header"));
-    std::memcpy(&eh, bytes.data(), sizeof eh);
-    if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
-        eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_machine != EM_X86_64 || eh.e_type != ET_EXEC)
-        return svmkit::unexpected(bad("not an x86-64 ELF64 executable"));
-    if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 16)
-        return svmkit::unexpected(bad("unexpected program headers"));
-    const auto ph_end = checked_add(eh.e_phoff, std::uint64_t{eh.e_phnum} * sizeof(Elf64_Phdr));
-    if (!ph_end || *ph_end > bytes.size())
-        return svmkit::unexpected(bad("program headers outside the file"));
+    const format::ElfRules rules{
+        .types = {ET_EXEC}, .machines = {EM_X86_64}, .max_program_headers = 16};
+    auto elf = format::ElfFile::parse(bytes, rules);
+    if (!elf)
+        return svmkit::unexpected(bad(program_refusal(elf.error())));
+    const Elf64_Ehdr& eh = elf->header();
 
     PlacedProgram placed;
     placed.path = path;
     placed.start = UINT64_MAX;
     std::vector<Elf64_Phdr> loads;
-    for (unsigned i = 0; i < eh.e_phnum; ++i) {
-        Elf64_Phdr ph{};
-        std::memcpy(&ph, bytes.data() + eh.e_phoff + i * sizeof ph, sizeof ph);
+    const std::span<const Elf64_Phdr> phdrs = elf->program_headers();
+    for (std::size_t i = 0; i < phdrs.size(); ++i) {
+        const Elf64_Phdr& ph = phdrs[i];
         if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
             continue;
-        const auto file_end = checked_add(ph.p_offset, ph.p_filesz);
         const auto mem_end = checked_add(ph.p_paddr, ph.p_memsz);
-        if (!file_end || *file_end > bytes.size() || ph.p_filesz > ph.p_memsz || !mem_end ||
+        if (!elf->segment_bytes(i) || ph.p_filesz > ph.p_memsz || !mem_end ||
             *mem_end > memory_size)
             return svmkit::unexpected(
                 bad(fmt::format("segment {} lies outside the file or guest RAM", i)));

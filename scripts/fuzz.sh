@@ -13,7 +13,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-60}
-declare -A ci_runs=([manifest]=1000000 [image]=30000 [kernel_input]=50000 [esm]=150000
+declare -A ci_runs=([manifest]=1000000 [image]=30000 [kernel_input]=50000 [elf_reader]=100000 [esm]=150000
   [esm_yaml]=150000 [virtio_used]=150000 [vhost_user]=100000 [loader_elf]=100000
   [loader_boot_cfg]=500000 [loader_disk]=40000 [gdb_reply]=300000 [gate_channel]=20000)
 build=$(realpath -m "${2:-$root/build-fuzz}")
@@ -28,7 +28,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 artifacts=$build/artifacts
 mkdir -p "$artifacts"
-declare -A max_len=([manifest]=65536 [image]=600000 [kernel_input]=65536 [esm]=65536
+declare -A max_len=([manifest]=65536 [image]=600000 [kernel_input]=65536 [elf_reader]=16384 [esm]=65536
   [esm_yaml]=65536 [virtio_used]=4096 [vhost_user]=65536 [loader_elf]=16384
   [loader_boot_cfg]=8192 [loader_disk]=65536 [gdb_reply]=16384 [gate_channel]=4096)
 status=0

@@ -1,5 +1,6 @@
 // Inputs the fuzzers once crashed on (tests/fuzz/regressions/): each must now
 // be refused cleanly. Runs in the normal suite, and under ASan in CI.
+#include "format/elf_reader.hpp"
 #include "format/manifest_fdt.hpp"
 #include "platform/guest_memory.hpp"
 #include "platform/ultravisor.hpp"
@@ -50,5 +51,24 @@ TEST_CASE("fuzz regressions: UV_ESM refuses old-version device trees") {
         auto r = platform::enter_secure_mode(*memory, 0, 0x10000, platform::EsmPolicy{});
         REQUIRE(r.has_value());
         CHECK(r->failure == platform::EsmFailure::bad_fdt);
+    }
+}
+
+TEST_CASE("fuzz regressions: the ELF reader reads a file without section headers") {
+    // An x86-64 executable with e_shnum 0: the empty section table was copied
+    // to a null buffer (UBSan: memcpy's null argument). Accepted where the
+    // rules allow no sections, refused where they ask for them.
+    for (const auto& path : regressions("elf_reader-")) {
+        CAPTURE(path.string());
+        const auto input = test::read_bytes(path.string());
+        format::ElfRules rules;
+        rules.types = {ET_EXEC};
+        auto elf = format::ElfFile::parse(input, rules);
+        REQUIRE(elf.has_value());
+        CHECK(elf->section_headers().empty());
+        rules.min_section_headers = 1;
+        auto strict = format::ElfFile::parse(input, rules);
+        REQUIRE_FALSE(strict.has_value());
+        CHECK(strict.error().code == format::ElfError::bad_section_header_count);
     }
 }
