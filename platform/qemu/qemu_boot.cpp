@@ -9,7 +9,9 @@
 #include "platform/ultracalls.hpp"
 #include "platform/vhost_user/daemon_process.hpp"
 
+#include <fcntl.h>
 #include <optional>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -59,7 +61,28 @@ struct Boot {
     QemuPaths paths;
     std::string append;
     Clock::time_point started{};
+    std::string log_path;
+    UniqueFd log; // QEMU's stdout and stderr, readable after its name is gone
 };
+
+// QEMU's log so far (the last kMaxLog bytes).
+std::string read_log(const Boot& b) {
+    constexpr off_t kMaxLog = 64 << 10;
+    UniqueFd reopened;
+    int fd = b.log.get();
+    if (fd < 0) {
+        reopened = UniqueFd(::open(b.log_path.c_str(), O_RDONLY | O_CLOEXEC));
+        fd = reopened.get();
+    }
+    struct stat st {};
+    if (fd < 0 || ::fstat(fd, &st) != 0)
+        return {};
+    const off_t from = st.st_size > kMaxLog ? st.st_size - kMaxLog : 0;
+    std::string text(static_cast<std::size_t>(st.st_size - from), '\0');
+    const ssize_t n = ::pread(fd, text.data(), text.size(), from);
+    text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    return text;
+}
 
 Result<void> place_inputs(const QemuBootSpec& spec, Boot& b) {
     SVM_TRY(image, InputFile::open(spec.image));
@@ -212,11 +235,10 @@ Result<BootReport> run_attached(Boot& b, vhost_user::DaemonProcess& qemu, Shared
     SVM_TRY(client, attach(qemu, b.paths.gdb_socket));
     SVM_TRY(console,
             ConsoleStream::connect(b.paths.console_socket, b.config.console_echo, kAttachTimeout));
-    // Both ends hold what they opened: nothing of the VM needs a name any more.
-    for (const std::string* p : {&b.paths.ram, &b.paths.gdb_socket, &b.paths.console_socket,
-                                 &b.paths.kernel, &b.paths.initrd})
-        if (!p->empty())
-            ::unlink(p->c_str());
+    // Both ends hold what they opened: nothing of the VM needs a name any
+    // more, and nothing stays on disk whatever happens to svmkit from here.
+    b.log = UniqueFd(::open(b.log_path.c_str(), O_RDONLY | O_CLOEXEC));
+    b.dir.clear();
     SVM_TRY(cpu, AttachedCpu::attach(client));
     Ultravisor uv(ram, std::move(policy));
     AttachedUltravisor attached(client, cpu, ram, uv);
@@ -244,7 +266,7 @@ Result<BootReport> run_attached(Boot& b, vhost_user::DaemonProcess& qemu, Shared
     r.memory_size = b.config.memory_size;
     record_esm(r, uv, b, attached_at, ended);
     r.pages_shared_at_end = ram.count(PageState::shared);
-    decide_outcome(r, *end, qemu_status, uv, qemu.log());
+    decide_outcome(r, *end, qemu_status, uv, read_log(b));
     r.console = console->text();
     r.total_us = micros(b.config.origin, Clock::now());
     return r;
@@ -254,7 +276,7 @@ Result<BootReport> run_attached(Boot& b, vhost_user::DaemonProcess& qemu, Shared
 
 Result<BootReport> boot_on_qemu(QemuConfig config, const QemuBootSpec& spec) {
     SVM_TRY(dir, PrivateDirectory::create());
-    Boot b{config, std::move(dir), {}, {}, {}};
+    Boot b{config, std::move(dir), {}, {}, {}, {}, {}};
     b.paths.ram = b.dir.entry("ram");
     b.paths.gdb_socket = b.dir.entry("gdb.sock");
     b.paths.console_socket = b.dir.entry("console.sock");
@@ -262,12 +284,13 @@ Result<BootReport> boot_on_qemu(QemuConfig config, const QemuBootSpec& spec) {
     SVM_TRY(ram, SharedGuestRam::create(b.paths.ram, config.memory_size));
 
     b.started = Clock::now();
-    SVM_TRY(qemu, vhost_user::DaemonProcess::spawn(qemu_command(config, b.paths, b.append),
-                                                   b.dir.entry("qemu.log")));
+    b.log_path = b.dir.entry("qemu.log");
+    SVM_TRY(qemu,
+            vhost_user::DaemonProcess::spawn(qemu_command(config, b.paths, b.append), b.log_path));
     auto report = run_attached(b, qemu, ram, std::move(config.policy), spec);
     if (!report && !qemu.running()) // QEMU's own words say more than a broken socket
         return fail(ExitCode::qemu_failed, "{}; QEMU ended ({}): {}", report.error().message,
-                    describe_status(qemu.wait_status().value_or(-1)), log_tail(qemu.log()));
+                    describe_status(qemu.wait_status().value_or(-1)), log_tail(read_log(b)));
     return report;
 }
 

@@ -82,4 +82,39 @@ CHECKS=$((CHECKS + 1))
 [ "$STATUS" -eq 5 ] || fail "untrusted key: exit $STATUS, not 5 (refused)"
 expect_contains "$OUT" "refused: no-trusted-signature"
 
+# ---- interrupted: SIGINT to svmkit leaves no QEMU and nothing on disk ------
+mkdir -p tmp
+# Started with SIGINT at its default: a script's background job ignores it.
+TMPDIR=$PWD/tmp env --default-signal=INT "$SVMKIT" boot --kexec secure.img --first-stage-kernel first/vmlinux \
+  --first-stage-initrd first/initramfs.cpio.gz --trusted-key k.pub --timeout "$LIMIT" \
+  >interrupted.out 2>&1 &
+pid=$!
+for _ in $(seq 1 "$LIMIT"); do
+  grep -q "$MARKER" interrupted.out && break
+  sleep 1
+done
+CHECKS=$((CHECKS + 1))
+grep -q "$MARKER" interrupted.out || fail "interrupted: the first stage never reached /init"
+CHECKS=$((CHECKS + 1))
+[ -z "$(ls -A tmp)" ] || fail "interrupted: the private directory is still there while QEMU runs"
+qemu_pid=$(pgrep -P "$pid" qemu-system-ppc || true)
+kill -INT "$pid"
+set +e
+wait "$pid"
+STATUS=$?
+set -e
+CHECKS=$((CHECKS + 1))
+[ "$STATUS" -eq 130 ] || fail "interrupted: svmkit ended with $STATUS, not 130 (SIGINT)"
+gone() { # gone PID: exited (a zombie not yet reaped by init counts)
+  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1" | cut -c1)" = Z ]
+}
+for _ in $(seq 1 50); do
+  gone "$qemu_pid" && break
+  sleep 0.1
+done
+CHECKS=$((CHECKS + 1))
+[ -n "$qemu_pid" ] && gone "$qemu_pid" || fail "interrupted: QEMU ('$qemu_pid') outlived svmkit"
+CHECKS=$((CHECKS + 1))
+[ -z "$(ls -A tmp)" ] || fail "interrupted: left behind in TMPDIR: $(ls -A tmp)"
+
 finish

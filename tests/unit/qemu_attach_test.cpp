@@ -113,7 +113,7 @@ TEST_CASE("attached ultravisor: mfmsr is told from its encoding") {
     CHECK_FALSE(qemu::mfmsr_target(qemu::kScLev2));
 }
 
-TEST_CASE("shared guest RAM: a private file both ends map; sharing zeroes the pages") {
+TEST_CASE("shared guest RAM: a private file both ends map, and sharing zeroes the pages") {
     test::TempDir dir("qemu");
     const std::string path = dir.file("ram");
     auto ram = qemu::SharedGuestRam::create(path, 4 * kGuestPageSize);
