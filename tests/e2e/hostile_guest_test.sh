@@ -122,10 +122,9 @@ attack() {
   CHECKS=$((CHECKS + 1))
   # (With --json the console streams to stderr.)
   if [ "$where" = kernel ]; then
-    cat "$name.$where.out" "$name.$where.err" |
-      grep -q "svmkit stub: resumed secure by the ultravisor" ||
+    grep -q "svmkit stub: resumed secure by the ultravisor" "$name.$where.out" "$name.$where.err" ||
       fail "$name ($where): the kernel did not run secure"
-  elif cat "$name.$where.out" "$name.$where.err" | grep -q "entering secure mode"; then
+  elif grep -q "entering secure mode" "$name.$where.out" "$name.$where.err"; then
     fail "$name ($where): the stub reached UV_ESM"
   fi
   local observed
