@@ -567,6 +567,8 @@ Result<void> Machine::run() {
     }
     vcpu->stop();
     const auto stopped = std::chrono::steady_clock::now();
+    for (const std::string_view name : namespace_names(vcpu->namespaces()))
+        report_.vcpu_namespaces.emplace_back(name);
 
     if (platform_error_)
         return svmkit::unexpected(*platform_error_);

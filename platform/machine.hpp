@@ -202,6 +202,10 @@ struct BootReport {
     std::uint64_t total_us = 0;
     std::string console;
     std::vector<DiskIo> disks; // one per MachineConfig::disks
+    // The new namespaces the vCPU ran in, as the clone that started it used
+    // them ("user", "pid", "net", "mount", "ipc", "uts"); empty: none (the
+    // seccomp filter and the limits held without them).
+    std::vector<std::string> vcpu_namespaces;
 };
 
 class Machine {

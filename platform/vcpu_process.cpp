@@ -103,7 +103,7 @@ Result<std::unique_ptr<VcpuProcess>> VcpuProcess::spawn(const VcpuConfig& config
     for (unsigned long flags : attempts) {
         pid = clone_process(flags);
         if (pid >= 0) {
-            p->namespaces_ = flags != 0;
+            p->namespaces_ = flags;
             break;
         }
     }
@@ -299,6 +299,18 @@ VcpuProcess::~VcpuProcess() {
         stop();
     if (channel_ != nullptr)
         ::munmap(channel_, channel_size_);
+}
+
+std::vector<std::string_view> namespace_names(unsigned long flags) {
+    static constexpr std::pair<unsigned long, std::string_view> kNames[] = {
+        {CLONE_NEWUSER, "user"}, {CLONE_NEWPID, "pid"}, {CLONE_NEWNET, "net"},
+        {CLONE_NEWNS, "mount"},  {CLONE_NEWIPC, "ipc"}, {CLONE_NEWUTS, "uts"},
+    };
+    std::vector<std::string_view> names;
+    for (const auto& [flag, name] : kNames)
+        if ((flags & flag) != 0)
+            names.push_back(name);
+    return names;
 }
 
 std::string_view syscall_name(int number) {

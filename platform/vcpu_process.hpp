@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace svmkit::platform {
 
@@ -77,7 +78,8 @@ class VcpuProcess {
     [[nodiscard]] const VcpuEnd& end() const { return end_; }
     // What the vCPU's fault handler wrote (untrusted; for messages only).
     [[nodiscard]] vcpu::FaultReport fault_report() const;
-    [[nodiscard]] bool sandboxed_in_namespaces() const { return namespaces_; }
+    // The namespaces the vCPU was cloned into (CLONE_NEW* flags; 0: none).
+    [[nodiscard]] unsigned long namespaces() const { return namespaces_; }
     [[nodiscard]] pid_t pid() const { return pid_; }
 
   private:
@@ -92,7 +94,7 @@ class VcpuProcess {
     UniqueFd channel_fd_;
     vcpu::Header* channel_ = nullptr;
     std::size_t channel_size_ = 0;
-    bool namespaces_ = false;
+    unsigned long namespaces_ = 0; // CLONE_NEW* flags of the clone that worked
     bool reaped_ = false;
     std::thread watcher_;
     std::atomic<bool> gone_{false};
@@ -101,6 +103,10 @@ class VcpuProcess {
     std::optional<ForbiddenCall> forbidden_; // written by the watcher before gone_
     VcpuEnd end_;
 };
+
+// The names of the namespaces in CLONE_NEW* `flags`, in a fixed order
+// ("user", "pid", "net", "mount", "ipc", "uts"); empty for none.
+std::vector<std::string_view> namespace_names(unsigned long flags);
 
 // The name of x86-64 system call `number` ("openat"), or "" when the table
 // does not know it.

@@ -322,6 +322,11 @@ void report_text(const BootReport& r, const std::vector<DiskReport>& disks) {
     }
     out += "  memory map\n" + memory_map_text(report_map(r));
     out += disks_text(r, disks);
+    std::string namespaces; // the vCPU's sandbox: its new namespaces
+    for (const std::string& name : r.vcpu_namespaces)
+        namespaces += (namespaces.empty() ? "" : ", ") + name;
+    out += fmt::format("  vcpu         sandboxed; new namespaces: {}\n",
+                       namespaces.empty() ? "none" : namespaces);
     out += fmt::format("  result       {} (total {})\n", result_line(r), millis(r.total_us));
     std::fputs(out.c_str(), stdout);
 }
@@ -508,6 +513,12 @@ void report_json(const BootReport& r, const std::vector<DiskReport>& disks) {
         j.null("loader");
     }
     j.json("memory_map", memory_map_json(report_map(r)));
+    j.begin_object("vcpu");
+    j.begin_array("namespaces");
+    for (const std::string& name : r.vcpu_namespaces)
+        j.element(name);
+    j.end_array();
+    j.end_object();
     j.end_object();
     print_json(j.document(), stdout);
 }

@@ -106,6 +106,10 @@ struct alignas(64) Header {
     FaultReport fault;
 };
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+// The offsets the hostile-guest suite's attacks write the channel at
+// (tests/data/hostile_guest/hostile_guest.c, CH_*): an attacker knows them.
+static_assert(offsetof(Header, request) == 32 && offsetof(Header, reply) == 144);
+static_assert(offsetof(Reply, value) == 8 && offsetof(Reply, r) == 16);
 
 // The page table follows the header at this offset: one Backing byte per
 // guest page.

@@ -7,6 +7,7 @@
  * Linked like the hostile guest (tests/data/hostile_guest/hostile_guest.lds). */
 #include "guest/gates.h"
 #include "guest/uv_abi.h"
+#include "tests/data/guest_console.h"
 
 #include <stdint.h>
 
@@ -15,36 +16,6 @@
 #define BUCKETS 20000 /* up to 200 us; slower round trips count in the last */
 
 static uint32_t histogram[BUCKETS];
-
-static void put(const struct svmkit_gates* g, const char* s, unsigned n) {
-    while (n > 0) {
-        const unsigned chunk = n < 16 ? n : 16;
-        uint64_t packed[2] = {0, 0};
-        for (unsigned i = 0; i < chunk; ++i)
-            packed[i / 8] |= (uint64_t)(unsigned char)s[i] << (56 - 8 * (i % 8));
-        struct svmkit_regs r = {{0}};
-        r.r[3] = H_PUT_TERM_CHAR;
-        r.r[4] = 0;
-        r.r[5] = chunk;
-        r.r[6] = packed[0];
-        r.r[7] = packed[1];
-        g->hcall(&r);
-        s += chunk;
-        n -= chunk;
-    }
-}
-
-static unsigned decimal(char* out, uint64_t v) {
-    char tmp[24];
-    unsigned n = 0, len = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    while (n > 0)
-        out[len++] = tmp[--n];
-    return len;
-}
 
 static uint64_t percentile(unsigned permille) {
     const uint64_t want = ((uint64_t)ROUNDS * permille + 999) / 1000;
@@ -79,15 +50,15 @@ __attribute__((section(".text.entry"))) void bench_entry(uint64_t r3, uint64_t r
     static const char a[] = "gate round trip: rounds ", b[] = " median_ns ", c[] = " p99_ns ";
     for (unsigned i = 0; a[i] != 0; ++i)
         line[n++] = a[i];
-    n += decimal(line + n, ROUNDS);
+    n += guest_decimal(line + n, ROUNDS);
     for (unsigned i = 0; b[i] != 0; ++i)
         line[n++] = b[i];
-    n += decimal(line + n, percentile(500));
+    n += guest_decimal(line + n, percentile(500));
     for (unsigned i = 0; c[i] != 0; ++i)
         line[n++] = c[i];
-    n += decimal(line + n, percentile(990));
+    n += guest_decimal(line + n, percentile(990));
     line[n++] = '\n';
-    put(g, line, n);
+    guest_put(g, line, n);
     r.r[3] = H_SVMKIT_EXIT;
     r.r[4] = 0;
     g->hcall(&r);

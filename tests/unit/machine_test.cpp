@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <sched.h>
 #include <unistd.h>
 
 using namespace svmkit;
@@ -298,4 +299,17 @@ TEST_CASE("machine: Linux's swiotlb= is left to Linux, the pool is svmkit.swiotl
         CHECK(pool_pages(r) == manifest_pages);
         CHECK(test::contains(r.console, "svmkit stub: note: swiotlb=8M is Linux's parameter"));
     }
+}
+
+TEST_CASE("machine: namespace_names names the vCPU's namespaces in a fixed order") {
+    CHECK(namespace_names(0).empty());
+    const auto all = namespace_names(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS |
+                                     CLONE_NEWIPC | CLONE_NEWUTS);
+    CHECK(std::vector<std::string_view>(all.begin(), all.end()) ==
+          std::vector<std::string_view>{"user", "pid", "net", "mount", "ipc", "uts"});
+    const auto root = namespace_names(CLONE_NEWUTS | CLONE_NEWPID);
+    CHECK(std::vector<std::string_view>(root.begin(), root.end()) ==
+          std::vector<std::string_view>{"pid", "uts"});
+    // Flags that are no namespace of the sandbox's name nothing.
+    CHECK(namespace_names(CLONE_VM | CLONE_FILES).empty());
 }
