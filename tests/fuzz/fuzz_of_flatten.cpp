@@ -49,9 +49,9 @@ struct ByteFirmware {
 
     uint32_t peer(uint32_t ph) const { return ph == 0 ? (byte() == 0xff ? 0 : 1) : handle(); }
     uint32_t child(uint32_t) const { return handle(); }
-    int32_t package_to_path(uint32_t, char* buf, uint32_t size) const {
+    int32_t package_to_path(uint32_t, char* buf, uint32_t bufsize) const {
         const uint8_t len = byte();
-        const size_t got = take(buf, len < size ? len : size);
+        const size_t got = take(buf, len < bufsize ? len : bufsize);
         return byte() == 0xff ? -1 : static_cast<int32_t>(len == 0 ? got : len);
     }
     int32_t nextprop(uint32_t, const char*, char* buf) const {
@@ -75,10 +75,10 @@ struct ByteFirmware {
         }
         return b;
     }
-    int32_t getprop(uint32_t, const char*, void* buf, uint32_t size) const {
-        take(buf, size);
+    int32_t getprop(uint32_t, const char*, void* buf, uint32_t bufsize) const {
+        take(buf, bufsize);
         const uint8_t b = byte();
-        return b == 0xfd ? static_cast<int32_t>(size) + 1 : static_cast<int32_t>(size);
+        return b == 0xfd ? static_cast<int32_t>(bufsize) + 1 : static_cast<int32_t>(bufsize);
     }
 };
 
