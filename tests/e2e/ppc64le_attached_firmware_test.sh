@@ -6,8 +6,9 @@
 # map, boot CPU, /rtas), quiesces the firmware and continues as the
 # kexec-style entry does: UV_ESM, the ultravisor verifies the image and
 # resumes the stub secure, and Debian's kernel (entered kexec-style with that
-# tree, no prom_init) reaches /init with exactly the signed command line. A
-# kernel changed after signing is refused, with no kernel run.
+# tree, no prom_init) reaches /init with exactly the signed command line, on
+# two CPUs (SLOF keeps the second stopped; the kernel starts it through
+# RTAS). A kernel changed after signing is refused, with no kernel run.
 source "$(dirname "$0")/lib.sh"
 SAMPLES=$SVMKIT_SOURCE_DIR/samples/ppc64le
 LIMIT=${SVMKIT_PPC64LE_BOOT_LIMIT:-150} # seconds for one boot
@@ -31,7 +32,7 @@ boot() { # boot NAME IMAGE [OPTIONS...]: NAME.out (report), NAME.err; sets STATU
 }
 
 # ---- accepted: SLOF -> the stub's flattening -> UV_ESM -> the kernel -------
-boot accepted secure.img --trusted-key k.pub --json
+boot accepted secure.img --trusted-key k.pub --cpus 2 --json
 CHECKS=$((CHECKS + 1))
 [ "$STATUS" -eq 0 ] || fail "accepted boot: exit $STATUS: $(tail -5 accepted.err)"
 python3 - accepted.out "$CMDLINE" <<'PY' || fail "accepted boot: the JSON report"
@@ -47,6 +48,7 @@ for line in ("svmkit stub: firmware-style entry at ",
              "svmkit stub: RTAS instantiated at ",
              "svmkit stub: quiescing Open Firmware; continuing kexec-style (r3 = fdt ",
              "svmkit stub: resumed secure by the ultravisor",
+             "smp: Brought up 1 node, 2 CPUs",
              "svmkit ppc64le initramfs: /proc/cmdline=[%s]" % sys.argv[2]):
     assert line in con, (line, "not on the console")
 m = re.search(r"svmkit stub: device tree flattened at (0x[0-9a-f]+): (\d+) nodes, (\d+) properties, "
