@@ -105,8 +105,11 @@ OfFlattenError of_emit_node(const Of& of, void* fdt, OfWalk& w, int depth, OfFla
     const int32_t len = of.package_to_path(node, w.next_path, kOfMaxPath);
     uint32_t name_at = 0;
     const OfFlattenError pe = of_accept_path(w, depth, len, &name_at);
-    if (pe != OfFlattenError::none)
+    if (pe != OfFlattenError::none) {
+        // The node has no path we accept: name its parent.
+        w.path[depth > 0 ? w.path_len[depth - 1] : 0] = '\0';
         return of_fail(r, w, pe);
+    }
     int err = fdt_begin_node(fdt, w.path + name_at);
     if (err < 0)
         return of_fail(r, w, OfFlattenError::no_space, err);

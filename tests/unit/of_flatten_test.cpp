@@ -302,6 +302,17 @@ TEST_CASE("of flatten: each kind of firmware nonsense stops the walk with its ca
         CHECK(f.r.error == OfFlattenError::bad_path);
         CHECK(std::string(f.r.path) == "/vdevice");
     }
+    SUBCASE("a refused path names the parent, not the previous node") {
+        FakeOf of = small_tree();
+        uint32_t cpus = 0;
+        for (const auto& [ph, node] : of.nodes)
+            if (node.path == "/cpus")
+                cpus = ph;
+        of.bad_path_of = of.add(cpus, "/cpus/PowerPC,POWER9@1");
+        const Flat f = flatten(of);
+        CHECK(f.r.error == OfFlattenError::bad_path);
+        CHECK(std::string(f.r.path) == "/cpus");
+    }
     SUBCASE("a unit name with a space") {
         FakeOf of = small_tree();
         of.add(of.root, "/bad name");
