@@ -82,6 +82,68 @@ uint32_t OpenFirmware::claim(uint32_t address, uint32_t size, uint32_t align) co
     return base;
 }
 
+uint32_t OpenFirmware::peer(uint32_t phandle) const {
+    uint32_t next = kOfInvalid;
+    return call("peer", &phandle, 1, &next, 1) ? next : kOfInvalid;
+}
+
+uint32_t OpenFirmware::child(uint32_t phandle) const {
+    uint32_t next = kOfInvalid;
+    return call("child", &phandle, 1, &next, 1) ? next : kOfInvalid;
+}
+
+int32_t OpenFirmware::getproplen(uint32_t phandle, const char* name) const {
+    const uint32_t args[2] = {phandle, cell(name, strlen(name) + 1)};
+    uint32_t len = kOfInvalid;
+    if (args[1] == kOfInvalid || !call("getproplen", args, 2, &len, 1))
+        return -1;
+    return static_cast<int32_t>(len);
+}
+
+int32_t OpenFirmware::nextprop(uint32_t phandle, const char* previous, char* buf) const {
+    const uint32_t args[3] = {phandle, cell(previous, strlen(previous) + 1), cell(buf, 32)};
+    uint32_t flag = kOfInvalid;
+    if (args[1] == kOfInvalid || args[2] == kOfInvalid || !call("nextprop", args, 3, &flag, 1))
+        return -1;
+    return static_cast<int32_t>(flag);
+}
+
+int32_t OpenFirmware::package_to_path(uint32_t phandle, char* buf, uint32_t size) const {
+    const uint32_t args[3] = {phandle, cell(buf, size), size};
+    uint32_t len = kOfInvalid;
+    if (args[1] == kOfInvalid || !call("package-to-path", args, 3, &len, 1))
+        return -1;
+    return static_cast<int32_t>(len);
+}
+
+uint32_t OpenFirmware::instance_to_package(uint32_t ihandle) const {
+    uint32_t phandle = kOfInvalid;
+    return call("instance-to-package", &ihandle, 1, &phandle, 1) ? phandle : kOfInvalid;
+}
+
+uint32_t OpenFirmware::open(const char* path) const {
+    const uint32_t args[1] = {cell(path, strlen(path) + 1)};
+    uint32_t ihandle = kOfInvalid;
+    if (args[0] == kOfInvalid || !call("open", args, 1, &ihandle, 1))
+        return kOfInvalid;
+    // Some firmware reports failure as 0.
+    return ihandle == 0 ? kOfInvalid : ihandle;
+}
+
+bool OpenFirmware::call_method(const char* method, uint32_t ihandle, uint32_t arg,
+                               uint32_t* result) const {
+    const uint32_t args[3] = {cell(method, strlen(method) + 1), ihandle, arg};
+    uint32_t rets[2] = {kOfInvalid, kOfInvalid};
+    if (args[0] == kOfInvalid || !call("call-method", args, 3, rets, 2) || rets[0] != 0)
+        return false;
+    *result = rets[1];
+    return true;
+}
+
+void OpenFirmware::quiesce() const {
+    call("quiesce", nullptr, 0, nullptr, 0);
+}
+
 void OpenFirmware::write(uint32_t ihandle, const char* s, size_t n) const {
     while (n > 0) {
         const uint32_t chunk = n < 4096 ? static_cast<uint32_t>(n) : 4096;

@@ -15,7 +15,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-60}
 declare -A ci_runs=([manifest]=1000000 [image]=30000 [kernel_input]=50000 [elf_reader]=100000 [esm]=150000
   [esm_yaml]=150000 [virtio_used]=150000 [vhost_user]=100000 [loader_elf]=100000
-  [loader_boot_cfg]=500000 [loader_disk]=40000 [gdb_reply]=300000 [gate_channel]=20000)
+  [loader_boot_cfg]=500000 [loader_disk]=40000 [gdb_reply]=300000 [gate_channel]=20000 [of_flatten]=200000)
 build=$(realpath -m "${2:-$root/build-fuzz}")
 CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSVMKIT_FUZZ=ON -DSVMKIT_WERROR=ON >/dev/null
@@ -30,7 +30,7 @@ artifacts=$build/artifacts
 mkdir -p "$artifacts"
 declare -A max_len=([manifest]=65536 [image]=600000 [kernel_input]=65536 [elf_reader]=16384 [esm]=65536
   [esm_yaml]=65536 [virtio_used]=4096 [vhost_user]=65536 [loader_elf]=16384
-  [loader_boot_cfg]=8192 [loader_disk]=65536 [gdb_reply]=16384 [gate_channel]=4096)
+  [loader_boot_cfg]=8192 [loader_disk]=65536 [gdb_reply]=16384 [gate_channel]=4096 [of_flatten]=16384)
 status=0
 for target in "${!ci_runs[@]}"; do
   corpus=$work/$target

@@ -57,6 +57,11 @@ svmkit_stub_ppc64le_main(uint64_t r3, uint64_t r4, uint64_t r5);
 namespace svmkit::stub {
 /* firmware_boot.cpp: the firmware-style entry (r5 = Open Firmware). */
 [[noreturn]] void boot_firmware_style(uint64_t of_entry, uint64_t r3, uint64_t r4);
+/* main.cpp: the kexec-style entry (r3 = FDT, r4 = kbase, r5 = 0) on any
+ * stack: checks the tree and the manifest, moves to a stack from the tree's
+ * free memory and boots from there. The firmware-style entry with svm=on
+ * continues here once it has flattened the firmware's tree and left it. */
+[[noreturn]] void bootstrap_kexec_style(uint64_t r3, uint64_t r4);
 } // namespace svmkit::stub
 #endif
 

@@ -9,16 +9,24 @@
 // line, publish the ESM blob in /chosen (linux,esm-blob-start/end), and enter
 // the kernel like a zImage: r3 = initrd, r4 = its size, r5 = the client
 // interface, on the firmware's stack.
-// The kernel's prom_init takes over from there; a kernel built with
-// CONFIG_PPC_SVM and booted with svm=on calls UV_ESM itself, at its own end.
+// The kernel's prom_init takes over from there. Nothing is verified on that
+// path: without an ultravisor in the loop the image is whatever was loaded;
+// the digest check only catches corruption.
 //
-// Nothing is verified here: without an ultravisor in the loop the image is
-// whatever was loaded. The digest check only catches corruption.
+// With svm=on on the signed command line the stub does not leave secure mode
+// to the kernel (Debian's has no CONFIG_PPC_SVM and would run insecure): it
+// does what prom_init does before UV_ESM on pseries (instantiate RTAS, find
+// the boot CPU, flatten the firmware's device tree with its reserve map,
+// quiesce the firmware) and continues as if entered kexec-style with that
+// tree (main.cpp): UV_ESM, then the kernel entered kexec-style.
 #include "stub/ppc64le/arch.h"
 #include "stub/stub.h"
 
+#include "guest/fdt_util.h"
 #include "guest/of_client_ppc64le.h"
+#include "guest/of_flatten.h"
 
+#include <libfdt.h>
 #include <string.h>
 
 namespace svmkit::stub {
@@ -144,6 +152,99 @@ void report_ignored_loader_input(Stub& s, const OpenFirmware& of, uint32_t chose
     }
 }
 
+// RTAS as Linux instantiates it: rtas-size bytes of memory claimed for it,
+// /rtas opened and its "instantiate-rtas" method run there; the firmware
+// returns the entry point, which must lie inside that memory.
+struct RtasInstance {
+    uint32_t base = 0;
+    uint32_t entry = 0;
+    uint32_t size = 0;
+};
+
+// More than any RTAS needs (QEMU's is 20 bytes, PowerVM's a few MiB).
+constexpr uint32_t kMaxRtasSize = 64u << 20;
+
+uint32_t be32_value(uint32_t cell) {
+    return __builtin_bswap32(cell);
+}
+
+RtasInstance instantiate_rtas(Stub& s, const OpenFirmware& of, uint64_t floor) {
+    const uint32_t node = of.finddevice("/rtas");
+    uint32_t size_cell = 0;
+    if (node == kOfInvalid || of.getprop(node, "rtas-size", &size_cell, 4) != 4)
+        s.fatal("Open Firmware has no /rtas with a 4-byte rtas-size: no RTAS to hand over");
+    RtasInstance rtas;
+    rtas.size = be32_value(size_cell);
+    if (rtas.size == 0 || rtas.size > kMaxRtasSize)
+        s.fatal("Open Firmware's /rtas rtas-size is 0 or larger than 64 MiB");
+    const Range at = claim_above(s, of, floor, rtas.size, "RTAS");
+    rtas.base = static_cast<uint32_t>(at.base);
+    const uint32_t instance = of.open("/rtas");
+    if (instance == kOfInvalid)
+        s.fatal("Open Firmware cannot open /rtas");
+    if (!of.call_method("instantiate-rtas", instance, rtas.base, &rtas.entry) ||
+        rtas.entry < rtas.base || rtas.entry - rtas.base >= rtas.size)
+        s.fatal("Open Firmware's instantiate-rtas failed or returned an entry outside the "
+                "memory given to it");
+    s.say("RTAS instantiated at ").hex(rtas.base).str(" (entry ").hex(rtas.entry).str(", ");
+    s.con.dec(rtas.size).str(" bytes)").nl();
+    return rtas;
+}
+
+// The boot CPU's physical id: /chosen cpu (an instance) -> its package's
+// reg, a single cell.
+uint32_t boot_cpu(Stub& s, const OpenFirmware& of, uint32_t chosen) {
+    uint32_t instance = 0;
+    if (of.getprop(chosen, "cpu", &instance, 4) != 4)
+        s.fatal("Open Firmware's /chosen has no 4-byte cpu (the boot CPU)");
+    const uint32_t package = of.instance_to_package(be32_value(instance));
+    uint32_t reg = 0;
+    if (package == kOfInvalid || package == 0 || of.getprop(package, "reg", &reg, 4) != 4)
+        s.fatal("the boot CPU's node (/chosen cpu) has no 4-byte reg");
+    return be32_value(reg);
+}
+
+// svm=on, firmware-style: leave Open Firmware the way Linux's prom_init does
+// before UV_ESM, then go on as the kexec-style entry does with the flattened
+// tree (r3) and the image's own base (r4). Everything claimed here lies above
+// the kernel's load range, which the kexec-style path unpacks the kernel to.
+[[noreturn]] void leave_firmware_for_esm(Stub& s, const OpenFirmware& of, uint32_t chosen,
+                                         const Range& kernel) {
+    s.say("svm=on: leaving Open Firmware for UV_ESM, as Linux's prom_init does").nl();
+    const RtasInstance rtas = instantiate_rtas(s, of, kernel.end());
+    const uint32_t cpu = boot_cpu(s, of, chosen);
+    const Range tree = claim_above(s, of, kernel.end(), kMaxFdtSize, "the flattened device tree");
+    void* fdt = gpa_ptr<void>(tree.base);
+    const Range reserved[1] = {Range{rtas.base, rtas.size}};
+    OfWalk walk;
+    const OfFlattenResult r =
+        of_flatten(of, fdt, static_cast<uint32_t>(tree.size), reserved, 1, cpu, walk);
+    if (r.error != OfFlattenError::none) {
+        s.say("error: Open Firmware's device tree: ").str(of_flatten_message(r.error));
+        if (r.path[0] != '\0')
+            s.con.str(" (at ").str(r.path).str(")");
+        if (r.fdt_err != 0)
+            s.con.str(": ").str(fdt_error_name(r.fdt_err));
+        s.con.nl();
+        s.stop();
+    }
+    const int err =
+        of_finish_tree(fdt, static_cast<uint32_t>(tree.size), rtas.base, rtas.entry, rtas.size);
+    if (err < 0) {
+        s.say("error: completing the flattened device tree: ").str(fdt_error_name(err)).nl();
+        s.stop();
+    }
+    s.say("device tree flattened at ").hex(tree.base).str(": ").dec(r.nodes).str(" nodes, ");
+    s.con.dec(r.props).str(" properties, ").dec(fdt_totalsize(fdt)).str(" bytes; boot CPU ");
+    s.con.dec(cpu).str("; reserve map ").dec(static_cast<uint64_t>(fdt_num_mem_rsv(fdt)));
+    s.con.str(" entries (RTAS, /reserved-memory)").nl();
+    s.say("quiescing Open Firmware; continuing kexec-style (r3 = fdt ").hex(tree.base);
+    s.con.str(", r4 = ").hex(s.kbase).str(")").nl();
+    // From here on no client call: the console and RTAS come from the tree.
+    of.quiesce();
+    bootstrap_kexec_style(tree.base, s.kbase);
+}
+
 } // namespace
 
 void boot_firmware_style(uint64_t of_entry, uint64_t r3, uint64_t r4) {
@@ -169,6 +270,8 @@ void boot_firmware_style(uint64_t of_entry, uint64_t r3, uint64_t r4) {
     if (chosen == kOfInvalid)
         s.fatal("Open Firmware has no /chosen");
     report_ignored_loader_input(s, of, chosen, r3, r4);
+    if (svm_requested(s))
+        leave_firmware_for_esm(s, of, chosen, kernel);
     const uint64_t kernel_at = claim_kernel_memory(s, of, kernel);
     RegionAllocator scratch(
         claim_above(s, of, kernel.end(), kScratchSize, "the stub's scratch space"));
@@ -188,8 +291,6 @@ void boot_firmware_style(uint64_t of_entry, uint64_t r3, uint64_t r4) {
 
     unpack_kernel(s, scratch, kernel_at);
 
-    if (svm_requested(s))
-        s.say("svm=on: a kernel built with CONFIG_PPC_SVM enters secure mode itself").nl();
     const uint64_t entry = kernel_at + k.entry_offset;
     s.say("entering the kernel at ").hex(entry).str(" like a zImage (r3 = initrd ");
     s.con.hex(initrd.base).str(", r4 = ").hex(initrd.size).str(", r5 = Open Firmware)").nl();

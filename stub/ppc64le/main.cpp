@@ -5,7 +5,8 @@
 // (stub.h), with POWER's own means: `sc 2` and `sc 1`, the console on the
 // hypervisor's virtual terminal and RTAS to stop, both found in the device
 // tree. Without svm=on on the signed command line it boots insecure, and
-// says so. Firmware-style (r5 != 0) see firmware_boot.cpp.
+// says so. Firmware-style (r5 != 0) see firmware_boot.cpp; with svm=on it
+// comes back here (bootstrap_kexec_style) with the firmware's tree flattened.
 #include "stub/ppc64le/arch.h"
 #include "stub/stub.h"
 
@@ -124,17 +125,18 @@ Range choose_stack(Stub& s, const void* fdt, uint64_t fdt_gpa) {
     boot_secure(s, r3);
 }
 
-// On the bootstrap stack: find the real one, move there and start over (the
-// Stub and everything else on the bootstrap stack are left behind).
-[[noreturn]] void bootstrap_kexec_style(uint64_t r3, uint64_t r4) {
+} // namespace
+
+// On the bootstrap stack (or, firmware-style with svm=on, the firmware's):
+// find the real one, move there and start over (the Stub and everything else
+// on the old stack are left behind).
+void bootstrap_kexec_style(uint64_t r3, uint64_t r4) {
     Stub s{Calls()};
     Rtas rtas;
     const void* fdt = start_kexec_style(s, rtas, r3);
     const Range stack = choose_stack(s, fdt, r3);
     svmkit_ppc64le_run_on_stack(boot_kexec_style, r3, r4, stack.end());
 }
-
-} // namespace
 
 } // namespace svmkit::stub
 

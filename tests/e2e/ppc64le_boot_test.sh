@@ -4,12 +4,15 @@
 # the ppc64le stub's firmware-style path: the stub's console lines, the
 # kernel's banner, the marker from /init, /proc/cmdline equal to the signed
 # command line, a clean power-off, all within a time limit. A tampered kernel
-# stops at the stub. Inputs come from Debian's archive
+# stops at the stub. With svm=on the stub leaves Open Firmware as prom_init
+# does and calls UV_ESM, which fails without an ultravisor (plain QEMU): the
+# VM stops, no kernel runs. Inputs come from Debian's archive
 # (samples/ppc64le/prepare-boot.sh, cached).
 source "$(dirname "$0")/lib.sh"
 SAMPLES=$SVMKIT_SOURCE_DIR/samples/ppc64le
 LIMIT=${SVMKIT_PPC64LE_BOOT_LIMIT:-100} # seconds for one boot, SLOF to power-off
-CMDLINE="console=hvc0 svm=on svmkit.swiotlb=8M swiotlb=65536,4 svmkit.test=ppc64le-boot"
+CMDLINE="console=hvc0 svmkit.swiotlb=8M swiotlb=65536,4 svmkit.test=ppc64le-boot"
+SVM_CMDLINE="console=hvc0 svm=on svmkit.test=ppc64le-boot-svm"
 MARKER="svmkit ppc64le initramfs: hello from /init"
 
 "$SAMPLES/prepare-boot.sh" in >/dev/null
@@ -93,4 +96,29 @@ CHECKS=$((CHECKS + 1))
 expect_contains "$LOG" "svmkit stub: error: (the kernel's gzip stream does not unpack to its recorded size|the unpacked kernel's digest)"
 CHECKS=$((CHECKS + 1))
 if grep -qE "Linux version|$MARKER" tampered.log; then fail "the tampered kernel ran"; fi
+
+# ---- svm=on without an ultravisor: UV_ESM fails, the VM stops --------------------
+# The firmware-style stub no longer hands the kernel to prom_init (which, in a
+# kernel without CONFIG_PPC_SVM, would run it insecure): it instantiates
+# RTAS, flattens SLOF's tree, quiesces the firmware and calls UV_ESM, as the
+# kexec-style entry does. QEMU has no ultravisor: U_FUNCTION, RTAS os-term.
+expect_exit 0 "$SVMKIT" build --arch ppc64le --kernel in/vmlinux --initrd in/initramfs.cpio.gz \
+  --cmdline "$SVM_CMDLINE" --compress none --key k.key -o svm.img
+boot svm.img svm.log
+LOG=$(cat svm.log)
+CHECKS=$((CHECKS + 1))
+[ "$STATUS" -eq 0 ] || fail "svm=on: QEMU ended with status $STATUS (124: not within ${LIMIT}s)"
+expect_contains "$LOG" "svmkit stub: svm=on: leaving Open Firmware for UV_ESM, as Linux's prom_init does"
+expect_contains "$LOG" "svmkit stub: RTAS instantiated at 0x[0-9a-f]+ \(entry 0x[0-9a-f]+, [0-9]+ bytes\)"
+expect_contains "$LOG" "svmkit stub: device tree flattened at 0x[0-9a-f]+: [0-9]+ nodes, [0-9]+ properties, [0-9]+ bytes; boot CPU 0; reserve map 1 entries"
+expect_contains "$LOG" "svmkit stub: quiescing Open Firmware; continuing kexec-style \(r3 = fdt 0x[0-9a-f]+, r4 = 0x4400000\)"
+# After the firmware is gone the console is the hypervisor's terminal, found
+# in the flattened tree, and RTAS the instance recorded in its /rtas.
+expect_contains "$LOG" "svmkit stub: entering secure mode: UV_ESM kbase 0x4400000 fdt 0x[0-9a-f]+"
+expect_contains "$LOG" "svmkit stub: error: UV_ESM failed: -2 \(U_FUNCTION\); the image was not accepted, stopping"
+expect_contains "$LOG" "OS terminated: svmkit stub: stopped the VM after an error"
+CHECKS=$((CHECKS + 1))
+if grep -qE "Linux version|$MARKER|entering the kernel" svm.log; then
+  fail "svm=on: a kernel ran after the failed UV_ESM"
+fi
 finish

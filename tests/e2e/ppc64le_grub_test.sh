@@ -6,9 +6,11 @@
 # core image (at 0x200000) and its heap claimed when it jumps, so the
 # firmware-style stub cannot claim the kernel's load range: it unpacks the
 # kernel above it, and the kernel moves itself down after prom_init. GRUB's
-# `linux` arguments and `initrd` are ignored, said on the console. Three QEMU
-# runs: the gzip image, the stored image, and the gzip image's twin whose
-# compressed kernel changed after signing, which the stub stops.
+# `linux` arguments and `initrd` are ignored, said on the console. Four QEMU
+# runs: the gzip image, the stored image, the gzip image's twin whose
+# compressed kernel changed after signing, which the stub stops, and an image
+# with svm=on, whose stub calls UV_ESM (no ultravisor here: it fails, the VM
+# stops).
 source "$(dirname "$0")/lib.sh"
 SAMPLES=$SVMKIT_SOURCE_DIR/samples/ppc64le
 LIMIT=${SVMKIT_PPC64LE_BOOT_LIMIT:-90} # seconds for one QEMU run
@@ -83,4 +85,18 @@ grub_boot tampered tampered.img "svmkit stub: error: .*(\(zlib -?[0-9]+\)|is not
 expect_contains "$LOG" "svmkit stub: error: (the kernel's gzip stream does not unpack to its recorded size|the unpacked kernel's digest)"
 CHECKS=$((CHECKS + 1))
 if grep -qE "Linux version|$MARKER" tampered.log; then fail "the tampered kernel ran"; fi
+
+# svm=on: GRUB's entry is firmware-style too. The stub leaves Open Firmware
+# (and GRUB with it) as prom_init does and calls UV_ESM at the address GRUB
+# loaded the image to; without an ultravisor that fails, and the VM stops.
+expect_exit 0 "$SVMKIT" build --arch ppc64le --kernel in/vmlinux --initrd in/initramfs.cpio.gz \
+  --cmdline "console=hvc0 svm=on svmkit.test=grub-svm" --compress none --key k.key -o svm.img
+grub_boot svm svm.img
+expect_contains "$LOG" "svmkit stub: svm=on: leaving Open Firmware for UV_ESM, as Linux's prom_init does"
+expect_contains "$LOG" "svmkit stub: quiescing Open Firmware; continuing kexec-style \(r3 = fdt 0x[0-9a-f]+, r4 = 0x4000000\)"
+expect_contains "$LOG" "svmkit stub: entering secure mode: UV_ESM kbase 0x4000000 fdt 0x[0-9a-f]+"
+expect_contains "$LOG" "svmkit stub: error: UV_ESM failed: -2 \(U_FUNCTION\); the image was not accepted, stopping"
+expect_contains "$LOG" "OS terminated: svmkit stub: stopped the VM after an error"
+CHECKS=$((CHECKS + 1))
+if grep -qE "Linux version|$MARKER" svm.log; then fail "svm=on under GRUB: a kernel ran after the failed UV_ESM"; fi
 finish
