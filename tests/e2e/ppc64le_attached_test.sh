@@ -59,9 +59,17 @@ assert "svmkit ppc64le initramfs: /proc/cmdline=[%s]" % sys.argv[2] in con
 PY
 CHECKS=$((CHECKS + 1))
 grep -q "$MARKER" accepted.err || fail "accepted boot: no /init marker on the console (stderr)"
+# Under TCG a vCPU thread starved by other work on the host can miss the
+# kernel's wait for its secondaries ("Processor 1 is stuck"): one more boot
+# tells that from a hold that does not work (which fails every time).
+secondaries_up() { sed -n '/svmkit stub: entering the kernel/,$p' "$1" | grep -q "smp: Brought up 1 node, 2 CPUs"; }
 CHECKS=$((CHECKS + 1))
-sed -n '/svmkit stub: entering the kernel/,$p' accepted.err | grep -q "smp: Brought up 1 node, 2 CPUs" ||
-  fail "accepted boot: the secure kernel did not bring up its second CPU"
+if ! secondaries_up accepted.err; then
+  echo "accepted boot: second CPU not up ($(grep -a -m2 -E 'smp: Brought up|is stuck' accepted.err | tr '\n' ' ')); booting again"
+  boot accepted2 secure.img --trusted-key k.pub --json --cpus 2
+  secondaries_up accepted2.err ||
+    fail "accepted boot: the secure kernel did not bring up its second CPU, twice: $(grep -a -E 'smp: Brought up|is stuck' accepted2.err | tr '\n' ' ')"
+fi
 
 # ---- refused: a kernel changed after signing --------------------------------
 tamper_kernel secure.img tampered.img
