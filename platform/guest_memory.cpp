@@ -74,11 +74,15 @@ Result<GuestMemory> GuestMemory::create(std::uint64_t size) {
     return m;
 }
 
+// Only the GuestRam part of `o` is moved first; its own members are still
+// there to take.
+// NOLINTBEGIN(bugprone-use-after-move)
 GuestMemory::GuestMemory(GuestMemory&& o) noexcept
     : GuestRam(std::move(o)), hv_fd_(std::move(o.hv_fd_)), secure_fd_(std::move(o.secure_fd_)),
       base_(o.base_), remapped_first_(o.remapped_first_), remapped_end_(o.remapped_end_) {
     o.base_ = nullptr;
 }
+// NOLINTEND(bugprone-use-after-move)
 
 GuestMemory::~GuestMemory() {
     if (base_ != nullptr)

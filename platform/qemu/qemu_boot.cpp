@@ -204,14 +204,13 @@ void decide_outcome(BootReport& r, const AttachedEnd& end, std::optional<unsigne
 std::vector<std::string> qemu_command(const QemuConfig& config, const QemuPaths& paths,
                                       const std::string& append) {
     const std::string mem = fmt::format("{}M", config.memory_size >> 20);
+    // TCG has none of the speculation mitigations pseries asks for by
+    // default: say so instead of a warning on every boot.
+    const std::string machine = "pseries,memory-backend=ram0,cap-cfpc=broken,cap-sbbc=broken,"
+                                "cap-ibs=broken,cap-ccf-assist=off";
     std::vector<std::string> argv = {
-        config.qemu,
-        // TCG has none of the speculation mitigations pseries asks for by
-        // default: say so instead of a warning on every boot.
-        "-machine",
-        "pseries,memory-backend=ram0,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,"
-        "cap-ccf-assist=off",
-        "-cpu", "power9", "-smp", std::to_string(config.cpus), "-m", mem, "-object",
+        config.qemu, "-machine", machine, "-cpu", "power9", "-smp", std::to_string(config.cpus),
+        "-m", mem, "-object",
         "memory-backend-file,id=ram0,size=" + mem + ",share=on,mem-path=" + paths.ram,
         "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none", "-no-reboot",
         "-chardev", "socket,id=console,path=" + paths.console_socket + ",server=on,wait=off",

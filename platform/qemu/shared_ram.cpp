@@ -24,10 +24,13 @@ Result<SharedGuestRam> SharedGuestRam::create(const std::string& path, std::uint
     return SharedGuestRam(size, static_cast<std::byte*>(at));
 }
 
+// Only the GuestRam part of `o` is moved first; base_ is still there to take.
+// NOLINTBEGIN(bugprone-use-after-move)
 SharedGuestRam::SharedGuestRam(SharedGuestRam&& o) noexcept
     : GuestRam(std::move(o)), base_(o.base_) {
     o.base_ = nullptr;
 }
+// NOLINTEND(bugprone-use-after-move)
 
 SharedGuestRam::~SharedGuestRam() {
     if (base_ != nullptr)
