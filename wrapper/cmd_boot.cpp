@@ -758,7 +758,8 @@ Result<int> run_boot(const BootOptions& o) {
 Command add_boot_command(CLI::App& app) {
     auto o = std::make_shared<BootOptions>();
     auto* bt = app.add_subcommand(
-        "boot", "Boot a secure image on the simulated PEF machine and report each stage");
+        "boot", "Boot a secure image and report each stage: on the simulated PEF machine, or a "
+                "ppc64le image on QEMU pseries with the ultravisor attached");
     bt->add_option("image", o->image,
                    "Secure image, booted firmware-style (leave out with --kexec, or to boot "
                    "grub-style from the --disk that holds a boot partition)");
