@@ -74,4 +74,20 @@ if sed -n '/svmkit stub: entering secure mode/,$p' tampered.out | grep -qE "Linu
   fail "tampered kernel: a kernel ran after the refused UV_ESM"
 fi
 
+# ---- insecure: without svm=on the stub hands the kernel to prom_init, as
+# documented; the ultravisor sees no UV_ESM and the report says so --------
+expect_exit 0 "$SVMKIT" build --arch ppc64le --kernel in/vmlinux --initrd in/initramfs.cpio.gz \
+  --cmdline "console=hvc0 svmkit.test=insecure" --compress none --key k.key -o insecure.img
+boot insecure insecure.img --trusted-key k.pub --json
+CHECKS=$((CHECKS + 1))
+[ "$STATUS" -eq 0 ] || fail "insecure boot: exit $STATUS: $(tail -5 insecure.err)"
+python3 - insecure.out <<'PY' || fail "insecure boot: the JSON report"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["esm"] is None, r["esm"]
+assert r["pool"]["calls"] == [], r["pool"]
+assert r["result"]["outcome"] == "exited" and r["result"]["exit_status"] == 0, r["result"]
+assert "svmkit ppc64le initramfs: /proc/cmdline=[console=hvc0 svmkit.test=insecure]" in r["console"]
+PY
+
 finish
