@@ -1,10 +1,11 @@
 #include "platform/gdbstub/client.hpp"
 
+#include "base/unix_socket.hpp"
+
 #include <cerrno>
 #include <cstring>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <thread>
 #include <unistd.h>
 
@@ -20,21 +21,6 @@ constexpr std::size_t kMaxTargetXml = 1u << 20;
 // guest RAM through the shared memory backend, not this way.
 constexpr std::size_t kMemoryChunk = 2000;
 
-Result<UniqueFd> connect_once(const std::string& path) {
-    sockaddr_un addr{};
-    if (path.size() >= sizeof addr.sun_path)
-        return fail(ExitCode::usage, "{}: the gdbstub socket's path is too long", path);
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd.valid())
-        return fail(ExitCode::io, "socket: {}", std::strerror(errno));
-    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
-        return fail(ExitCode::qemu_failed, "{}: cannot connect to QEMU's gdbstub: {}", path,
-                    std::strerror(errno));
-    return fd;
-}
-
 std::string hex_number(std::uint64_t v) {
     return fmt::format("{:x}", v);
 }
@@ -44,7 +30,8 @@ std::string hex_number(std::uint64_t v) {
 Result<Client> Client::connect(const std::string& socket_path, std::chrono::milliseconds timeout) {
     const auto deadline = Clock::now() + timeout;
     for (;;) {
-        auto fd = connect_once(socket_path);
+        auto fd = svmkit::connect_unix(socket_path, "the gdbstub socket", "QEMU's gdbstub",
+                                       ExitCode::qemu_failed);
         if (fd) {
             Client c(std::move(*fd));
             // Acks are pointless on a socket, but QEMU 7.2 cannot turn them

@@ -1,39 +1,22 @@
 #include "platform/qemu/console_stream.hpp"
 
+#include "base/unix_socket.hpp"
+
 #include <cerrno>
 #include <cstring>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 namespace svmkit::platform::qemu {
-
-namespace {
-
-Result<UniqueFd> connect_unix(const std::string& path) {
-    sockaddr_un addr{};
-    if (path.size() >= sizeof addr.sun_path)
-        return fail(ExitCode::usage, "{}: the console socket's path is too long", path);
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd.valid())
-        return fail(ExitCode::io, "socket: {}", std::strerror(errno));
-    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
-        return fail(ExitCode::qemu_failed, "{}: cannot connect to QEMU's console: {}", path,
-                    std::strerror(errno));
-    return fd;
-}
-
-} // namespace
 
 Result<std::unique_ptr<ConsoleStream>> ConsoleStream::connect(const std::string& path,
                                                               std::FILE* echo,
                                                               std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-        auto fd = connect_unix(path);
+        auto fd = svmkit::connect_unix(path, "the console socket", "QEMU's console",
+                                       ExitCode::qemu_failed);
         if (fd) {
             std::unique_ptr<ConsoleStream> c(new ConsoleStream(std::move(*fd), echo));
             c->reader_ = std::thread([p = c.get()] { p->read_loop(); });
