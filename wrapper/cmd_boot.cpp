@@ -603,18 +603,6 @@ int boot_exit_code(const BootReport& r) {
     return static_cast<int>(code);
 }
 
-// Which machine boots it: a secure image's own ELF machine; with --kexec, a
-// first stage given (QEMU's normal guest kexecs it) or not (the simulated
-// machine's normal guest loader reads the image, and refuses one for
-// another machine itself, with its reason).
-Result<format::Arch> image_arch(const BootOptions& o) {
-    if (o.image.empty())
-        return o.first_stage_kernel.empty() && o.first_stage_initrd.empty() ? format::Arch::x86_64
-                                                                            : format::Arch::ppc64le;
-    SVM_TRY(image, format::open_image(o.image));
-    return image.arch;
-}
-
 void print_report(const BootOptions& o, const BootReport& r, const std::vector<DiskReport>& disks) {
     if (o.json)
         report_json(r, disks);
@@ -691,26 +679,28 @@ Result<int> run_boot(const BootOptions& o) {
         SVM_TRY(machine_key, format::load_esm_private_key(*o.machine_key, {}));
         esm_policy.machine_key = std::make_shared<format::EsmKey>(std::move(machine_key));
     }
-    if (!o.image.empty() || !o.kexec_image.empty()) {
-        SVM_TRY(arch, image_arch(o));
-        if (arch == format::Arch::ppc64le) {
-            esm_policy.machine_arch = arch;
-            return run_boot_on_qemu(o, std::move(esm_policy), memory, start);
-        }
-    }
-    if (!o.first_stage_kernel.empty() || !o.first_stage_initrd.empty())
-        return fail(ExitCode::usage,
-                    "--first-stage-kernel and --first-stage-initrd boot a ppc64le image on QEMU "
-                    "with --kexec; {} is x86_64",
-                    o.image);
     std::optional<format::SecureImage> image;
     if (!normal) {
         SVM_TRY(opened, format::open_image(o.image));
         image.emplace(std::move(opened));
-    } else if (!o.kexec_image.empty() && ::access(o.kexec_image.c_str(), R_OK) != 0) {
+    }
+    // Which machine boots it: a secure image's own ELF machine; with
+    // --kexec, a first stage given (QEMU's normal guest kexecs it) or not
+    // (the simulated machine's normal guest loader reads the image, and
+    // refuses one for another machine itself, with its reason).
+    const bool first_stage = !o.first_stage_kernel.empty() || !o.first_stage_initrd.empty();
+    if (image ? image->arch == format::Arch::ppc64le : first_stage) {
+        esm_policy.machine_arch = format::Arch::ppc64le;
+        return run_boot_on_qemu(o, std::move(esm_policy), memory, start);
+    }
+    if (first_stage)
+        return fail(ExitCode::usage,
+                    "--first-stage-kernel and --first-stage-initrd boot a ppc64le image on QEMU "
+                    "with --kexec; {} is x86_64",
+                    o.image);
+    if (normal && !o.kexec_image.empty() && ::access(o.kexec_image.c_str(), R_OK) != 0)
         return fail(ExitCode::io, "{}: cannot open the image: {}", o.kexec_image,
                     std::strerror(errno));
-    }
     if (!o.hv_hooks.empty() && o.hv_hook_log.empty())
         return fail(ExitCode::usage, "--hv-hook needs --hv-hook-log FILE for its results");
     std::optional<OutputFile> hook_log;
