@@ -1,6 +1,7 @@
 // The files QEMU is given, copied into the boot's private directory first:
-// QEMU then reads files nobody else can change during the boot, and inputs
-// that are pipes or FIFOs work (svmkit reads them once, base/file.hpp).
+// QEMU then reads files nobody else can change during the boot. They are
+// opened as svmkit's inputs (base/file.hpp InputFile: regular files, "-"
+// spooled from standard input; a FIFO or device is refused, exit 3).
 //
 // For the kexec entry the image travels inside the first stage's initramfs:
 // the given archive (compressed or not), zero-padded to 4 bytes, then an
